@@ -1,0 +1,36 @@
+"""antispoof core: audio I/O, ASVspoof protocols, LFCC features, GMM back end, metrics, scorers.
+
+Importing this package is cheap and never imports torch; the public names below are loaded on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AudioError": "audio",
+    "load_audio": "audio",
+    "Trial": "protocols",
+    "read_protocol": "protocols",
+    "read_scores": "scorefiles",
+    "write_scores": "scorefiles",
+    "lfcc": "features",
+    "DiagonalGMM": "gmm",
+    "compute_eer": "metrics",
+    "compute_min_tdcf": "metrics",
+    "Scorer": "scorers",
+    "get_scorer": "scorers",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lfcc_gmm' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
