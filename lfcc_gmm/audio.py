@@ -1,0 +1,200 @@
+"""Audio loading: any format libsndfile reads, returned as float64 mono at the rate the models expect.
+
+Integer PCM is scaled to [-1, 1) by 2^(bits-1), as soundfile's float64 read does (SPEC §1). A file at
+another rate is resampled with a polyphase filter and a multichannel file is averaged to mono; both are
+reported, in :attr:`Audio.conversions` and as an :class:`AudioConversionWarning`, never done silently.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+DEFAULT_SAMPLE_RATE = 16000
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio; the message names the file and the cause."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class AudioConversionWarning(UserWarning):
+    """Emitted when a file is resampled or down-mixed on load."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A loaded recording.
+
+    Attributes
+    ----------
+    signal : np.ndarray
+        float64, shape (samples,), at ``sample_rate``.
+    sample_rate : int
+        Rate of ``signal``.
+    source_rate : int
+        Rate stored in the file.
+    source_channels : int
+        Channels stored in the file (averaged to mono when > 1).
+    conversions : tuple of str
+        Human-readable description of every conversion applied; empty when none was needed.
+    """
+
+    signal: np.ndarray
+    sample_rate: int
+    source_rate: int
+    source_channels: int
+    conversions: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.signal.shape[0] / self.sample_rate
+
+
+def resample(signal: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample along the first axis with :func:`scipy.signal.resample_poly` (polyphase, Kaiser window).
+
+    Returns the input unchanged when the rates are equal.
+    """
+    if source_rate == target_rate:
+        return signal
+    if source_rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {source_rate} and {target_rate}")
+    common = math.gcd(int(source_rate), int(target_rate))
+    return resample_poly(signal, target_rate // common, source_rate // common, axis=0)
+
+
+def to_mono(signal: np.ndarray) -> np.ndarray:
+    """Average the channels of a (samples, channels) array; a 1-D array is returned as is."""
+    return signal if signal.ndim == 1 else signal.mean(axis=1)
+
+
+def check_signal(signal: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise :class:`AudioError` if ``signal`` is empty or holds NaN/Inf samples."""
+    if signal.shape[0] == 0:
+        raise AudioError(path, "contains zero samples")
+    finite = np.isfinite(signal)
+    if not finite.all():
+        bad = int(signal.size - np.count_nonzero(finite))
+        raise AudioError(path, f"contains {bad} non-finite sample(s) (NaN or Inf)")
+
+
+def _open_error(path: Path) -> AudioError | None:
+    """Diagnose the file-system reasons a path cannot be read, before libsndfile gives a vaguer message."""
+    if not path.exists():
+        return AudioError(path, "file not found")
+    if path.is_dir():
+        return AudioError(path, "is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        return AudioError(path, "permission denied (file is not readable)")
+    if path.stat().st_size == 0:
+        return AudioError(path, "is an empty file (0 bytes)")
+    return None
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    error = _open_error(path)
+    if error is not None:
+        raise error
+    try:
+        data, rate = sf.read(path, dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(path, f"not a readable audio file or corrupt ({exc})") from exc
+    return data, int(rate)
+
+
+def describe_conversions(source_rate: int, channels: int, target_rate: int) -> tuple[str, ...]:
+    """Say which conversions :func:`load_audio` applies to a file with these properties."""
+    notes = []
+    if channels > 1:
+        notes.append(f"averaged {channels} channels to mono")
+    if source_rate != target_rate:
+        notes.append(f"resampled {source_rate} Hz -> {target_rate} Hz")
+    return tuple(notes)
+
+
+def load_audio(
+    path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, *, warn: bool = True
+) -> Audio:
+    """Read a file into float64 mono at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : path-like
+        Any format libsndfile reads (WAV, FLAC, OGG, …).
+    sample_rate : int
+        Rate of the returned signal; other rates are resampled.
+    warn : bool
+        Emit an :class:`AudioConversionWarning` when a conversion was applied.
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, not audio / corrupt, zero samples, or non-finite samples.
+    """
+    path = Path(path)
+    data, source_rate = _read(path)
+    channels = data.shape[1]
+    check_signal(data, path)
+    signal = resample(to_mono(data), source_rate, sample_rate)
+    conversions = describe_conversions(source_rate, channels, sample_rate)
+    if conversions and warn:
+        warnings.warn(f"{path}: {'; '.join(conversions)}", AudioConversionWarning, stacklevel=2)
+    return Audio(
+        signal=np.ascontiguousarray(signal, dtype=np.float64),
+        sample_rate=sample_rate,
+        source_rate=source_rate,
+        source_channels=channels,
+        conversions=conversions,
+    )
+
+
+def iter_blocks(
+    path: str | os.PathLike, block_seconds: float = 60.0, sample_rate: int = DEFAULT_SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """Yield consecutive float64 mono blocks of a long file without reading it whole.
+
+    Only files already at ``sample_rate`` are streamed (resampling block by block would change the
+    result at block edges); for other rates use :func:`load_audio`.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`, plus a rate mismatch.
+    """
+    path = Path(path)
+    error = _open_error(path)
+    if error is not None:
+        raise error
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(path, f"not a readable audio file or corrupt ({exc})") from exc
+    if info.samplerate != sample_rate:
+        raise AudioError(
+            path, f"is {info.samplerate} Hz; streaming needs {sample_rate} Hz (load it whole to resample)"
+        )
+    block = max(1, int(block_seconds * sample_rate))
+    produced = 0
+    try:
+        for data in sf.blocks(str(path), blocksize=block, dtype="float64", always_2d=True):
+            check_signal(data, path)
+            produced += data.shape[0]
+            yield to_mono(data)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(path, f"corrupt after {produced} samples ({exc})") from exc
+    if produced == 0:
+        raise AudioError(path, "contains zero samples")

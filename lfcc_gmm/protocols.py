@@ -1,0 +1,274 @@
+"""ASVspoof protocols and plain file lists → a list of :class:`Trial`.
+
+Recognised layouts (whitespace-separated unless noted; the format is detected from the column count):
+
+==========  ===================================================================  ======================
+columns     layout                                                               source
+==========  ===================================================================  ======================
+1           ``FILE_ID``                                                          unlabelled 2021 lists
+4           ``flac FILE_ID SYSTEM KEY``                                          RawNet2 releases
+5           ``SPEAKER FILE_ID - SYSTEM KEY``                                     2019 LA CM protocols
+8 or more   ``SPEAKER FILE_ID CODEC TRANSMISSION ATTACK KEY TRIM SUBSET [...]``  2021 LA/DF keys
+CSV / TSV   ``path,label[,attack]`` with an optional header line                 your own lists
+==========  ===================================================================  ======================
+
+``SYSTEM``/``ATTACK`` is ``-`` for bona fide trials. A CSV/TSV list is recognised by its ``.csv`` or
+``.tsv`` extension; its paths are taken relative to the list's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .atomic import atomic_write
+
+BONAFIDE = "bonafide"
+SPOOF = "spoof"
+NO_ATTACK = "-"
+
+# Spellings seen in user lists; anything else is an error rather than a guess.
+_LABEL_ALIASES = {
+    "bonafide": BONAFIDE,
+    "bona-fide": BONAFIDE,
+    "bona_fide": BONAFIDE,
+    "genuine": BONAFIDE,
+    "real": BONAFIDE,
+    "spoof": SPOOF,
+    "spoofed": SPOOF,
+    "fake": SPOOF,
+}
+
+
+class ProtocolError(ValueError):
+    """A malformed protocol or list; the message names the file and, where it applies, the line."""
+
+    def __init__(self, path: str | os.PathLike, message: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class MissingAudioError(FileNotFoundError):
+    """Audio files named by a protocol are missing; raised once, with the count and the first examples."""
+
+    def __init__(self, missing: Sequence[Path], total: int, audio_dir: str | os.PathLike | None = None):
+        self.missing = list(missing)
+        examples = ", ".join(str(p) for p in self.missing[:5])
+        more = f" (+{len(self.missing) - 5} more)" if len(self.missing) > 5 else ""
+        where = f" under {audio_dir}" if audio_dir is not None else ""
+        super().__init__(
+            f"{len(self.missing)} of {total} audio files are missing{where}: {examples}{more}"
+        )
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One protocol line.
+
+    Attributes
+    ----------
+    file_id : str
+        Utterance identifier (the file name without extension for ASVspoof data).
+    key : str or None
+        ``"bonafide"``, ``"spoof"``, or None for an unlabelled trial.
+    attack : str
+        Attack/system identifier, ``"-"`` for bona fide or unknown.
+    speaker : str or None
+        Speaker identifier where the format carries one.
+    path : Path or None
+        The audio file, once resolved.
+    metadata : dict
+        Extra columns of the format (2021 keys: codec, transmission, trim, subset, …).
+    """
+
+    file_id: str
+    key: str | None
+    attack: str = NO_ATTACK
+    speaker: str | None = None
+    path: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_bonafide(self) -> bool:
+        return self.key == BONAFIDE
+
+
+def parse_label(label: str) -> str:
+    """Map a label spelling to ``"bonafide"`` or ``"spoof"``; raise ValueError otherwise."""
+    try:
+        return _LABEL_ALIASES[label.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted(_LABEL_ALIASES))
+        raise ValueError(f"unknown label {label!r} (expected one of: {known})") from None
+
+
+_2021_COLUMNS = ("codec", "transmission", "attack", "key", "trim", "subset")
+
+
+def _trial_from_columns(cols: list[str]) -> Trial:
+    n = len(cols)
+    if n == 1:
+        return Trial(cols[0], None)
+    if n == 4:
+        _, file_id, system, key = cols
+        return Trial(file_id, parse_label(key), system)
+    if n == 5:
+        speaker, file_id, _, system, key = cols
+        return Trial(file_id, parse_label(key), system, speaker)
+    if n >= 8:
+        speaker, file_id = cols[:2]
+        named = dict(zip(_2021_COLUMNS, cols[2:8], strict=True))
+        extra = {"codec": named["codec"], "transmission": named["transmission"],
+                 "trim": named["trim"], "subset": named["subset"]}
+        extra.update({f"column{i + 1}": value for i, value in enumerate(cols[8:], start=8)})
+        return Trial(file_id, parse_label(named["key"]), named["attack"], speaker, metadata=extra)
+    raise ValueError(
+        f"{n} columns; expected 1 (FILE_ID), 4 (flac FILE_ID SYSTEM KEY), "
+        "5 (SPEAKER FILE_ID - SYSTEM KEY) or 8+ (ASVspoof 2021 trial_metadata)"
+    )
+
+
+def _read_whitespace(path: Path) -> list[Trial]:
+    trials = []
+    width = None
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            cols = line.split()
+            if not cols:
+                continue
+            if width is None:
+                width = len(cols)
+            elif len(cols) != width:
+                raise ProtocolError(path, f"{len(cols)} columns where earlier lines have {width}", number)
+            try:
+                trials.append(_trial_from_columns(cols))
+            except ValueError as exc:
+                raise ProtocolError(path, str(exc), number) from None
+    return trials
+
+
+def _read_delimited(path: Path) -> list[Trial]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    trials = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+            row = [cell.strip() for cell in row]
+            if not any(row):
+                continue
+            if number == 1 and row[0].lower() in ("path", "file", "filename"):
+                continue
+            if len(row) not in (2, 3):
+                raise ProtocolError(path, f"{len(row)} fields; expected path,label[,attack]", number)
+            try:
+                key = parse_label(row[1])
+            except ValueError as exc:
+                raise ProtocolError(path, str(exc), number) from None
+            audio = Path(row[0]).expanduser()
+            if not audio.is_absolute():
+                audio = path.parent / audio
+            attack = row[2] if len(row) == 3 and row[2] else NO_ATTACK
+            if key == BONAFIDE and attack != NO_ATTACK:
+                raise ProtocolError(path, f"a bona fide file has attack {attack!r}", number)
+            trials.append(Trial(audio.stem, key, attack, path=audio))
+    return trials
+
+
+def read_protocol(
+    path: str | os.PathLike,
+    audio_dir: str | os.PathLike | None = None,
+    extensions: Sequence[str] = (".flac",),
+    check_audio: bool = True,
+) -> list[Trial]:
+    """Read a protocol or list into trials, optionally resolving and checking the audio files.
+
+    Parameters
+    ----------
+    path : path-like
+        Protocol (any layout in the module docstring) or ``.csv``/``.tsv`` list.
+    audio_dir : path-like, optional
+        Folder holding ``FILE_ID<ext>`` for whitespace protocols. Ignored for CSV/TSV lists, whose
+        rows carry paths.
+    extensions : sequence of str
+        Extensions tried in order when resolving ``FILE_ID`` (e.g. ``(".flac", ".wav")``).
+    check_audio : bool
+        Raise :class:`MissingAudioError` if any resolved file is missing (all are checked first).
+
+    Raises
+    ------
+    ProtocolError
+        Malformed lines or duplicate IDs, with line numbers.
+    MissingAudioError
+        Some audio files do not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProtocolError(path, "protocol file not found" if not path.exists() else "is not a file")
+    delimited = path.suffix.lower() in (".csv", ".tsv")
+    trials = _read_delimited(path) if delimited else _read_whitespace(path)
+    if not trials:
+        raise ProtocolError(path, "contains no trials")
+    _check_unique(trials, path)
+    if not delimited and audio_dir is not None:
+        trials = resolve_audio(trials, audio_dir, extensions)
+    if check_audio and (delimited or audio_dir is not None):
+        check_audio_exists(trials, audio_dir)
+    return trials
+
+
+def _check_unique(trials: Sequence[Trial], path: Path) -> None:
+    first_line: dict[str, int] = {}
+    for number, trial in enumerate(trials, start=1):
+        if trial.file_id in first_line:
+            raise ProtocolError(
+                path, f"duplicate ID {trial.file_id!r} (first seen in trial {first_line[trial.file_id]})",
+                number,
+            )
+        first_line[trial.file_id] = number
+
+
+def resolve_audio(
+    trials: Iterable[Trial], audio_dir: str | os.PathLike, extensions: Sequence[str] = (".flac",)
+) -> list[Trial]:
+    """Point each trial at ``audio_dir/FILE_ID<ext>``, the first extension that exists (else the first)."""
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"{audio_dir}: audio folder not found")
+    extensions = [e if e.startswith(".") else f".{e}" for e in extensions]
+    present = {entry.name for entry in os.scandir(audio_dir)}
+    resolved = []
+    for trial in trials:
+        name = next((trial.file_id + e for e in extensions if trial.file_id + e in present),
+                    trial.file_id + extensions[0])
+        resolved.append(replace(trial, path=audio_dir / name))
+    return resolved
+
+
+def check_audio_exists(trials: Sequence[Trial], audio_dir: str | os.PathLike | None = None) -> None:
+    """Raise :class:`MissingAudioError` listing every trial whose audio file does not exist."""
+    missing = [t.path for t in trials if t.path is None or not t.path.is_file()]
+    if missing:
+        raise MissingAudioError(missing, len(trials), audio_dir)
+
+
+def trials_from_paths(paths: Iterable[str | os.PathLike]) -> list[Trial]:
+    """Unlabelled trials for loose audio files (ID = file name without extension)."""
+    trials = [Trial(Path(p).stem, None, path=Path(p)) for p in paths]
+    ids = [t.file_id for t in trials]
+    if len(set(ids)) != len(ids):
+        # Loose files from different folders may share a stem: fall back to full paths as IDs.
+        trials = [replace(t, file_id=str(t.path)) for t in trials]
+    return trials
+
+
+def write_protocol(path: str | os.PathLike, trials: Sequence[Trial]) -> None:
+    """Write trials in the 2019 LA CM layout (``SPEAKER FILE_ID - SYSTEM KEY``), atomically."""
+    with atomic_write(path) as handle:
+        for t in trials:
+            if t.key is None:
+                raise ValueError(f"trial {t.file_id!r} has no key; the 2019 layout needs one")
+            handle.write(f"{t.speaker or '-'} {t.file_id} - {t.attack} {t.key}\n")
