@@ -1,0 +1,157 @@
+"""Audio loading: conversions are applied and reported, bad files raise AudioError naming the cause."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lfcc_gmm.audio import (
+    AudioConversionWarning,
+    AudioError,
+    iter_blocks,
+    load_audio,
+    resample,
+    to_mono,
+)
+
+
+def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.5 * np.sin(2 * np.pi * freq * t)
+
+
+def test_pcm16_is_scaled_by_two_to_the_fifteen(tmp_path):
+    ints = np.array([0, 1, -1, 16384, -32768, 32767], dtype=np.int16)
+    sf.write(tmp_path / "a.wav", ints, 16000, subtype="PCM_16")
+    audio = load_audio(tmp_path / "a.wav")
+    np.testing.assert_array_equal(audio.signal, ints / 32768.0)
+    assert audio.signal.dtype == np.float64
+    assert audio.conversions == ()
+
+
+def test_24_bit_and_float_wav_read_exactly(tmp_path):
+    x = tone(0.5, 16000)
+    sf.write(tmp_path / "f.wav", x.astype(np.float32), 16000, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(tmp_path / "f.wav").signal, x.astype(np.float32))
+    sf.write(tmp_path / "i24.wav", x, 16000, subtype="PCM_24")
+    np.testing.assert_allclose(load_audio(tmp_path / "i24.wav").signal, x, atol=2.0**-23)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_other_rates_are_resampled_and_reported(tmp_path, rate):
+    sf.write(tmp_path / "r.wav", tone(1.0, rate), rate, subtype="PCM_16")
+    with pytest.warns(AudioConversionWarning, match=f"resampled {rate} Hz -> 16000 Hz"):
+        audio = load_audio(tmp_path / "r.wav")
+    assert audio.sample_rate == 16000 and audio.source_rate == rate
+    assert audio.signal.shape[0] == 16000
+    # The tone survives: its spectral peak stays at 440 Hz.
+    spectrum = np.abs(np.fft.rfft(audio.signal))
+    assert abs(np.argmax(spectrum) * 16000 / audio.signal.shape[0] - 440) <= 1
+
+
+def test_stereo_is_averaged_and_reported(tmp_path):
+    left, right = tone(0.25, 16000), tone(0.25, 16000, 1000.0)
+    sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), 16000, subtype="FLOAT")
+    with pytest.warns(AudioConversionWarning, match="averaged 2 channels"):
+        audio = load_audio(tmp_path / "s.wav")
+    np.testing.assert_allclose(audio.signal, ((left + right) / 2).astype(np.float32), atol=1e-7)
+    assert audio.source_channels == 2
+
+
+def test_no_warning_when_asked(tmp_path):
+    sf.write(tmp_path / "r.wav", tone(0.1, 8000), 8000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audio = load_audio(tmp_path / "r.wav", warn=False)
+    assert audio.conversions == ("resampled 8000 Hz -> 16000 Hz",)
+
+
+def test_resample_and_to_mono_are_pure():
+    x = np.arange(10.0)
+    assert resample(x, 16000, 16000) is x
+    assert resample(np.ones(441), 44100, 16000).shape == (160,)
+    np.testing.assert_array_equal(to_mono(np.array([[1.0, 3.0], [2.0, 4.0]])), [2.0, 3.0])
+
+
+def write_bad(tmp_path, kind: str):
+    path = tmp_path / f"{kind}.wav"
+    if kind == "missing":
+        return path
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "not_audio":
+        path.write_bytes(b"this is a text file, not audio\n" * 20)
+    elif kind == "zero_samples":
+        sf.write(path, np.zeros(0), 16000)
+    elif kind == "nan":
+        x = tone(0.1, 16000)
+        x[7] = np.nan
+        x[9] = np.inf
+        sf.write(path, x, 16000, subtype="DOUBLE")
+    elif kind == "truncated_flac":
+        path = tmp_path / "t.flac"
+        sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 16000), 16000, subtype="PCM_16")
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [
+        ("missing", "file not found"),
+        ("directory", "is a directory"),
+        ("empty", "empty file"),
+        ("not_audio", "not a readable audio file"),
+        ("zero_samples", "zero samples"),
+        ("nan", "2 non-finite sample"),
+        ("truncated_flac", "corrupt"),
+    ],
+)
+def test_bad_files_raise_audio_error_naming_file_and_cause(tmp_path, kind, cause):
+    path = write_bad(tmp_path, kind)
+    with pytest.raises(AudioError, match=cause) as info:
+        load_audio(path)
+    assert str(path) in str(info.value)
+    assert info.value.path == str(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.wav"
+    sf.write(path, tone(0.1, 16000), 16000)
+    path.chmod(0)
+    with pytest.raises(AudioError, match="permission denied"):
+        load_audio(path)
+
+
+def test_wav_whose_header_lies_about_its_length_reads_the_samples_present(tmp_path):
+    path = tmp_path / "lie.wav"
+    x = tone(1.0, 16000)
+    sf.write(path, x, 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + 2 * 4000])  # header still claims 16000 samples
+    audio = load_audio(path)
+    assert audio.signal.shape[0] == 4000
+    np.testing.assert_allclose(audio.signal, x[:4000], atol=1 / 32768)
+
+
+def test_iter_blocks_concatenates_to_the_whole_file(tmp_path):
+    path = tmp_path / "long.flac"
+    x = np.random.default_rng(1).uniform(-0.9, 0.9, 40000)
+    sf.write(path, x, 16000, subtype="PCM_16")
+    blocks = list(iter_blocks(path, block_seconds=0.3))
+    assert [b.shape[0] for b in blocks[:-1]] == [4800] * (len(blocks) - 1)
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path).signal)
+
+
+def test_iter_blocks_refuses_other_rates(tmp_path):
+    sf.write(tmp_path / "r.wav", tone(0.1, 8000), 8000)
+    with pytest.raises(AudioError, match="8000 Hz"):
+        next(iter_blocks(tmp_path / "r.wav"))
