@@ -126,6 +126,15 @@ def describe_conversions(source_rate: int, channels: int, target_rate: int) -> t
     return tuple(notes)
 
 
+def probe_conversions(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> tuple[str, ...]:
+    """The conversions :func:`load_audio` would apply, read from the header only; () if unreadable."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return ()
+    return describe_conversions(int(info.samplerate), int(info.channels), sample_rate)
+
+
 def load_audio(
     path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, *, warn: bool = True
 ) -> Audio:
