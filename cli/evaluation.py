@@ -1,0 +1,64 @@
+"""``antispoof evaluate``: official ASVspoof metrics for a score file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lfcc_gmm.metrics import evaluate as evaluate_scores
+from lfcc_gmm.protocols import read_protocol
+from lfcc_gmm.scorefiles import label_scores, read_asv_scores, read_scores
+
+from .options import EXISTING_FILE
+
+
+def format_evaluation(result, title: str) -> str:
+    """The human-readable report: pooled figures, then one line per attack."""
+    lines = [
+        f"{title}: {result.n_bonafide + result.n_spoof:,} trials "
+        f"({result.n_bonafide:,} bona fide, {result.n_spoof:,} spoof)",
+        f"  EER        {100 * result.eer:8.4f} %   (threshold {result.threshold:.6g})",
+    ]
+    if result.min_tdcf is not None:
+        lines.append(f"  min t-DCF  {result.min_tdcf:8.5f}")
+    lines.append(f"  Cllr       {result.cllr:8.4f}     min Cllr {result.min_cllr:.4f}   (scores read as LLRs)")
+    lines.append(f"  act DCF    {result.act_dcf:8.4f}     min DCF  {result.min_dcf:.4f}   "
+                 f"(P_bonafide {result.dcf_prior:g})")
+    if result.per_attack_eer:
+        lines.append("  per-attack EER (each attack against all bona fide trials):")
+        lines.extend(f"    {attack:<8} {100 * eer:8.4f} %" for attack, eer in result.per_attack_eer.items())
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("scores", type=EXISTING_FILE)
+@click.option("--protocol", type=EXISTING_FILE,
+              help="Protocol supplying keys and attacks (needed for a 2-column score file).")
+@click.option("--asv-scores", type=EXISTING_FILE,
+              help="Organisers' ASV scores (e.g. ASVspoof2019.LA.asv.eval.gi.trl.scores.txt) for min t-DCF.")
+@click.option("--prior", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Bona fide prior for actual/minimum DCF.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the report.")
+def evaluate(scores: Path, protocol: Path | None, asv_scores: Path | None, prior: float, as_json: bool) -> None:
+    """Compute EER, min t-DCF (with --asv-scores) and per-attack EER exactly as the official ASVspoof scripts.
+
+    \b
+    SCORES: 4-column `FILE_ID ATTACK KEY SCORE` (self-labelled) or
+            2-column `FILE_ID SCORE` together with --protocol.
+    Higher score = more bona fide. Every ID must appear on both sides.
+
+    \b
+    Example (ASVspoof 2019 LA eval):
+      antispoof evaluate scores.txt --protocol ASVspoof2019.LA.cm.eval.trl.txt \\
+          --asv-scores ASVspoof2019.LA.asv.eval.gi.trl.scores.txt
+    """
+    table = read_scores(scores)
+    labelled = label_scores(table, read_protocol(protocol) if protocol else None)
+    asv = read_asv_scores(asv_scores) if asv_scores else None
+    result = evaluate_scores(labelled.scores, labelled.keys, labelled.attacks, asv=asv, prior=prior)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        click.echo(format_evaluation(result, scores.name))

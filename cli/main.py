@@ -1,0 +1,72 @@
+"""The ``antispoof`` command: a click group whose subcommands call the libraries.
+
+Exit codes: 0 success, 1 a data error (bad audio, protocol, score file, missing files; the message
+says which file and why), 2 a usage error (bad options).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import click
+
+from lfcc_gmm import __version__
+from lfcc_gmm.audio import AudioError
+from lfcc_gmm.batch import PartialRunExistsError
+from lfcc_gmm.protocols import MissingAudioError, ProtocolError
+from lfcc_gmm.scorefiles import ScoreFileError
+from lfcc_gmm.scorers import ScorerNotFoundError
+
+from .evaluation import evaluate
+from .scoring import score, scorers
+
+#: Errors that mean "your data or files are wrong", reported in one line with exit code 1.
+DATA_ERRORS = (
+    AudioError,
+    ProtocolError,
+    MissingAudioError,
+    ScoreFileError,
+    ScorerNotFoundError,
+    PartialRunExistsError,
+    FileNotFoundError,
+    PermissionError,
+    ValueError,
+)
+
+
+class AntispoofGroup(click.Group):
+    """Turns data errors into a clean one-line message and exit code 1 (``ANTISPOOF_DEBUG=1`` shows the traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DATA_ERRORS as exc:
+            if os.environ.get("ANTISPOOF_DEBUG"):
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+def _terminate_as_interrupt(signum, frame):
+    # SIGTERM (a scheduler killing the job) unwinds like Ctrl-C, so partial files are closed cleanly.
+    raise KeyboardInterrupt
+
+
+@click.group(cls=AntispoofGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="antispoof")
+def main() -> None:
+    """Tell bona fide speech from synthetic or converted speech (ASVspoof-style countermeasures).
+
+    \b
+    Scores everywhere: higher = more bona fide.
+    Typical flow:
+      antispoof train lfcc-gmm --protocol P --audio-dir D -o model.npz
+      antispoof score --scorer lfcc-gmm --model model.npz --protocol P --audio-dir D -o scores.txt
+      antispoof evaluate scores.txt
+    """
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+main.add_command(evaluate)
+main.add_command(score)
+main.add_command(scorers)

@@ -1,0 +1,77 @@
+"""Options and helpers shared by several commands: choosing the input trials, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import click
+
+from lfcc_gmm.protocols import Trial, read_protocol, trials_from_paths
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def input_options(audio_dir_name: str = "--audio-dir") -> Callable:
+    """``--protocol P --audio-dir D | --list CSV`` plus ``--ext``, for commands that read trials."""
+
+    def decorate(command: Callable) -> Callable:
+        options = [
+            click.option("--protocol", "protocol", type=EXISTING_FILE,
+                         help="ASVspoof protocol (2019 LA 5-column, 4-column, 2021 trial_metadata or an ID list)."),
+            click.option(audio_dir_name, "audio_dir", type=EXISTING_DIR,
+                         help="Folder holding FILE_ID.flac for each protocol line."),
+            click.option("--list", "file_list", type=EXISTING_FILE,
+                         help="CSV/TSV list of path,label[,attack] rows (paths relative to the list)."),
+            click.option("--ext", "extensions", default=".flac", show_default=True,
+                         help="Audio extensions tried in order for protocol IDs, comma-separated (e.g. .flac,.wav)."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def select_trials(
+    protocol: Path | None,
+    audio_dir: Path | None,
+    file_list: Path | None,
+    extensions: str,
+    audio: Sequence[Path] = (),
+    *,
+    require_labels: bool = False,
+) -> list[Trial]:
+    """Build trials from exactly one of: loose audio files, ``--protocol`` + ``--audio-dir``, ``--list``."""
+    sources = [bool(audio), protocol is not None, file_list is not None]
+    if sum(sources) != 1:
+        raise click.UsageError("give audio files, or --protocol with --audio-dir, or --list (exactly one)")
+    if protocol is not None and audio_dir is None:
+        raise click.UsageError("--protocol needs --audio-dir (the folder of FILE_ID.flac files)")
+    if audio:
+        trials = trials_from_paths(audio)
+    elif protocol is not None:
+        trials = read_protocol(protocol, audio_dir, tuple(e.strip() for e in extensions.split(",") if e.strip()))
+    else:
+        trials = read_protocol(file_list)
+    if require_labels:
+        unlabelled = [t.file_id for t in trials if t.key is None]
+        if unlabelled:
+            raise click.UsageError(
+                f"training needs labelled trials; {len(unlabelled)} have no bonafide/spoof key "
+                f"(e.g. {unlabelled[0]})"
+            )
+    return trials
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A click progress bar on stderr, driven by ``callback(n_done, n_total)`` from the libraries."""
+    with click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"),
+                           show_pos=True, show_eta=True) as bar:
+        def update(done: int, _total: int) -> None:
+            bar.update(done - bar.pos)
+
+        yield update
