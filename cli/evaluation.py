@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from lfcc_gmm.metrics import evaluate as evaluate_scores
 from lfcc_gmm.protocols import read_protocol
 from lfcc_gmm.scorefiles import label_scores, read_asv_scores, read_scores
 
@@ -54,6 +53,8 @@ def evaluate(scores: Path, protocol: Path | None, asv_scores: Path | None, prior
       antispoof evaluate scores.txt --protocol ASVspoof2019.LA.cm.eval.trl.txt \\
           --asv-scores ASVspoof2019.LA.asv.eval.gi.trl.scores.txt
     """
+    from lfcc_gmm.metrics import evaluate as evaluate_scores  # scikit-learn is slow to import; only here
+
     table = read_scores(scores)
     labelled = label_scores(table, read_protocol(protocol) if protocol else None)
     asv = read_asv_scores(asv_scores) if asv_scores else None

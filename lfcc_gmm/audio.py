@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -73,6 +72,9 @@ def resample(signal: np.ndarray, source_rate: int, target_rate: int) -> np.ndarr
         return signal
     if source_rate <= 0 or target_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {source_rate} and {target_rate}")
+    # Imported here: scipy.signal takes ~1 s to import and most files need no resampling.
+    from scipy.signal import resample_poly
+
     common = math.gcd(int(source_rate), int(target_rate))
     return resample_poly(signal, target_rate // common, source_rate // common, axis=0)
 
