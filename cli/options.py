@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def select_trials(
 @contextlib.contextmanager
 def progress_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
     """A click progress bar on stderr, driven by ``callback(n_done, n_total)`` from the libraries."""
-    with click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"),
+    with click.progressbar(length=total, label=label, file=sys.stderr,
                            show_pos=True, show_eta=True) as bar:
         def update(done: int, _total: int) -> None:
             bar.update(done - bar.pos)
