@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 import click
 
 from lfcc_gmm import __version__
-from lfcc_gmm.audio import AudioError
+from lfcc_gmm.audio import AudioConversionWarning, AudioError
 from lfcc_gmm.batch import PartialRunExistsError
 from lfcc_gmm.protocols import MissingAudioError, ProtocolError
 from lfcc_gmm.scorefiles import ScoreFileError
 from lfcc_gmm.scorers import ScorerNotFoundError
 
 from .evaluation import evaluate
+from .features import lfcc_command
 from .scoring import score, scorers
+from .training import train
 
 #: Errors that mean "your data or files are wrong", reported in one line with exit code 1.
 DATA_ERRORS = (
@@ -47,6 +50,12 @@ class AntispoofGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Conversions (resampling, down-mixing) are expected news, not a problem in our code: one plain line.
+    prefix = "note" if issubclass(category, AudioConversionWarning) else "warning"
+    click.echo(f"{prefix}: {message}", err=True)
+
+
 def _terminate_as_interrupt(signum, frame):
     # SIGTERM (a scheduler killing the job) unwinds like Ctrl-C, so partial files are closed cleanly.
     raise KeyboardInterrupt
@@ -65,8 +74,11 @@ def main() -> None:
       antispoof evaluate scores.txt
     """
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    warnings.showwarning = _show_warning
 
 
 main.add_command(evaluate)
 main.add_command(score)
 main.add_command(scorers)
+main.add_command(train)
+main.add_command(lfcc_command)

@@ -76,3 +76,20 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]
             bar.update(done - bar.pos)
 
         yield update
+
+
+@contextlib.contextmanager
+def staged_progress(labels: dict[str, str]) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress for work in stages: ``callback(stage, done, total)`` opens a new bar when the stage changes."""
+    stack = contextlib.ExitStack()
+    state: dict = {"stage": None, "update": None}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage != state["stage"]:
+            stack.close()
+            state["stage"] = stage
+            state["update"] = stack.enter_context(progress_bar(labels.get(stage, stage), total))
+        state["update"](done, total)
+
+    with stack:
+        yield update
