@@ -379,11 +379,25 @@ def _log10_dct_basis(n_inputs: int, n_outputs: int, dtype: np.dtype) -> np.ndarr
     return basis
 
 
-def _float_dtype(dtype: DTypeLike) -> np.dtype:
+def resolve_settings(
+    preset: str | LFCCConfig = "asvspoof2019",
+    sample_rate: int = 16000,
+    dtype: DTypeLike = np.float64,
+    **overrides,
+) -> tuple[LFCCConfig, np.dtype]:
+    """Check settings once, before any audio: the config with ``overrides`` applied, and the dtype.
+
+    Raises
+    ------
+    ValueError
+        Anything :func:`lfcc` would reject for these settings (preset, fields, rate, dtype).
+    """
+    config = get_config(preset, **overrides)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"LFCC dtype must be float32 or float64, got {dtype}")
-    return dtype
+    _plan(config, sample_rate, dtype)
+    return config, dtype
 
 
 def _as_signal(signal: ArrayLike, dtype: np.dtype) -> np.ndarray:
@@ -437,8 +451,7 @@ def lfcc(
     ValueError
         A signal too short for one frame (see :func:`frame_count`), a bad preset or parameter.
     """
-    config = get_config(preset, **overrides)
-    dtype = _float_dtype(dtype)
+    config, dtype = resolve_settings(preset, sample_rate, dtype, **overrides)
     plan = _plan(config, sample_rate, dtype)
     x = _as_signal(signal, dtype)
     return _assemble(_static_rows(pre_emphasis(x, config.pre_emphasis), config, plan), config)
@@ -461,8 +474,7 @@ class LFCCStream:
         **overrides,
     ):
         self.sample_rate = sample_rate
-        self.config = get_config(preset, **overrides)
-        self.dtype = _float_dtype(dtype)
+        self.config, self.dtype = resolve_settings(preset, sample_rate, dtype, **overrides)
         self._plan = _plan(self.config, sample_rate, self.dtype)
         self.reset()
 
