@@ -69,6 +69,7 @@ class _Curve(NamedTuple):
     frr: np.ndarray  # n + 1 points: after rejecting the k lowest of the merged scores, k = 0..n
     far: np.ndarray
     merged: np.ndarray  # all n scores in official sort order
+    is_spoof: np.ndarray  # class of each merged score
 
 
 def _scores(values: ArrayLike, name: str) -> np.ndarray:
@@ -99,7 +100,7 @@ def _merge(bona_sorted: np.ndarray, spoof_sorted: np.ndarray) -> _Curve:
     frr[0], far[0] = 0.0, 1.0
     np.divide(np.arange(1, n + 1) - spoof_seen, n_b, out=frr[1:])
     np.divide(n_s - spoof_seen, n_s, out=far[1:])
-    return _Curve(frr, far, merged)
+    return _Curve(frr, far, merged, is_spoof)
 
 
 def _curve(bonafide: ArrayLike, spoof: ArrayLike) -> _Curve:
@@ -148,10 +149,16 @@ def operating_points(bonafide: ArrayLike, spoof: ArrayLike) -> tuple[np.ndarray,
     return _operating(_curve(bonafide, spoof))
 
 
+def _tie_starts(curve: _Curve) -> np.ndarray:
+    """True at the first of each run of equal merged scores."""
+    starts = np.empty(curve.merged.size, dtype=bool)
+    starts[0] = True
+    np.not_equal(curve.merged[1:], curve.merged[:-1], out=starts[1:])
+    return starts
+
+
 def _operating(curve: _Curve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = curve.merged.size
-    keep = np.ones(n + 1, dtype=bool)
-    keep[1:n] = curve.merged[1:] != curve.merged[:-1]
+    keep = np.append(_tie_starts(curve), True)
     return curve.frr[keep], curve.far[keep], np.append(curve.merged, np.inf)[keep]
 
 
@@ -292,18 +299,21 @@ def min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
     Tied scores are pooled before PAV, since a calibration maps equal scores to equal LLRs. The PAV posteriors
     are turned into LLRs by removing the empirical prior log odds.
     """
-    bona = _scores(bonafide_scores, "bona fide scores")
-    spoof = _scores(spoof_scores, "spoof scores")
-    values, inverse = np.unique(np.concatenate((bona, spoof)), return_inverse=True)
-    n_tar = np.bincount(inverse[: bona.size], minlength=values.size)
-    n_non = np.bincount(inverse[bona.size :], minlength=values.size)
-    counts = n_tar + n_non
+    return _min_cllr(_curve(bonafide_scores, spoof_scores))
+
+
+def _min_cllr(curve: _Curve) -> float:
+    starts = np.flatnonzero(_tie_starts(curve))
+    counts = np.diff(np.append(starts, curve.merged.size))
+    n_non = np.add.reduceat(curve.is_spoof.astype(np.intp), starts)
+    n_tar = counts - n_non
+    n_bona, n_spoof = n_tar.sum(), n_non.sum()
     posterior = isotonic_regression(n_tar / counts, sample_weight=counts)
     with np.errstate(divide="ignore"):
-        llr = np.log(posterior) - np.log1p(-posterior) - math.log(bona.size / spoof.size)
+        llr = np.log(posterior) - np.log1p(-posterior) - math.log(n_bona / n_spoof)
     # Blocks with posterior 0 or 1 hold one class only: skip the other class to avoid 0·inf.
-    tar_cost = np.sum(n_tar[n_tar > 0] * _softplus(-llr[n_tar > 0])) / bona.size
-    non_cost = np.sum(n_non[n_non > 0] * _softplus(llr[n_non > 0])) / spoof.size
+    tar_cost = np.sum(n_tar[n_tar > 0] * _softplus(-llr[n_tar > 0])) / n_bona
+    non_cost = np.sum(n_non[n_non > 0] * _softplus(llr[n_non > 0])) / n_spoof
     return float((tar_cost + non_cost) / (2 * math.log(2)))
 
 
@@ -430,7 +440,7 @@ def evaluate(
         n_bonafide=int(bona_scores.size),
         n_spoof=int(spoof_scores.size),
         cllr=cllr(bona_scores, spoof_scores),
-        min_cllr=min_cllr(bona_scores, spoof_scores),
+        min_cllr=_min_cllr(curve),
         act_dcf=act_dcf(bona_scores, spoof_scores, prior),
         min_dcf=_min_dcf(curve, prior, 1.0, 1.0),
         dcf_prior=prior,

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import logit
+from sklearn.isotonic import IsotonicRegression
 
 from lfcc_gmm.metrics import (
     ASVSPOOF2019_COST_MODEL,
@@ -260,6 +262,19 @@ def test_calibration_metrics_hand_computed():
     assert min_dcf([0.0, 1.0], [0.0, -1.0], prior=0.95, c_fa=10) == pytest.approx(
         min_dcf([0.0, 1.0], [0.0, -1.0], prior=0.95 / 1.45), rel=1e-12
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(tied_scores, tied_scores)
+def test_min_cllr_equals_cllr_of_pav_calibrated_scores(bona, spoof):
+    # Independent route: scikit-learn's IsotonicRegression (which averages tied inputs) on trial level.
+    scores = np.array(bona + spoof)
+    labels = np.r_[np.ones(len(bona)), np.zeros(len(spoof))]
+    posterior = IsotonicRegression().fit_transform(scores, labels)
+    with np.errstate(divide="ignore"):
+        llr = logit(posterior) - math.log(len(bona) / len(spoof))
+    expected = cllr(llr[: len(bona)], llr[len(bona) :])
+    assert min_cllr(bona, spoof) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=200, deadline=None)
