@@ -254,7 +254,7 @@ def _per_attack(bona_sorted: np.ndarray, spoof: np.ndarray, attacks: np.ndarray)
     }
 
 
-def _split(scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks):
+def _check_trials(scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks: Sequence[str] | np.ndarray | None):
     scores = _scores(scores, "scores")
     keys = np.asarray(keys)
     if keys.shape != scores.shape:
@@ -271,7 +271,7 @@ def per_attack_eer(
     scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks: Sequence[str] | np.ndarray
 ) -> dict[str, float]:
     """EER (fraction) of each attack's spoof trials against all bona fide trials, keyed by attack name."""
-    scores, bona, attacks = _split(scores, keys, attacks)
+    scores, bona, attacks = _check_trials(scores, keys, attacks)
     if attacks is None:
         raise ValueError("per-attack EER needs the attack of every trial")
     if not bona.any():
@@ -421,7 +421,7 @@ def evaluate(
     meaningful for calibrated scores.
     """
     _check_dcf_params(prior, 1.0, 1.0)
-    scores, bona, attacks = _split(scores, keys, attacks)
+    scores, bona, attacks = _check_trials(scores, keys, attacks)
     if not bona.any() or bona.all():
         missing = "bona fide" if not bona.any() else "spoof"
         raise ValueError(f"no {missing} trials among {scores.size}: each class needs at least one trial")
