@@ -166,12 +166,16 @@ def frame_count(n_samples: int, frame_length: int, hop_length: int) -> int:
 
 def pre_emphasis(signal: ArrayLike, coefficient: float | None = 0.97) -> np.ndarray:
     """y[n] = x[n] - a·x[n-1] with x[-1] = 0; a float ``signal`` is returned as is when a is 0 or None."""
-    x = np.asarray(signal)
-    if x.dtype.kind != "f":
-        x = x.astype(np.float64)
+    x = _as_float(signal)
     if not coefficient:
         return x
     return _emphasise(x, coefficient, np.zeros(1, x.dtype))
+
+
+def _as_float(values: ArrayLike) -> np.ndarray:
+    # Integer input would truncate (pre-emphasis) or pick an integer DCT basis (cepstra).
+    array = np.asarray(values)
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
 def _emphasise(x: np.ndarray, coefficient: float, previous: np.ndarray) -> np.ndarray:
@@ -318,7 +322,7 @@ def dct_matrix(n_inputs: int, n_outputs: int) -> np.ndarray:
 
 def cepstra(energies: ArrayLike, n_ceps: int, log_floor: float = EPS) -> np.ndarray:
     """log10(energies + floor), then the orthonormal DCT-II over the filter axis; keep ``n_ceps``."""
-    energies = np.asarray(energies)
+    energies = _as_float(energies)
     # log10(E) @ D computed as ln(E) @ (D·log10(e)): the natural log is several times faster.
     basis = _log10_dct_basis(energies.shape[-1], n_ceps, energies.dtype)
     return np.log(energies + log_floor) @ basis
@@ -334,7 +338,7 @@ def deltas(features: ArrayLike, half_length: int = 1, style: str = "asvspoof2019
         raise ValueError(f"delta style must be one of {DELTA_STYLES}, got {style!r}")
     if half_length < 1:
         raise ValueError(f"half_length must be >= 1, got {half_length}")
-    c = np.asarray(features)
+    c = _as_float(features)
     n = c.shape[0]
     if n == 0:
         return c.copy()
@@ -363,6 +367,12 @@ class _Plan(NamedTuple):
 def _plan(config: LFCCConfig, sample_rate: int, dtype: np.dtype) -> _Plan:
     length, hop = config.frame_lengths(sample_rate)
     bank = linear_filterbank(sample_rate, config.n_fft, config.n_filters, config.f_min, config.f_max)
+    empty = np.flatnonzero(~bank.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"LFCC filter(s) {empty.tolist()} contain no FFT bin at {sample_rate} Hz with n_fft={config.n_fft}: "
+            "use fewer filters, a wider band or a larger n_fft"
+        )
     used = np.flatnonzero(bank.any(axis=0))
     first, stop = int(used[0]), int(used[-1]) + 1
     window = np.hamming(length).astype(dtype)

@@ -344,6 +344,7 @@ def test_deltas_by_hand():
     ramp = np.arange(10.0)[:, None] * 3
     np.testing.assert_allclose(deltas(ramp, 3, "htk")[3:-3], 3.0)  # HTK delta of a line is its slope
     assert deltas(np.zeros((0, 3))).shape == (0, 3)
+    np.testing.assert_array_equal(deltas(np.array([[1], [2], [4]]), style="htk"), [[0.5], [1.5], [1.0]])
     with pytest.raises(ValueError, match="delta style"):
         deltas(c, style="kaldi")
 
@@ -390,6 +391,7 @@ def test_presets_and_overrides():
         ({"static": False, "delta": False, "delta_delta": False}, "at least one"),
         ({"n_fft": 256}, "longer than n_fft=256"),
         ({"f_max": 9000.0}, "f_max <= 8000"),
+        ({"f_min": 100.0, "f_max": 110.0}, r"filter\(s\) \[0, 1, .*\] contain no FFT bin"),
         ({"dtype": np.int16}, "float32 or float64"),
     ],
 )
