@@ -1,0 +1,178 @@
+"""Weights cache and verified download, against a local HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from rawnet import weights
+from rawnet.weights import WeightsError, cache_dir, fetch, find_weights, require_weights
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; ``/broken/...`` answers 500 and ``/truncated/NAME`` promises more bytes than it sends."""
+
+    requests: list[str]
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        if self.path.startswith("/broken/"):
+            self.send_error(500, "simulated server failure")
+            return
+        if self.path.startswith("/truncated/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"\0" * 1000)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    """``serve(folder) -> (base_url, requests)``: a threaded HTTP server on a free port of 127.0.0.1."""
+    servers = []
+
+    def start(folder: Path):
+        handler = type("Handler", (_Handler,), {"requests": []})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 functools.partial(handler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/", handler.requests
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def aasist_dir(reference_dir):
+    return reference_dir / "aasist"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ANTISPOOF_WEIGHTS_URL", raising=False)
+    return tmp_path / "home"
+
+
+def test_table_hashes_are_those_of_the_reference_files(aasist_dir):
+    for entry in weights.KNOWN_WEIGHTS.values():
+        assert hashlib.sha256((aasist_dir / entry.filename).read_bytes()).hexdigest() == entry.sha256
+        assert entry.url.startswith("https://raw.githubusercontent.com/clovaai/aasist/")
+        assert entry.url.endswith(f"/models/weights/{entry.filename}")
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path / "a"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "a" / "weights"
+    monkeypatch.delenv("ANTISPOOF_HOME")
+    assert cache_dir() == tmp_path / "x" / "antispoof" / "weights"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert cache_dir() == tmp_path / "h" / ".cache" / "antispoof" / "weights"
+
+
+def test_fetch_from_mirror_verifies_and_caches(home, aasist_dir, serve, monkeypatch):
+    base, requests = serve(aasist_dir)
+    monkeypatch.setenv("ANTISPOOF_WEIGHTS_URL", base)
+    assert find_weights("aasist-l") is None
+    seen = []
+    path = fetch("aasist-l", progress=lambda done, total: seen.append((done, total)))
+    size = (aasist_dir / "AASIST-L.pth").stat().st_size
+    assert path == home / "weights" / "AASIST-L.pth"
+    assert path.read_bytes() == (aasist_dir / "AASIST-L.pth").read_bytes()
+    assert seen[-1] == (size, size)
+    assert find_weights("aasist-l") == path == require_weights("aasist-l")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["AASIST-L.pth"]
+    assert requests == ["/AASIST-L.pth"]
+
+    # Present with the right hash: no second request, unless forced.
+    assert fetch("aasist-l") == path
+    assert requests == ["/AASIST-L.pth"]
+    fetch("aasist-l", force=True)
+    assert requests == ["/AASIST-L.pth"] * 2
+
+
+def test_explicit_url_beats_environment(home, aasist_dir, serve, tmp_path, monkeypatch):
+    base, requests = serve(aasist_dir)
+    monkeypatch.setenv("ANTISPOOF_WEIGHTS_URL", "http://127.0.0.1:9/unused/")
+    dest = tmp_path / "elsewhere"
+    path = fetch("aasist", url=base + "AASIST.pth", dest_dir=dest)
+    assert path == dest / "AASIST.pth"
+    assert weights.file_sha256(path) == weights.KNOWN_WEIGHTS["aasist"].sha256
+    assert requests == ["/AASIST.pth"]
+
+
+def test_corrupted_download_is_refused_and_leaves_nothing(home, aasist_dir, serve, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    data = bytearray((aasist_dir / "AASIST.pth").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (mirror / "AASIST.pth").write_bytes(bytes(data))
+    base, _ = serve(mirror)
+    with pytest.raises(WeightsError) as info:
+        fetch("aasist", url=base + "AASIST.pth")
+    message = str(info.value)
+    assert weights.KNOWN_WEIGHTS["aasist"].sha256 in message
+    assert hashlib.sha256(bytes(data)).hexdigest() in message
+    assert list((home / "weights").iterdir()) == []
+
+
+def test_failed_forced_download_keeps_the_good_file(home, aasist_dir, serve, tmp_path):
+    good_base, _ = serve(aasist_dir)
+    path = fetch("aasist", url=good_base + "AASIST.pth")
+    bad_base, _ = serve(tmp_path)  # serves an empty folder: 404
+    with pytest.raises(WeightsError, match="HTTP 404"):
+        fetch("aasist", url=bad_base + "AASIST.pth", force=True)
+    assert find_weights("aasist") == path
+    assert sorted(p.name for p in path.parent.iterdir()) == ["AASIST.pth"]
+
+
+@pytest.mark.parametrize("route, error", [("broken/", "HTTP 500"), ("missing/", "HTTP 404"),
+                                          ("truncated/", "1000")])
+def test_server_errors_are_clear_and_leave_nothing(home, serve, tmp_path, route, error):
+    base, _ = serve(tmp_path)
+    with pytest.raises(WeightsError, match=error) as info:
+        fetch("aasist", url=f"{base}{route}AASIST.pth")
+    assert f"{base}{route}AASIST.pth" in str(info.value)
+    assert list((home / "weights").iterdir()) == []
+
+
+def test_unreachable_server(home):
+    with pytest.raises(WeightsError, match="download failed"):
+        fetch("aasist", url="http://127.0.0.1:9/AASIST.pth")
+
+
+def test_stale_cached_file_is_reported_then_replaced(home, aasist_dir, serve):
+    (home / "weights").mkdir(parents=True)
+    (home / "weights" / "AASIST.pth").write_bytes(b"not the weights")
+    with pytest.raises(WeightsError, match="--force"):
+        find_weights("aasist")
+    base, requests = serve(aasist_dir)
+    path = fetch("aasist", url=base + "AASIST.pth")
+    assert requests == ["/AASIST.pth"]
+    assert find_weights("aasist") == path
+
+
+def test_missing_weights_say_how_to_fetch(home):
+    with pytest.raises(FileNotFoundError, match="antispoof weights fetch aasist"):
+        require_weights("aasist")
+
+
+def test_unknown_name():
+    with pytest.raises(WeightsError, match="aasist, aasist-l"):
+        fetch("rawnet3")
+
