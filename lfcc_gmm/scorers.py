@@ -53,6 +53,11 @@ class Scorer(abc.ABC):
     def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """Score audio files; one float per file, higher = more bona fide."""
 
+    def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
+        """Score in-memory float64 mono signals at ``sample_rate`` (e.g. degraded copies that are never
+        written to disk); one float per signal. Optional: scorers that support it override this."""
+        raise NotImplementedError(f"scorer {self.name!r} cannot score in-memory signals")
+
     @abc.abstractmethod
     def save(self, path: str | os.PathLike) -> None:
         """Write the trained scorer to ``path`` (data and JSON only, never pickle)."""
