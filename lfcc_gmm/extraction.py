@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from joblib import Parallel, delayed
 from numpy.typing import DTypeLike
 
@@ -189,18 +190,33 @@ def iter_file_lfcc(
     dtype: DTypeLike = np.float64,
     **overrides,
 ) -> Iterator[np.ndarray]:
-    """LFCC rows of one long file, block by block; memory is bounded by ``block_seconds`` of audio.
+    """LFCC rows of one (long) file in chunks; their concatenation equals ``lfcc`` of the loaded file.
 
-    The concatenated rows equal ``lfcc(load_audio(path).signal)`` (to 1e-12). The file must already be
-    at ``sample_rate`` (see :func:`lfcc_gmm.audio.iter_blocks`); a multichannel file is averaged.
+    A file already at ``sample_rate`` is read ``block_seconds`` at a time (multichannel averaged), so
+    memory stays bounded however long it is; the rows then match the whole-file ``lfcc`` to 1e-12. A
+    file at another rate must be resampled whole (block-wise resampling would change the samples at
+    block edges): it is loaded with :func:`lfcc_gmm.audio.load_audio`, which reports the conversion,
+    and its rows come as one chunk.
 
     Raises
     ------
     AudioError
-        Unreadable file, wrong rate, or too short for one frame.
+        Missing, unreadable or corrupt file, or too short for one frame.
+    ValueError
+        Bad LFCC settings (before the file is touched).
     """
     config, dtype = resolve_settings(preset, sample_rate, dtype, **overrides)
     try:
-        yield from iter_lfcc(iter_blocks(path, block_seconds, sample_rate), sample_rate, config, dtype)
+        if _stored_rate(path) == sample_rate:
+            yield from iter_lfcc(iter_blocks(path, block_seconds, sample_rate), sample_rate, config, dtype)
+        else:
+            yield lfcc(load_audio(path, sample_rate).signal, sample_rate, config, dtype)
     except ValueError as exc:  # settings were checked above: this is a recording too short for a frame
         raise AudioError(path, f"too short for LFCC: {exc}") from exc
+
+
+def _stored_rate(path: str | os.PathLike) -> int | None:
+    try:
+        return sf.info(str(path)).samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None  # not readable: load_audio names the cause

@@ -139,11 +139,18 @@ def test_iter_file_lfcc_equals_whole_file(tmp_path):
     np.testing.assert_allclose(np.concatenate(rows), whole, rtol=0, atol=1e-12)
 
 
+def test_iter_file_lfcc_resamples_other_rates_whole(tmp_path):
+    path = _write(tmp_path / "8k.wav", 3 * 8000, seed=6, rate=8000)
+    with pytest.warns(AudioConversionWarning, match="resampled 8000 Hz -> 16000 Hz"):
+        (rows,) = list(iter_file_lfcc(path, block_seconds=0.5))
+    np.testing.assert_array_equal(rows, lfcc(load_audio(path, warn=False).signal))
+
+
 def test_iter_file_lfcc_errors(tmp_path):
     with pytest.raises(AudioError, match="too short for LFCC"):
         list(iter_file_lfcc(_write(tmp_path / "tiny.wav", 150, seed=1)))
-    with pytest.raises(AudioError, match="streaming needs 16000 Hz"):
-        list(iter_file_lfcc(_write(tmp_path / "8k.wav", 8000, seed=1, rate=8000)))
+    with pytest.raises(AudioError, match="missing.wav: file not found"):
+        list(iter_file_lfcc(tmp_path / "missing.wav"))
     with pytest.raises(ValueError, match="unknown LFCC parameter"):
         next(iter_file_lfcc(tmp_path / "tiny.wav", n_filterz=3))
 
