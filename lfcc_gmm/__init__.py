@@ -19,11 +19,20 @@ _EXPORTS = {
     "read_scores": "scorefiles",
     "write_scores": "scorefiles",
     "lfcc": "features",
+    "extract_features": "extraction",
     "DiagonalGMM": "gmm",
     "compute_eer": "metrics",
     "compute_min_tdcf": "metrics",
+    "evaluate": "metrics",
+    "Evaluation": "metrics",
+    "LinearFusion": "fusion",
     "Scorer": "scorers",
     "get_scorer": "scorers",
+    "LFCCGMMScorer": "baseline",
+    "parse_condition": "degrade",
+    "parse_conditions": "degrade",
+    "Augmenter": "augment",
+    "rawboost": "augment",
 }
 
 __all__ = ["__version__", *_EXPORTS]
