@@ -1,0 +1,218 @@
+"""The LFCC-GMM countermeasure (ASVspoof 2019 "B2" / 2021 LA-DF baselines) as a registered scorer.
+
+Two diagonal GMMs, one trained on bona fide frames and one on spoof frames; the score of an utterance
+is the mean frame log-likelihood under the bona fide model minus that under the spoof model (SPEC §4),
+so higher = more bona fide and 0 is the equal-prior decision point.
+
+Model files are a single ``.npz`` holding the two GMMs' arrays and a JSON metadata string; they are
+read with ``allow_pickle=False`` so opening one can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_write
+from .audio import resample
+from .extraction import extract_features, iter_file_lfcc
+from .features import get_config, lfcc
+from .gmm import DiagonalGMM, GMMParams, log_likelihood
+from .protocols import BONAFIDE, SPOOF, Trial
+from .scorers import Scorer
+
+MODEL_FORMAT = "antispoof-lfcc-gmm"
+_CLASSES = (BONAFIDE, SPOOF)
+# Long recordings are scored block by block so memory stays bounded (issue: 1-hour files).
+_BLOCK_SECONDS = 30.0
+
+
+class ModelFileError(ValueError):
+    """A model file that is not an LFCC-GMM model written by this toolkit (or is damaged)."""
+
+
+def frames_llr(chunks: Iterable[np.ndarray], bonafide: GMMParams, spoof: GMMParams) -> float:
+    """Mean frame log-likelihood ratio (bona fide − spoof) over LFCC rows arriving in chunks."""
+    totals = np.zeros(2)
+    n_frames = 0
+    for rows in chunks:
+        totals += log_likelihood(rows, bonafide).sum(), log_likelihood(rows, spoof).sum()
+        n_frames += rows.shape[0]
+    return float((totals[0] - totals[1]) / n_frames)
+
+
+def file_score(path: str | os.PathLike, bonafide: GMMParams, spoof: GMMParams, preset: str) -> float:
+    """Mean frame log-likelihood ratio of one file; a long 16 kHz file is streamed with bounded memory."""
+    chunks = iter_file_lfcc(path, preset, block_seconds=_BLOCK_SECONDS, dtype=np.float32)
+    return frames_llr(chunks, bonafide, spoof)
+
+
+class LFCCGMMScorer(Scorer):
+    """LFCC front end + bona fide / spoof GMMs, trained and scored on the CPU without torch.
+
+    Parameters
+    ----------
+    preset : {"asvspoof2019", "asvspoof2021"}
+        LFCC configuration (see :data:`lfcc_gmm.features.PRESETS`).
+    n_components : int
+        Components per GMM (official: 512).
+    max_iter : int
+        EM iterations (official: 10).
+    init_samples : int
+        Frames drawn to seed each GMM.
+    random_state : int
+        Seed; the bona fide and spoof GMMs use ``random_state`` and ``random_state + 1``.
+    jobs : int
+        Processes for feature extraction and scoring.
+    cache_dir : path-like, optional
+        On-disk LFCC cache used during training.
+
+    Attributes
+    ----------
+    bonafide_gmm_, spoof_gmm_ : DiagonalGMM
+    training_summary_ : dict
+        Files, frames and failures per class, recorded in the model file.
+    """
+
+    name: ClassVar[str] = "lfcc-gmm"
+    description: ClassVar[str] = "LFCC + two diagonal GMMs (official ASVspoof 2019/2021 baseline); CPU, no torch"
+    runtime_options: ClassVar[tuple[str, ...]] = ("jobs",)
+    default_threshold: ClassVar[float] = 0.0
+
+    def __init__(
+        self,
+        preset: str = "asvspoof2019",
+        n_components: int = 512,
+        max_iter: int = 10,
+        init_samples: int = 100_000,
+        random_state: int = 0,
+        jobs: int = 1,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        self.preset = preset
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.init_samples = init_samples
+        self.random_state = random_state
+        self.jobs = jobs
+        self.cache_dir = cache_dir
+
+    def _gmm(self, seed_offset: int) -> DiagonalGMM:
+        return DiagonalGMM(self.n_components, max_iter=self.max_iter, init_samples=self.init_samples,
+                           random_state=self.random_state + seed_offset)
+
+    def fit(
+        self,
+        trials: Sequence[Trial],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+        **options: Any,
+    ) -> LFCCGMMScorer:
+        """Extract LFCCs of every labelled trial and fit one GMM per class.
+
+        Files that fail to load are skipped and listed in ``training_summary_["failures"]``.
+        ``progress(stage, done, total)`` is called during extraction ("features") and EM ("bonafide",
+        "spoof").
+        """
+        get_config(self.preset)  # fail fast on an unknown preset, before any long work
+        unlabelled = [t.file_id for t in trials if t.key not in _CLASSES]
+        if unlabelled:
+            raise ValueError(f"{len(unlabelled)} training trials have no bonafide/spoof key (e.g. {unlabelled[0]})")
+        extraction = extract_features(
+            [t.path for t in trials], self.preset, jobs=self.jobs, cache_dir=self.cache_dir,
+            on_error="collect", progress=None if progress is None else lambda d, n: progress("features", d, n),
+        )
+        summary: dict[str, Any] = {"preset": self.preset, "failures": [
+            {"file_id": t.file_id, "path": str(t.path), "reason": result.error}
+            for t, result in zip(trials, extraction, strict=True) if not result.ok
+        ]}
+        for offset, key in enumerate(_CLASSES):
+            frames = [r.features for t, r in zip(trials, extraction, strict=True) if t.key == key and r.ok]
+            if not frames:
+                raise ValueError(f"no usable {key} training files: both classes are needed")
+            summary[key] = {"files": len(frames), "frames": int(sum(f.shape[0] for f in frames))}
+            gmm = self._gmm(offset)
+            if progress is not None:
+                gmm.set_params(callback=lambda it, _ll, k=key: progress(k, it, self.max_iter))
+            gmm.fit(frames)
+            gmm.set_params(callback=None)
+            setattr(self, f"{key}_gmm_", gmm)
+        self.training_summary_ = summary
+        return self
+
+    def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """Mean frame log-likelihood ratio (bona fide − spoof) of each file."""
+        bonafide, spoof = self.bonafide_gmm_.params_, self.spoof_gmm_.params_
+        if self.jobs == 1 or len(paths) == 1:
+            return np.array([file_score(p, bonafide, spoof, self.preset) for p in paths])
+        from joblib import Parallel, delayed
+
+        scores = Parallel(n_jobs=self.jobs)(delayed(file_score)(p, bonafide, spoof, self.preset) for p in paths)
+        return np.asarray(scores)
+
+    def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
+        """Mean frame log-likelihood ratio of in-memory signals (resampled to 16 kHz if needed)."""
+        bonafide, spoof = self.bonafide_gmm_.params_, self.spoof_gmm_.params_
+        scores = []
+        for signal in signals:
+            x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
+            scores.append(frames_llr([lfcc(x, preset=self.preset, dtype=np.float32)], bonafide, spoof))
+        return np.asarray(scores)
+
+    def metadata(self) -> dict[str, Any]:
+        """What the model file records besides the arrays."""
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": 1,
+            "antispoof_version": __version__,
+            "preset": self.preset,
+            "n_components": self.n_components,
+            "max_iter": self.max_iter,
+            "init_samples": self.init_samples,
+            "random_state": self.random_state,
+            "feature_dim": int(self.bonafide_gmm_.n_features_in_),
+            "training": self.training_summary_,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write both GMMs and the metadata to one ``.npz`` file, atomically."""
+        arrays = {f"{key}_{name}": value for key in _CLASSES
+                  for name, value in getattr(self, f"{key}_gmm_").to_arrays().items()}
+        arrays["metadata"] = np.array(json.dumps(self.metadata()))
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **options: Any) -> LFCCGMMScorer:
+        """Read a model written by :meth:`save`; ``options`` (``jobs``) set runtime parameters."""
+        if path is None:
+            raise ValueError("the lfcc-gmm scorer needs a model file (--model), made by `antispoof train lfcc-gmm`")
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{path}: not an LFCC-GMM model file ({exc})") from exc
+        try:
+            meta = json.loads(str(arrays.pop("metadata")))
+        except KeyError:
+            raise ModelFileError(f"{path}: no metadata; not written by antispoof") from None
+        if meta.get("format") != MODEL_FORMAT:
+            raise ModelFileError(f"{path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+        scorer = cls(preset=meta["preset"], n_components=meta["n_components"], max_iter=meta["max_iter"],
+                     init_samples=meta["init_samples"], random_state=meta["random_state"], **options)
+        for key in _CLASSES:
+            part = {name: arrays[f"{key}_{name}"] for name in GMMParams._fields}
+            gmm = DiagonalGMM.from_arrays(part)
+            if gmm.n_features_in_ != meta["feature_dim"]:
+                raise ModelFileError(f"{path}: {key} GMM has {gmm.n_features_in_} dims, metadata says "
+                                     f"{meta['feature_dim']}")
+            setattr(scorer, f"{key}_gmm_", gmm)
+        scorer.training_summary_ = meta.get("training", {})
+        return scorer
