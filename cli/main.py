@@ -21,6 +21,7 @@ from lfcc_gmm.scorers import ScorerNotFoundError
 
 from .evaluation import evaluate
 from .features import lfcc_command
+from .robustness import robustness
 from .scoring import score, scorers
 from .training import train
 
@@ -82,3 +83,4 @@ main.add_command(score)
 main.add_command(scorers)
 main.add_command(train)
 main.add_command(lfcc_command)
+main.add_command(robustness)

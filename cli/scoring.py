@@ -40,7 +40,8 @@ def scorers(as_json: bool) -> None:
         click.echo(f"{row['name']:<12} {status}")
 
 
-def _runtime_options(cls, given: dict) -> dict:
+def runtime_options(cls, given: dict) -> dict:
+    """The options the user set, checked against what the scorer's ``load`` accepts (usage error otherwise)."""
     wanted = {k: v for k, v in given.items() if v is not None}
     unsupported = sorted(set(wanted) - set(cls.runtime_options))
     if unsupported:
@@ -99,7 +100,7 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
     if output is None and not interactive:
         raise click.UsageError("scoring more than a handful of files needs -o/--output")
     cls = get_scorer(scorer_name)
-    options = _runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
+    options = runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
                                      "full_length": full_length})
     scorer = cls.load(model_path, **options)
     threshold = cls.default_threshold if threshold is None else threshold
