@@ -28,6 +28,9 @@ EPS = float(np.finfo(np.float64).eps)
 
 DELTA_STYLES = ("asvspoof2019", "htk")
 
+# Frames go through the FFT in batches of about this many bytes (see _static_rows).
+_BATCH_BYTES = 2**21
+
 
 @dataclass(frozen=True)
 class LFCCConfig:
@@ -418,9 +421,21 @@ def _as_signal(signal: ArrayLike, dtype: np.dtype) -> np.ndarray:
 
 
 def _static_rows(emphasised: np.ndarray, config: LFCCConfig, plan: _Plan) -> np.ndarray:
-    frames = frame_signal(emphasised, plan.frame_length, plan.hop_length, plan.window, pad_to=config.n_fft)
-    power = power_spectrum(frames, overwrite=True)[:, plan.first_bin : plan.stop_bin]
-    return cepstra(power @ plan.filterbank, config.n_ceps, config.log_floor)
+    length, hop = plan.frame_length, plan.hop_length
+    n_frames = frame_count(emphasised.shape[0], length, hop)
+    if n_frames == 0:
+        raise ValueError(_too_short(emphasised.shape[0], length, hop))
+    rows = np.empty((n_frames, config.n_ceps), emphasised.dtype)
+    # Batches small enough that the frames and their spectra stay in cache: faster than one batch of a
+    # long signal's frames, and the peak memory no longer grows with the signal.
+    batch = max(1, _BATCH_BYTES // (config.n_fft * emphasised.dtype.itemsize))
+    for start in range(0, n_frames, batch):
+        stop = min(start + batch, n_frames)
+        segment = emphasised[start * hop : (stop - 1) * hop + length]
+        frames = frame_signal(segment, length, hop, plan.window, pad_to=config.n_fft)
+        power = power_spectrum(frames, overwrite=True)[:, plan.first_bin : plan.stop_bin]
+        rows[start:stop] = cepstra(power @ plan.filterbank, config.n_ceps, config.log_floor)
+    return rows
 
 
 def _assemble(static: np.ndarray, config: LFCCConfig) -> np.ndarray:

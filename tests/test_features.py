@@ -155,6 +155,24 @@ def test_stream_equals_whole_for_any_split(n_samples, cuts, preset, seed):
     np.testing.assert_allclose(rows, lfcc(signal, preset=preset), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_long_signal_rows_depend_only_on_their_frame(dtype):
+    # 15 s: the frames pass through the FFT in several batches; every row must still be its own frame's.
+    signal = np.random.default_rng(4).uniform(-1, 1, 15 * 16000).astype(dtype)
+    static = {"pre_emphasis": None, "delta": False, "delta_delta": False, "dtype": dtype}
+    whole = lfcc(signal, **static)
+    assert whole.shape == (1499, 20)
+    for t in (0, 255, 256, 511, 512, 513, 1023, 1024, 1025, 1497):
+        alone = lfcc(signal[t * 160 : t * 160 + 320], **static)
+        np.testing.assert_allclose(whole[t], alone[0], rtol=0, atol=1e-12 if dtype == np.float64 else 1e-4)
+
+
+def test_stream_of_a_long_signal_in_large_blocks():
+    signal = np.random.default_rng(5).uniform(-1, 1, 15 * 16000)
+    rows = np.concatenate(list(iter_lfcc(_chunks(signal, [3 * 16000 + 11]))))
+    np.testing.assert_allclose(rows, lfcc(signal), rtol=0, atol=1e-12)
+
+
 def test_stream_holds_back_only_the_delta_context():
     stream = LFCCStream()
     # 1810 samples: 10 whole frames (the last ends at 1760) and an 11th, zero-padded one.
