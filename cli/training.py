@@ -56,8 +56,13 @@ def train() -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (training is deterministic).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Cache LFCCs here (keyed by preset, path, size and mtime) to make re-training fast.")
+@click.option("--augment", metavar="SPEC",
+              help="Also train on augmented copies, e.g. 'rawboost,noise,reverb,tel8k,mulaw' (random parameters) or "
+                   "fixed conditions like 'noise:20'. Deterministic per --seed.")
+@click.option("--augment-copies", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Augmented copies per training file (with --augment).")
 def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, components, iterations,
-                   init_samples, jobs, seed, cache_dir) -> None:
+                   init_samples, jobs, seed, cache_dir, augment, augment_copies) -> None:
     """Train the LFCC-GMM baseline: one GMM on bona fide frames, one on spoof frames.
 
     Files that fail to load are skipped and listed after training (and in the model's metadata).
@@ -67,8 +72,9 @@ def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, c
 
     trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True)
     scorer = LFCCGMMScorer(preset=preset, n_components=components, max_iter=iterations,
-                           init_samples=init_samples, random_state=seed, jobs=jobs, cache_dir=cache_dir)
-    with staged_progress({"features": "Extracting LFCCs", "bonafide": "EM, bona fide GMM",
+                           init_samples=init_samples, random_state=seed, jobs=jobs, cache_dir=cache_dir,
+                           augment=augment, augment_copies=augment_copies)
+    with staged_progress({"features": "Extracting LFCCs", "augment": "Augmenting", "bonafide": "EM, bona fide GMM",
                           "spoof": "EM, spoof GMM"}) as progress:
         scorer.fit(trials, progress=progress)
     scorer.save(output)

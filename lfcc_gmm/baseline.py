@@ -20,7 +20,8 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write
-from .audio import resample
+from .audio import load_audio, resample
+from .augment import Augmenter, item_seed
 from .extraction import extract_features, iter_file_lfcc
 from .features import get_config, lfcc
 from .gmm import DiagonalGMM, GMMParams, log_likelihood
@@ -53,6 +54,36 @@ def file_score(path: str | os.PathLike, bonafide: GMMParams, spoof: GMMParams, p
     return frames_llr(chunks, bonafide, spoof)
 
 
+def _augmented_lfcc(path: str | os.PathLike, index: int, spec: str, copies: int, preset: str,
+                    seed: int) -> list[np.ndarray]:
+    augmenter = Augmenter(spec)
+    signal = load_audio(path, warn=False).signal
+    return [lfcc(augmenter(signal, item_seed(seed, copy, index)), preset=preset, dtype=np.float32)
+            for copy in range(copies)]
+
+
+def augmented_features(
+    paths: Sequence[str | os.PathLike],
+    indices: Sequence[int],
+    spec: str,
+    copies: int,
+    preset: str,
+    seed: int,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[np.ndarray]]:
+    """LFCCs of ``copies`` augmented versions of each file; copy c of file i is seeded by (seed, c, indices[i])."""
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_augmented_lfcc)(p, i, spec, copies, preset, seed) for p, i in zip(paths, indices, strict=True))
+    results = []
+    for done, result in enumerate(Parallel(n_jobs=jobs, return_as="generator")(tasks), start=1):
+        results.append(result)
+        if progress is not None:
+            progress(done, len(paths))
+    return results
+
+
 class LFCCGMMScorer(Scorer):
     """LFCC front end + bona fide / spoof GMMs, trained and scored on the CPU without torch.
 
@@ -72,6 +103,12 @@ class LFCCGMMScorer(Scorer):
         Processes for feature extraction and scoring.
     cache_dir : path-like, optional
         On-disk LFCC cache used during training.
+    augment : str, optional
+        :class:`lfcc_gmm.augment.Augmenter` spec (e.g. ``"rawboost,noise,reverb,tel8k"``); each training
+        file then also contributes the frames of ``augment_copies`` augmented copies, drawn
+        deterministically from (``random_state``, copy, file index).
+    augment_copies : int
+        Augmented copies per training file.
 
     Attributes
     ----------
@@ -94,6 +131,8 @@ class LFCCGMMScorer(Scorer):
         random_state: int = 0,
         jobs: int = 1,
         cache_dir: str | os.PathLike | None = None,
+        augment: str | None = None,
+        augment_copies: int = 1,
     ):
         self.preset = preset
         self.n_components = n_components
@@ -102,6 +141,8 @@ class LFCCGMMScorer(Scorer):
         self.random_state = random_state
         self.jobs = jobs
         self.cache_dir = cache_dir
+        self.augment = augment
+        self.augment_copies = augment_copies
 
     def _gmm(self, seed_offset: int) -> DiagonalGMM:
         return DiagonalGMM(self.n_components, max_iter=self.max_iter, init_samples=self.init_samples,
@@ -120,7 +161,9 @@ class LFCCGMMScorer(Scorer):
         ``progress(stage, done, total)`` is called during extraction ("features") and EM ("bonafide",
         "spoof").
         """
-        get_config(self.preset)  # fail fast on an unknown preset, before any long work
+        get_config(self.preset)  # fail fast on a bad preset or augmentation spec, before any long work
+        if self.augment:
+            Augmenter(self.augment)
         unlabelled = [t.file_id for t in trials if t.key not in _CLASSES]
         if unlabelled:
             raise ValueError(f"{len(unlabelled)} training trials have no bonafide/spoof key (e.g. {unlabelled[0]})")
@@ -132,11 +175,21 @@ class LFCCGMMScorer(Scorer):
             {"file_id": t.file_id, "path": str(t.path), "reason": result.error}
             for t, result in zip(trials, extraction, strict=True) if not result.ok
         ]}
+        per_file = [[r.features] if r.ok else [] for r in extraction]
+        if self.augment:
+            good = [i for i, r in enumerate(extraction) if r.ok]
+            copies = augmented_features([trials[i].path for i in good], good, self.augment, self.augment_copies,
+                                        self.preset, self.random_state, self.jobs,
+                                        None if progress is None else lambda d, n: progress("augment", d, n))
+            for i, extra in zip(good, copies, strict=True):
+                per_file[i].extend(extra)
+            summary["augment"] = {"spec": self.augment, "copies": self.augment_copies}
         for offset, key in enumerate(_CLASSES):
-            frames = [r.features for t, r in zip(trials, extraction, strict=True) if t.key == key and r.ok]
-            if not frames:
+            files = [f for t, f in zip(trials, per_file, strict=True) if t.key == key and f]
+            if not files:
                 raise ValueError(f"no usable {key} training files: both classes are needed")
-            summary[key] = {"files": len(frames), "frames": int(sum(f.shape[0] for f in frames))}
+            frames = [rows for f in files for rows in f]
+            summary[key] = {"files": len(files), "frames": int(sum(f.shape[0] for f in frames))}
             gmm = self._gmm(offset)
             if progress is not None:
                 gmm.set_params(callback=lambda it, _ll, k=key: progress(k, it, self.max_iter))
@@ -176,6 +229,8 @@ class LFCCGMMScorer(Scorer):
             "max_iter": self.max_iter,
             "init_samples": self.init_samples,
             "random_state": self.random_state,
+            "augment": self.augment,
+            "augment_copies": self.augment_copies,
             "feature_dim": int(self.bonafide_gmm_.n_features_in_),
             "training": self.training_summary_,
         }
@@ -206,7 +261,8 @@ class LFCCGMMScorer(Scorer):
         if meta.get("format") != MODEL_FORMAT:
             raise ModelFileError(f"{path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
         scorer = cls(preset=meta["preset"], n_components=meta["n_components"], max_iter=meta["max_iter"],
-                     init_samples=meta["init_samples"], random_state=meta["random_state"], **options)
+                     init_samples=meta["init_samples"], random_state=meta["random_state"],
+                     augment=meta.get("augment"), augment_copies=meta.get("augment_copies", 1), **options)
         for key in _CLASSES:
             part = {name: arrays[f"{key}_{name}"] for name in GMMParams._fields}
             gmm = DiagonalGMM.from_arrays(part)

@@ -162,3 +162,18 @@ def test_foreign_npz_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match="format 'something-else'"):
         LFCCGMMScorer.load(tmp_path / "fmt.npz")
     assert not os.path.exists(tmp_path / "pwned")
+
+
+def test_augmentation_adds_deterministic_copies(corpus, tmp_path):
+    settings = dict(n_components=2, max_iter=2, init_samples=500, random_state=5)
+    plain = LFCCGMMScorer(**settings).fit(corpus)
+    augmented = LFCCGMMScorer(augment="noise,reverb", augment_copies=2, **settings).fit(corpus)
+    for key in ("bonafide", "spoof"):
+        assert augmented.training_summary_[key]["frames"] == 3 * plain.training_summary_[key]["frames"]
+    again = LFCCGMMScorer(augment="noise,reverb", augment_copies=2, **settings).fit(corpus)
+    np.testing.assert_array_equal(again.bonafide_gmm_.means_, augmented.bonafide_gmm_.means_)
+    assert not np.array_equal(plain.bonafide_gmm_.means_, augmented.bonafide_gmm_.means_)
+    augmented.save(tmp_path / "aug.npz")
+    assert LFCCGMMScorer.load(tmp_path / "aug.npz").metadata()["augment"] == "noise,reverb"
+    with pytest.raises(ValueError, match="augmentation 'nonsense'"):
+        LFCCGMMScorer(augment="nonsense", **settings).fit(corpus)
