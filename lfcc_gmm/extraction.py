@@ -130,7 +130,9 @@ def iter_features(
     on_error: str = "raise",
     **overrides,
 ) -> Iterator[FileFeatures]:
-    """Yield a :class:`FileFeatures` per path, in order, computing up to ``jobs`` files at once.
+    """A :class:`FileFeatures` per path, in order, computing up to ``jobs`` files at once.
+
+    Results are produced as they are consumed, so memory is bounded by a few files, not the set.
 
     Parameters
     ----------
@@ -161,14 +163,20 @@ def iter_features(
     paths = [str(p) for p in paths]
     collect = on_error == "collect"
     tasks = (delayed(_extract_one)(p, config, sample_rate, dtype, cache_dir, collect) for p in paths)
-    results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+    return _deliver(Parallel(n_jobs=jobs, return_as="generator")(tasks), len(paths), collect, progress)
+
+
+def _deliver(
+    results: Iterator[FileFeatures], total: int, collect: bool, progress: Callable[[int, int], None] | None
+) -> Iterator[FileFeatures]:
+    # A separate generator so that iter_features checks its arguments when called, not when first iterated.
     for done, result in enumerate(results, start=1):
         if not result.ok and not collect:
             raise AudioError(result.path, result.error)
         if result.conversions:
             warnings.warn(f"{result.path}: {'; '.join(result.conversions)}", AudioConversionWarning, stacklevel=2)
         if progress is not None:
-            progress(done, len(paths))
+            progress(done, total)
         yield result
 
 

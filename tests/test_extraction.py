@@ -123,7 +123,7 @@ def test_bad_arguments_fail_before_any_work(wavs):
     with pytest.raises(ValueError, match="unknown LFCC preset"):
         extract_features(wavs, "asvspoof2015")
     with pytest.raises(ValueError, match="float32 or float64"):
-        next(iter_features(wavs, dtype=np.int32))
+        iter_features(wavs, dtype=np.int32)
 
 
 def test_file_features_ok_flag():
