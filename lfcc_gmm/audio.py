@@ -28,6 +28,10 @@ class AudioError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # Rebuilt from (path, reason) so the error survives crossing joblib's process boundary.
+        return (type(self), (self.path, self.reason))
+
 
 class AudioConversionWarning(UserWarning):
     """Emitted when a file is resampled or down-mixed on load."""

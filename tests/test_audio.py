@@ -155,3 +155,11 @@ def test_iter_blocks_refuses_other_rates(tmp_path):
     sf.write(tmp_path / "r.wav", tone(0.1, 8000), 8000)
     with pytest.raises(AudioError, match="8000 Hz"):
         next(iter_blocks(tmp_path / "r.wav"))
+
+
+def test_audio_error_survives_pickling_across_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(AudioError("/data/x.flac", "contains zero samples")))
+    assert (error.path, error.reason, str(error)) == ("/data/x.flac", "contains zero samples",
+                                                     "/data/x.flac: contains zero samples")

@@ -177,3 +177,12 @@ def test_augmentation_adds_deterministic_copies(corpus, tmp_path):
     assert LFCCGMMScorer.load(tmp_path / "aug.npz").metadata()["augment"] == "noise,reverb"
     with pytest.raises(ValueError, match="augmentation 'nonsense'"):
         LFCCGMMScorer(augment="nonsense", **settings).fit(corpus)
+
+
+def test_bad_file_error_crosses_worker_processes(trained, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"junk" * 30)
+    trained.save(tmp_path / "model.npz")
+    parallel = LFCCGMMScorer.load(tmp_path / "model.npz", jobs=2)
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        parallel.score_files([bad, bad])
