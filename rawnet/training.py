@@ -1,0 +1,719 @@
+"""One trainer for the raw-waveform models (RawNet2, AASIST): official recipes, exact resume, DistributedDataParallel.
+
+Any model mapping float32 (batch, samples) to (batch, 2) trains here; class 1 is bona fide. The loss is the
+official weighted cross-entropy, ``F.cross_entropy(output, label, weight=[spoof, bona fide])``, applied to the
+output as it is: for logits (RawNet2 ``icassp2021``, AASIST) that is weighted cross-entropy, and for the log-softmax
+of RawNet2 ``asvspoof2021`` it is the weighted NLL of those log-probabilities, the same value, because
+``log_softmax(log_softmax(z)) == log_softmax(z)``. The dev score of a trial is output index 1, as the scorers use.
+
+Run directory (only rank 0 writes; every file is replaced atomically)::
+
+    run.json        model, recipe, options and data sizes of the run, written at start (and again on resume)
+    checkpoint.pth  everything needed to continue exactly: model, optimizer, scheduler, gradient scaler, RNG
+                    states, best so far, metrics history; rewritten after every epoch; ``resume=True`` reads it
+    best.pth        the model to score with (lowest dev EER, later epochs winning ties as in the official AASIST
+                    script; without a dev set, the last epoch)
+    metrics.csv     one row per epoch: epoch, train_loss, train_accuracy, dev_loss, dev_eer, lr, seconds
+    metrics.json    the same rows as a JSON list (dev fields null without a dev set; accuracy and EER as fractions)
+
+Model file format (``best.pth``): a dict of plain Python values and tensors, read with
+``torch.load(path, weights_only=True)`` (see :func:`load_model_file`):
+
+==============  ===============================================================================================
+``format``      ``"antispoof-rawnet2"`` or ``"antispoof-aasist"``
+``variant``     RawNet2: ``"asvspoof2021"`` or ``"icassp2021"``; AASIST: ``"aasist"`` or ``"aasist-l"``
+``sinc_scale``  RawNet2 only: ``"mel"``, ``"inverse-mel"`` or ``"linear"`` (the fixed sinc filters are rebuilt
+                from it; they are not in the state_dict)
+``config``      the model config (dict); ``config["nb_samp"]`` is the input length it was trained on
+``state_dict``  parameters and buffers, names without a ``module.`` prefix, on the CPU
+``epoch``       the epoch the weights come from (1-based)
+``dev_eer``     their dev EER as a fraction, or None when no dev set was given
+==============  ===============================================================================================
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of every epoch with the batch size given
+(the effective batch is that times the number of processes); ``RUN_DIR`` must be on a file system every node sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lfcc_gmm.atomic import atomic_write
+from lfcc_gmm.metrics import compute_eer
+from lfcc_gmm.protocols import Trial
+from rawnet.data import (
+    BONAFIDE_LABEL,
+    SPOOF_LABEL,
+    Augment,
+    WaveformDataset,
+    make_loader,
+    set_loader_epoch,
+    shard_indices,
+    warn_conversions,
+)
+
+CHECKPOINT = "checkpoint.pth"
+BEST = "best.pth"
+RUN_JSON = "run.json"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_eer", "lr", "seconds")
+CHECKPOINT_FORMAT = "antispoof-checkpoint"
+ARCHITECTURES = ("rawnet2", "aasist")
+
+#: ``progress(stage, done, total)``, e.g. ``("epoch 3/100 train", 120, 793)``.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings of a training run.
+
+    Attributes
+    ----------
+    epochs, batch_size : passes over the data; examples per step (per process under DDP).
+    lr, weight_decay, betas, eps : Adam.
+    class_weights : weights of the cross-entropy, (spoof, bona fide).
+    scheduler : ``"constant"``, or ``"cosine"``: per optimizer step from ``lr`` down to ``lr_min`` over the whole
+        run, ``lr_min + (lr - lr_min) (1 + cos(pi step / total_steps)) / 2`` (the official ``cosine_annealing``).
+    lr_min : end of the cosine schedule.
+    random_crop : training examples are random ``nb_samp`` windows; False takes the first ``nb_samp`` samples.
+    drop_last : drop the last incomplete training batch.
+
+    The input length is the model config's ``nb_samp`` (64,600 samples in both official configs).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    class_weights: tuple[float, float] = (0.1, 0.9)
+    scheduler: str = "constant"
+    lr_min: float = 0.0
+    random_crop: bool = True
+    drop_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.scheduler not in ("constant", "cosine"):
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; expected 'constant' or 'cosine'")
+        if len(self.class_weights) != 2 or min(self.class_weights) < 0:
+            raise ValueError(f"class_weights must be two non-negative numbers, got {self.class_weights}")
+
+
+#: The official recipes. RawNet2: ASVspoof 2021 LA baseline (main.py: Adam, constant lr, the first 64,600 samples
+#: of every training file). AASIST: clovaai/aasist AASIST.conf (Adam amsgrad off, cosine per step to 5e-6,
+#: random 64,600-sample windows). Both: weighted cross-entropy [0.1 spoof, 0.9 bona fide], shuffled, last
+#: incomplete batch dropped.
+RECIPES: dict[str, Recipe] = {
+    "rawnet2": Recipe(epochs=100, batch_size=32, lr=1e-4, weight_decay=1e-4, random_crop=False),
+    "aasist": Recipe(epochs=100, batch_size=24, lr=1e-4, weight_decay=1e-4, scheduler="cosine", lr_min=5e-6),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: architecture, variant and config; everything a model file needs to rebuild the network.
+
+    Attributes
+    ----------
+    architecture : ``"rawnet2"`` or ``"aasist"``.
+    variant : RawNet2 ``"asvspoof2021"``/``"icassp2021"``; AASIST ``"aasist"``/``"aasist-l"``.
+    config : model config (RawNet2 keys as :func:`rawnet.rawnet2.load_config`; AASIST as the official JSON).
+    sinc_scale : RawNet2's sinc band-edge scale.
+    """
+
+    architecture: str
+    variant: str
+    config: dict[str, Any]
+    sinc_scale: str = "mel"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
+        if "nb_samp" not in self.config:
+            raise ValueError(f"{self.architecture} config has no 'nb_samp' (the input length)")
+
+    @property
+    def format(self) -> str:
+        """The ``format`` tag of this model's files."""
+        return f"antispoof-{self.architecture}"
+
+    @property
+    def nb_samp(self) -> int:
+        return int(self.config["nb_samp"])
+
+    def build(self) -> nn.Module:
+        """A freshly initialised model (draws from torch's global generator)."""
+        if self.architecture == "rawnet2":
+            from rawnet.rawnet2 import RawNet2
+
+            return RawNet2(self.config, variant=self.variant, sinc_scale=self.sinc_scale)
+        from rawnet.aasist import AASIST
+
+        return AASIST(self.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model-file fields that describe the network (JSON-compatible)."""
+        fields = {"format": self.format, "variant": self.variant, "config": copy.deepcopy(self.config)}
+        if self.architecture == "rawnet2":
+            fields["sinc_scale"] = self.sinc_scale
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any], source: str = "model file") -> ModelSpec:
+        """Inverse of :meth:`to_dict`."""
+        fmt = fields.get("format")
+        architecture = fmt[len("antispoof-") :] if isinstance(fmt, str) and fmt.startswith("antispoof-") else None
+        if architecture not in ARCHITECTURES:
+            known = ", ".join(f"antispoof-{a}" for a in ARCHITECTURES)
+            raise ValueError(f"{source}: format {fmt!r} is not a model file format ({known})")
+        if not isinstance(fields.get("config"), Mapping) or not isinstance(fields.get("variant"), str):
+            raise ValueError(f"{source}: needs a 'variant' string and a 'config' dict")
+        return cls(architecture, fields["variant"], dict(fields["config"]), fields.get("sinc_scale", "mel"))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced.
+
+    Attributes
+    ----------
+    run_dir : the run directory.
+    model : the trained model after the last epoch (unwrapped from DDP), on the training device.
+    history : one metrics row per epoch, including epochs of earlier sessions of a resumed run.
+    best_epoch, best_dev_eer : the epoch saved as ``best.pth`` and its dev EER (None without a dev set).
+    rank : this process's rank (0 unless under torchrun); only rank 0 wrote files.
+    """
+
+    run_dir: Path
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_dev_eer: float | None = None
+    rank: int = 0
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / BEST
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked (an earlier run in the way, nothing to resume, a mismatch)."""
+
+
+def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` → this process's GPU (``LOCAL_RANK`` under DDP)."""
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available (torch {torch.__version__})")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name != "cpu":
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
+    return torch.device("cpu")
+
+
+def cosine_lr_factor(step: int, total_steps: int, lr_min_ratio: float) -> float:
+    """Multiplier of the base lr after ``step`` optimizer steps of ``total_steps`` (the official cosine schedule)."""
+    # A Python float: the scheduler keeps it in its state, which must load with weights_only=True.
+    return lr_min_ratio + (1 - lr_min_ratio) * 0.5 * (1 + math.cos(step / total_steps * math.pi))
+
+
+def make_optimizer(
+    parameters, recipe: Recipe, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """Adam as the recipe says, and its per-step scheduler (None for a constant lr)."""
+    optimizer = torch.optim.Adam(
+        parameters, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay
+    )
+    if recipe.scheduler == "constant":
+        return optimizer, None
+    total = recipe.epochs * steps_per_epoch
+    ratio = recipe.lr_min / recipe.lr
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_lr_factor(step, total, ratio))
+
+
+def _read_torch_file(path: str | os.PathLike) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot load as a weights-only torch file: {exc}") from exc
+
+
+def _load_strictly(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the model: {exc}") from exc
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load a state_dict file (official ``.pth``, ours, or a model file's ``state_dict``) with ``strict=True``.
+
+    Raises
+    ------
+    ValueError
+        naming the file, when it is not a weights-only state_dict or its keys or shapes do not fit ``model``.
+    """
+    from rawnet.rawnet2 import load_state_dict_file
+
+    loaded = _read_torch_file(path)
+    if isinstance(loaded, Mapping) and "format" in loaded and isinstance(loaded.get("state_dict"), Mapping):
+        state = loaded["state_dict"]
+    else:
+        state = load_state_dict_file(path)  # checks the tensors and drops a DataParallel "module." prefix
+    _load_strictly(model, state, path)
+
+
+def model_file(spec: ModelSpec, model: nn.Module, epoch: int, dev_eer: float | None) -> dict[str, Any]:
+    """The ``best.pth`` dict of ``model`` (see the module docstring)."""
+    return {
+        **spec.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()},
+        "epoch": int(epoch),
+        "dev_eer": None if dev_eer is None else float(dev_eer),
+    }
+
+
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a ``best.pth`` model file, in eval mode.
+
+    Returns
+    -------
+    model, info
+        ``info`` holds every field of the file except ``state_dict``.
+    """
+    loaded = _read_torch_file(path)
+    if not isinstance(loaded, Mapping) or "state_dict" not in loaded:
+        raise ValueError(f"{path}: not an antispoof model file (no 'format'/'state_dict' fields)")
+    model = ModelSpec.from_dict(loaded, str(path)).build()
+    _load_strictly(model, loaded["state_dict"], path)
+    info = {k: v for k, v in loaded.items() if k != "state_dict"}
+    return model.to(device).eval(), info
+
+
+@dataclass(frozen=True)
+class _Distributed:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> _Distributed:
+        return cls(
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (user code may draw from the global generator)
+    torch.manual_seed(seed)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    random.setstate(state["python"])
+    saved = state["numpy"]
+    np.random.set_state({  # noqa: NPY002
+        "bit_generator": "MT19937",
+        "state": {"key": saved["key"].numpy().astype(np.uint32), "pos": saved["pos"]},
+        "has_gauss": saved["has_gauss"],
+        "gauss": saved["gauss"],
+    })
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _fingerprint(trials: Sequence[Trial]) -> str:
+    digest = hashlib.sha256()
+    for t in trials:
+        digest.update(f"{t.file_id}\t{t.key}\n".encode())
+    return digest.hexdigest()
+
+
+def _data_summary(trials: Sequence[Trial] | None) -> dict[str, Any] | None:
+    if trials is None:
+        return None
+    n_bonafide = sum(t.is_bonafide for t in trials)
+    return {"trials": len(trials), "bonafide": n_bonafide, "spoof": len(trials) - n_bonafide,
+            "fingerprint": _fingerprint(trials)}
+
+
+def _check_classes(trials: Sequence[Trial], what: str) -> None:
+    keys = {t.key for t in trials}
+    if None in keys:
+        raise ValueError(f"{what} set: every trial needs a bonafide/spoof key")
+    if keys != {"bonafide", "spoof"}:
+        raise ValueError(f"{what} set needs both bona fide and spoof trials; it has only {sorted(keys)}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip: tuples become lists, so settings compare equal however they were stored."""
+    return json.loads(json.dumps(value))
+
+
+def _run_settings(spec: ModelSpec, recipe: Recipe, seed: int, train_trials, dev_trials) -> dict[str, Any]:
+    """What must not change between the sessions of one run."""
+    return _plain({"model": spec.to_dict(), "recipe": dataclasses.asdict(recipe), "seed": seed,
+                   "train": _data_summary(train_trials), "dev": _data_summary(dev_trials)})
+
+
+def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Names of the settings that differ, one level into each section (``recipe.lr``, ``train.fingerprint``)."""
+    names = []
+    for key in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(key), wanted.get(key)
+        if not prefix and isinstance(old, Mapping) and isinstance(new, Mapping):
+            names += _differences(old, new, f"{key}.")
+        elif old != new:
+            names.append(prefix + key)
+    return names
+
+
+def _read_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunDirError(f"{path}: cannot read the checkpoint: {exc}") from exc
+    if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path}: not an antispoof training checkpoint")
+    saved = _plain(checkpoint["settings"])
+    if saved["recipe"]["scheduler"] == "constant":
+        # More epochs continue a constant-lr run exactly; a cosine schedule depends on the total number of steps.
+        saved["recipe"]["epochs"] = settings["recipe"]["epochs"]
+    differences = _differences(saved, settings)
+    if differences:
+        raise RunDirError(
+            f"{path}: cannot resume with different settings ({', '.join(differences)}); use the model, recipe, "
+            "seed and data of the original run, or a new run directory"
+        )
+    return checkpoint
+
+
+def _open_run_dir(run_dir: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None for a new run; refuses to overwrite an earlier run by accident."""
+    path = run_dir / CHECKPOINT
+    if resume:
+        if not path.is_file():
+            raise RunDirError(f"{path}: nothing to resume (no checkpoint; an earlier run ends after its first epoch)")
+        return _read_checkpoint(path, settings)
+    if path.exists():
+        raise RunDirError(f"{run_dir} holds a checkpoint of an earlier run; resume it or choose another directory")
+    return None
+
+
+def _save_torch(obj: Any, path: Path) -> None:
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    with atomic_write(path) as handle:
+        json.dump(obj, handle, indent=1)
+        handle.write("\n")
+
+
+def _write_metrics(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    with atomic_write(run_dir / METRICS_CSV) as handle:
+        writer = csv.DictWriter(handle, METRIC_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if row[k] is None else row[k] for k in METRIC_FIELDS} for row in history)
+    _write_json(list(history), run_dir / METRICS_JSON)
+
+
+def _forward(model, x, y, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 outputs (the loss is computed in float32 under AMP too) and the labels, on ``device``."""
+    x = x.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.float16) if amp else contextlib.nullcontext():
+        output = model(x)
+    return output.float(), y.to(device, non_blocking=True)
+
+
+def _report(progress: Progress | None, stage: str, total: int) -> Callable[[int], None]:
+    if progress is None:
+        return lambda done: None
+    progress(stage, 0, total)
+    return lambda done: progress(stage, done, total)
+
+
+def _train_epoch(model, loader, optimizer, scheduler, scaler, weights, device, amp, report) -> torch.Tensor:
+    """One pass; returns this process's [sum of batch loss × batch size, correct, examples]."""
+    model.train()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for step, (x, y) in enumerate(loader, start=1):
+        output, y = _forward(model, x, y, device, amp)
+        loss = F.cross_entropy(output, y, weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        n = y.numel()
+        sums += torch.tensor([loss.item() * n, (output.argmax(dim=1) == y).sum().item(), n], dtype=torch.float64)
+        report(step)
+    return sums
+
+
+@torch.no_grad()
+def _dev_pass(model, loader, weights, device, amp, report) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (output index 1) and weighted losses of the examples of this process's shard, in loader order."""
+    model.eval()
+    scores, losses = [], []
+    for step, (x, y) in enumerate(loader, start=1):
+        output, y = _forward(model, x, y, device, amp)
+        scores.append(output[:, BONAFIDE_LABEL].cpu())
+        losses.append(F.cross_entropy(output, y, weight=weights, reduction="none").cpu())
+        report(step)
+    return torch.cat(scores).double().numpy(), torch.cat(losses).double().numpy()
+
+
+def _evaluate(model, loader, weights, device, amp, report, env: _Distributed) -> tuple[float, float]:
+    """Dev loss (weighted mean cross-entropy) and EER over the whole dev set, gathered from every process."""
+    scores, losses = _dev_pass(model, loader, weights, device, amp, report)
+    shards = [(shard_indices(loader), scores, losses)]
+    if env.active:
+        shards = [None] * env.world_size
+        dist.all_gather_object(shards, (shard_indices(loader), scores, losses))
+    labels = loader.dataset.labels
+    all_scores = np.full(labels.size, np.nan)
+    all_losses = np.full(labels.size, np.nan)
+    # Shards are padded by repeating examples; a repeat carries the same values, so assignment dedupes.
+    for indices, shard_scores, shard_losses in shards:
+        all_scores[indices] = shard_scores
+        all_losses[indices] = shard_losses
+    class_weights = weights.double().cpu().numpy()
+    dev_loss = float(all_losses.sum() / class_weights[labels].sum())
+    eer, _ = compute_eer(all_scores[labels == BONAFIDE_LABEL], all_scores[labels == SPOOF_LABEL])
+    return dev_loss, float(eer)
+
+
+def _sync_buffers(module: nn.Module) -> None:
+    # DDP broadcasts rank 0's buffers (BatchNorm statistics) at the start of each forward, so after the last step
+    # of an epoch they still differ between ranks; make them rank 0's before evaluating and saving.
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def train(
+    spec: ModelSpec,
+    train_trials: Sequence[Trial],
+    run_dir: str | os.PathLike,
+    recipe: Recipe | None = None,
+    *,
+    dev_trials: Sequence[Trial] | None = None,
+    device: str | torch.device = "auto",
+    amp: bool = False,
+    seed: int = 1234,
+    workers: int = 0,
+    resume: bool = False,
+    augment: Augment | None = None,
+    init_weights: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``spec``'s model on labelled trials, writing checkpoints, metrics and ``best.pth`` into ``run_dir``.
+
+    Parameters
+    ----------
+    spec : the model to build.
+    train_trials : labelled trials with paths, both classes.
+    run_dir : the run directory (created; see the module docstring).
+    recipe : optimisation settings; default ``RECIPES[spec.architecture]``.
+    dev_trials : labelled trials scored after every epoch; best.pth is then chosen on their EER.
+    device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    amp : float16 autocast with gradient scaling (CUDA only; ignored with a warning on the CPU).
+    seed : seeds Python, NumPy and torch, the shuffle and every example's crop and augmentation.
+    workers : DataLoader processes per training process.
+    resume : continue from ``run_dir/checkpoint.pth`` exactly where it stopped (same settings required).
+    augment : ``augment(signal, seed) -> signal`` applied on the fly to training examples.
+    init_weights : state_dict file to start from (fine-tuning), loaded with ``strict=True``; ignored on resume.
+    progress : ``progress(stage, done, total)`` per batch (rank 0 only).
+    on_epoch : called with each epoch's metrics row (rank 0 only).
+
+    Returns
+    -------
+    TrainResult
+    """
+    recipe = RECIPES[spec.architecture] if recipe is None else recipe
+    _check_classes(train_trials, "training")
+    if dev_trials is not None:
+        _check_classes(dev_trials, "dev")
+    env = _Distributed.from_env()
+    device = resolve_device(device, env.local_rank)
+    if amp and device.type != "cuda":
+        warnings.warn("mixed precision (AMP) needs CUDA; training in float32", RuntimeWarning, stacklevel=2)
+        amp = False
+    settings = _run_settings(spec, recipe, seed, train_trials, dev_trials)
+    checkpoint = _open_run_dir(Path(run_dir), resume, settings)
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    created_group = False
+    try:
+        if env.active and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            created_group = True
+        if device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        else:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        options = {"device": str(device), "amp": amp, "workers": workers, "augment": repr(augment),
+                   "init_weights": None if init_weights is None else str(init_weights),
+                   "world_size": env.world_size}
+        return _fit(spec, recipe, train_trials, dev_trials, Path(run_dir), settings, options, checkpoint, env,
+                    device, amp, seed, workers, augment, init_weights, progress, on_epoch)
+    finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _fit(spec, recipe, train_trials, dev_trials, run_dir, settings, options, checkpoint, env, device, amp, seed,
+         workers, augment, init_weights, progress, on_epoch) -> TrainResult:
+    _seed_everything(seed)
+    module = spec.build()
+    if init_weights is not None and checkpoint is None:
+        load_weights(module, init_weights)
+    module.to(device)
+
+    pin = device.type == "cuda"
+    shard = {"num_replicas": env.world_size, "rank": env.rank, "workers": workers, "pin_memory": pin}
+    train_set = WaveformDataset(train_trials, spec.nb_samp, train=True, random_crop=recipe.random_crop,
+                                augment=augment, seed=seed)
+    train_loader = make_loader(train_set, recipe.batch_size, shuffle=True, drop_last=recipe.drop_last, seed=seed,
+                               **shard)
+    if len(train_loader) == 0:
+        raise ValueError(f"{len(train_set)} training trials over {env.world_size} process(es) make no complete "
+                         f"batch of {recipe.batch_size}; lower the batch size")
+    dev_loader = None
+    if dev_trials is not None:
+        dev_loader = make_loader(WaveformDataset(dev_trials, spec.nb_samp), recipe.batch_size, **shard)
+
+    optimizer, scheduler = make_optimizer(module.parameters(), recipe, len(train_loader))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": None, "dev_eer": None}
+    start = 0
+    if checkpoint is not None:
+        module.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        history, best, start = list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"])
+        _set_rng_state(checkpoint["rng"], device)
+
+    if env.main:
+        warn_conversions(train_trials, "training")
+        if dev_trials is not None:
+            warn_conversions(dev_trials, "dev")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json({**settings, "options": options, "torch": torch.__version__,
+                     "resumed_after_epoch": start if checkpoint is not None else None,
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, run_dir / RUN_JSON)
+    # static_graph lets DDP cope with parameters the loss never reaches (the BatchNorm whose output RawNet2
+    # asvspoof2021 discards) without searching the graph for them at every step.
+    model = DistributedDataParallel(module, device_ids=[device] if pin else None, static_graph=True) \
+        if env.active else module
+    weights = torch.tensor(recipe.class_weights, dtype=torch.float32, device=device)
+    tell = progress if env.main else None
+
+    for epoch in range(start, recipe.epochs):
+        number = epoch + 1
+        began = time.perf_counter()
+        set_loader_epoch(train_loader, epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        report = _report(tell, f"epoch {number}/{recipe.epochs} train", len(train_loader))
+        sums = _train_epoch(model, train_loader, optimizer, scheduler, scaler, weights, device, amp, report)
+        if env.active:
+            sums = sums.to(device)
+            dist.all_reduce(sums)
+            _sync_buffers(module)
+        loss_sum, correct, seen = sums.tolist()
+        dev_loss = dev_eer = None
+        if dev_loader is not None:
+            report = _report(tell, f"epoch {number}/{recipe.epochs} dev", len(dev_loader))
+            dev_loss, dev_eer = _evaluate(module, dev_loader, weights, device, amp, report, env)
+        row = {"epoch": number, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "dev_loss": dev_loss, "dev_eer": dev_eer, "lr": lr, "seconds": time.perf_counter() - began}
+        history.append(row)
+        improved = dev_eer is None or best["dev_eer"] is None or dev_eer <= best["dev_eer"]
+        if improved:
+            best = {"epoch": number, "dev_eer": dev_eer}
+        if env.main:
+            if improved:
+                _save_torch(model_file(spec, module, number, dev_eer), run_dir / BEST)
+            _save_torch({
+                "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": number,
+                "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": _rng_state(device), "best": best, "history": history,
+            }, run_dir / CHECKPOINT)
+            _write_metrics(run_dir, history)
+            if on_epoch is not None:
+                on_epoch(row)
+    if env.active:
+        dist.barrier()
+    return TrainResult(run_dir, module, history, best["epoch"], best["dev_eer"], env.rank)

@@ -1,0 +1,337 @@
+"""The deep-model trainer: official recipes, learning, exact resume, run-directory files, fine-tuning, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+
+import click
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from click.testing import CliRunner
+from conftest import synthetic_corpus
+
+from cli.deep_training import train_rawnet2
+from lfcc_gmm.metrics import compute_eer
+from rawnet.data import WaveformDataset
+from rawnet.training import (
+    RECIPES,
+    ModelSpec,
+    Recipe,
+    RunDirError,
+    load_model_file,
+    make_optimizer,
+    resolve_device,
+    train,
+)
+
+TINY_RAWNET2 = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
+                "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
+FAST = Recipe(epochs=2, batch_size=4, lr=1e-3, weight_decay=1e-4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models on a shared machine: one thread avoids contention and gives steady timings.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    return synthetic_corpus(root / "train", n_per_class=4), synthetic_corpus(root / "dev", n_per_class=3, seed=1)
+
+
+def rawnet2(variant: str = "asvspoof2021") -> ModelSpec:
+    return ModelSpec("rawnet2", variant, dict(TINY_RAWNET2))
+
+
+def state_of(result) -> dict[str, torch.Tensor]:
+    return result.model.state_dict()
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def dev_scores(model, trials) -> np.ndarray:
+    data = WaveformDataset(trials, TINY_RAWNET2["nb_samp"])
+    with torch.no_grad():
+        x = torch.stack([data[i][0] for i in range(len(data))])
+        return model.eval()(x)[:, 1].double().numpy()
+
+
+def test_recipes_are_the_official_ones():
+    r2, aasist = RECIPES["rawnet2"], RECIPES["aasist"]
+    assert (r2.lr, r2.weight_decay, r2.batch_size, r2.epochs) == (1e-4, 1e-4, 32, 100)
+    assert (r2.scheduler, r2.random_crop, r2.class_weights) == ("constant", False, (0.1, 0.9))
+    assert (aasist.lr, aasist.weight_decay, aasist.batch_size, aasist.epochs) == (1e-4, 1e-4, 24, 100)
+    assert (aasist.scheduler, aasist.lr_min, aasist.betas, aasist.random_crop) == ("cosine", 5e-6, (0.9, 0.999), True)
+    assert aasist.class_weights == (0.1, 0.9)
+
+
+def test_cosine_schedule_steps_per_batch_to_lr_min():
+    recipe = Recipe(epochs=2, batch_size=4, lr=1e-4, weight_decay=0.0, scheduler="cosine", lr_min=5e-6)
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = make_optimizer(model.parameters(), recipe, steps_per_epoch=3)
+    seen = []
+    for _ in range(6):
+        seen.append(optimizer.param_groups[0]["lr"])
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    expected = [5e-6 + 0.5 * (1e-4 - 5e-6) * (1 + math.cos(math.pi * s / 6)) for s in range(6)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-6, rel=1e-12)
+    assert make_optimizer(model.parameters(), FAST, 3)[1] is None
+
+
+def test_one_loss_serves_logits_and_log_softmax_outputs():
+    z = torch.tensor([[2.0, -1.0], [0.5, 0.25], [-3.0, 1.0]])
+    y = torch.tensor([0, 1, 1])
+    w = torch.tensor([0.1, 0.9])
+    log_p = np.log(np.exp(z.numpy()) / np.exp(z.numpy()).sum(axis=1, keepdims=True))
+    picked = -log_p[[0, 1, 2], [0, 1, 1]]
+    expected = (0.1 * picked[0] + 0.9 * picked[1] + 0.9 * picked[2]) / (0.1 + 0.9 + 0.9)
+    assert F.cross_entropy(z, y, weight=w).item() == pytest.approx(expected, rel=1e-6)
+    # RawNet2 asvspoof2021 emits log-softmax: the same loss is then the weighted NLL, with the same value.
+    log_softmax = F.log_softmax(z, dim=1)
+    assert F.cross_entropy(log_softmax, y, weight=w).item() == pytest.approx(expected, rel=1e-6)
+    assert F.nll_loss(log_softmax, y, weight=w).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_training_learns_and_fills_the_run_directory(data, tmp_path):
+    train_trials, dev_trials = data
+    run = tmp_path / "run"
+    rows, stages = [], []
+    result = train(rawnet2(), train_trials, run, dataclasses.replace(FAST, epochs=4), dev_trials=dev_trials,
+                   device="cpu", seed=0, on_epoch=rows.append, progress=lambda *a: stages.append(a))
+    history = result.history
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4] and rows == history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert ("epoch 1/4 train", 0, 2) in stages and ("epoch 4/4 dev", 2, 2) in stages
+
+    with open(run / "metrics.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["epoch", "train_loss", "train_accuracy", "dev_loss", "dev_eer", "lr", "seconds"]
+    assert [float(r["train_loss"]) for r in table] == [r["train_loss"] for r in history]
+    assert json.loads((run / "metrics.json").read_text()) == history
+    assert all(r["lr"] == 1e-3 and 0 <= r["dev_eer"] <= 1 and 0 <= r["train_accuracy"] <= 1 for r in history)
+
+    # best.pth: the lowest dev EER, later epochs winning ties; loadable without unpickling.
+    eers = [r["dev_eer"] for r in history]
+    best_epoch = max(i + 1 for i, e in enumerate(eers) if e == min(eers))
+    saved = torch.load(run / "best.pth", weights_only=True)
+    assert set(saved) == {"format", "variant", "sinc_scale", "config", "state_dict", "epoch", "dev_eer"}
+    assert (saved["format"], saved["variant"], saved["sinc_scale"]) == ("antispoof-rawnet2", "asvspoof2021", "mel")
+    assert saved["config"] == TINY_RAWNET2 and saved["epoch"] == best_epoch == result.best_epoch
+    assert saved["dev_eer"] == min(eers) == result.best_dev_eer
+    assert not any(k.startswith("module.") for k in saved["state_dict"])
+    model, info = load_model_file(run / "best.pth")
+    assert info["epoch"] == best_epoch
+    scores = dev_scores(model, dev_trials)
+    keys = np.array([t.key for t in dev_trials])
+    assert compute_eer(scores[keys == "bonafide"], scores[keys == "spoof"])[0] == pytest.approx(min(eers), abs=1e-12)
+
+    settings = json.loads((run / "run.json").read_text())
+    assert settings["recipe"]["epochs"] == 4 and settings["recipe"]["batch_size"] == 4 and settings["seed"] == 0
+    assert settings["model"]["config"] == TINY_RAWNET2 and settings["options"]["device"] == "cpu"
+    assert settings["train"]["trials"] == 8 and settings["dev"]["bonafide"] == 3
+    checkpoint = torch.load(run / "checkpoint.pth", weights_only=True)
+    assert checkpoint["epoch"] == 4 and checkpoint["history"] == history
+    assert_same_state(checkpoint["model"], state_of(result))
+
+
+class Jitter:
+    """A picklable augmentation drawing from its seed and, carelessly, from the global generators as well: a resumed
+    run must reproduce both (the latter through the checkpointed RNG states)."""
+
+    def __call__(self, signal, seed):
+        noise = np.random.default_rng(seed).standard_normal(signal.size)
+        noise += np.random.standard_normal(signal.size)  # noqa: NPY002
+        noise += torch.randn(signal.size, dtype=torch.float64).numpy()
+        return signal + 1e-3 * noise
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    def on_epoch(row):
+        if row["epoch"] == epoch:
+            raise Interrupt
+
+    return on_epoch
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    train_trials, dev_trials = data
+    # Cosine schedule, random crops and augmentation: every piece of state must come back.
+    recipe = Recipe(epochs=2, batch_size=4, lr=1e-3, weight_decay=1e-4, scheduler="cosine", lr_min=1e-5)
+    options = {"dev_trials": dev_trials, "device": "cpu", "seed": 7, "augment": Jitter()}
+    straight = train(rawnet2(), train_trials, tmp_path / "a", recipe, **options)
+    with pytest.raises(Interrupt):
+        train(rawnet2(), train_trials, tmp_path / "b", recipe, on_epoch=stop_after(1), **options)
+    resumed = train(rawnet2(), train_trials, tmp_path / "b", recipe, resume=True, **options)
+    assert_same_state(state_of(resumed), state_of(straight))
+    a = torch.load(tmp_path / "a" / "checkpoint.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoint.pth", weights_only=True)
+    assert a["scheduler"] == b["scheduler"]
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history]
+    assert drop_time == [{k: v for k, v in row.items() if k != "seconds"} for row in straight.history]
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_after_epoch"] == 1
+
+
+def test_run_directory_guards(data, tmp_path):
+    train_trials, _ = data
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        train(rawnet2(), train_trials, tmp_path / "new", FAST, device="cpu", resume=True)
+    first = train(rawnet2(), train_trials, tmp_path / "run", dataclasses.replace(FAST, epochs=1), device="cpu")
+    with pytest.raises(RunDirError, match="holds a checkpoint of an earlier run"):
+        train(rawnet2(), train_trials, tmp_path / "run", FAST, device="cpu")
+    with pytest.raises(RunDirError, match=r"checkpoint.pth: cannot resume with different settings \(recipe.lr\)"):
+        train(rawnet2(), train_trials, tmp_path / "run", dataclasses.replace(FAST, lr=5e-4), device="cpu", resume=True)
+    with pytest.raises(RunDirError, match=r"different settings \(train.fingerprint, train.spoof, train.trials\)"):
+        train(rawnet2(), train_trials[:-1], tmp_path / "run", FAST, device="cpu", resume=True)
+    # A constant-lr run may go on for more epochs; the first epoch is kept, the second added.
+    longer = train(rawnet2(), train_trials, tmp_path / "run", FAST, device="cpu", resume=True)
+    assert [r["epoch"] for r in longer.history] == [1, 2]
+    assert longer.history[0] == first.history[0]
+    with pytest.raises(ValueError, match=r"needs both bona fide and spoof trials; it has only \['spoof'\]"):
+        train(rawnet2(), [t for t in train_trials if t.key == "spoof"], tmp_path / "x", FAST, device="cpu")
+    with pytest.raises(ValueError, match="make no complete batch of 32"):
+        train(rawnet2(), train_trials, tmp_path / "y", dataclasses.replace(FAST, batch_size=32), device="cpu")
+
+
+def test_init_weights_loads_strictly(data, tmp_path):
+    train_trials, _ = data
+    source = train(rawnet2(), train_trials, tmp_path / "src", dataclasses.replace(FAST, epochs=1), device="cpu")
+    frozen = dataclasses.replace(FAST, epochs=1, lr=0.0, weight_decay=0.0)
+    for weights in (tmp_path / "src" / "best.pth", tmp_path / "plain.pth"):
+        torch.save(source.model.state_dict(), tmp_path / "plain.pth")
+        tuned = train(rawnet2(), train_trials, tmp_path / weights.stem, frozen, device="cpu", seed=99,
+                      init_weights=weights)
+        for name, parameter in tuned.model.named_parameters():  # lr 0: the loaded weights, untouched
+            assert torch.equal(parameter, source.model.state_dict()[name]), name
+    with pytest.raises(ValueError, match=r"best.pth: weights do not fit the model"):
+        train(ModelSpec("rawnet2", "asvspoof2021", {**TINY_RAWNET2, "gru_node": 6}),
+              train_trials, tmp_path / "bad", frozen, device="cpu", init_weights=tmp_path / "src" / "best.pth")
+
+
+def test_amp_and_devices_fall_back_clearly(data, tmp_path):
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+        with pytest.warns(RuntimeWarning, match="AMP.*needs CUDA"):
+            result = train(rawnet2("icassp2021"), data[0], tmp_path / "amp", dataclasses.replace(FAST, epochs=1),
+                           device="cpu", amp=True)
+        assert json.loads((tmp_path / "amp" / "run.json").read_text())["options"]["amp"] is False
+        assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_model_files_are_checked(tmp_path):
+    torch.save({"a": torch.zeros(1)}, tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="plain.pth: not an antispoof model file"):
+        load_model_file(tmp_path / "plain.pth")
+    torch.save({"format": "antispoof-gmm", "variant": "x", "config": {}, "state_dict": {}}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="other.pth: format 'antispoof-gmm' is not a model file format"):
+        load_model_file(tmp_path / "other.pth")
+
+
+# --- AASIST --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aasist_reference(reference_dir):
+    pytest.importorskip("rawnet.aasist", reason="rawnet/aasist.py is not in this checkout")
+    folder = reference_dir / "aasist"
+    return json.loads((folder / "AASIST.json").read_text()), folder / "AASIST.pth"
+
+
+@pytest.mark.slow
+def test_fine_tuning_official_aasist_changes_weights_and_keeps_keys(aasist_reference, data, tmp_path):
+    config, weights = aasist_reference
+    spec = ModelSpec("aasist", "aasist", {**config, "nb_samp": 16000})
+    official = torch.load(weights, map_location="cpu", weights_only=True)
+    recipe = dataclasses.replace(RECIPES["aasist"], epochs=1, batch_size=4)
+    result = train(spec, data[0], tmp_path / "ft", recipe, device="cpu", init_weights=weights)
+    tuned = torch.load(tmp_path / "ft" / "best.pth", weights_only=True)["state_dict"]
+    assert tuned.keys() == official.keys()
+    changed = [k for k in official if official[k].is_floating_point() and not torch.equal(official[k], tuned[k])]
+    assert len(changed) > len(official) // 2
+    assert_same_state(tuned, {k: v.cpu() for k, v in state_of(result).items()})
+
+
+# --- command line --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli():
+    group = click.Group("train")
+    group.add_command(train_rawnet2)
+    return lambda *args: CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=False)
+
+
+def write_list(path, trials):
+    path.write_text("".join(f"{t.path},{t.key}\n" for t in trials))
+    return path
+
+
+def test_cli_trains_rawnet2_and_resumes(cli, data, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"model": {**TINY_RAWNET2, "nb_samp": 64600}}))
+    train_list, dev_list = write_list(tmp_path / "train.csv", data[0]), write_list(tmp_path / "dev.csv", data[1])
+    common = ["--list", train_list, "--dev-list", dev_list, "-o", tmp_path / "run", "--config", config,
+              "--nb-samp", 8000, "--batch-size", 4, "--lr", "1e-3", "--device", "cpu", "--workers", 0]
+    result = cli("rawnet2", *common, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    assert "epoch 1: train loss" in result.output and "dev loss" in result.output
+    assert f"Wrote {tmp_path / 'run' / 'best.pth'} (epoch 1, lowest dev EER" in result.output
+    saved = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
+    assert saved["config"] == TINY_RAWNET2  # --nb-samp overrides the file's 64600
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["recipe"] == {**dataclasses.asdict(RECIPES["rawnet2"]), "epochs": 1, "batch_size": 4, "lr": 1e-3,
+                             "betas": [0.9, 0.999], "class_weights": [0.1, 0.9]}
+    resumed = cli("rawnet2", *common, "--epochs", 2, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "epoch 2: train loss" in resumed.output and "epoch 1:" not in resumed.output
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
+
+
+def test_cli_usage_errors(cli, data, tmp_path):
+    train_list = write_list(tmp_path / "train.csv", data[0])
+    base = ["--list", train_list, "-o", tmp_path / "run", "--device", "cpu"]
+    result = cli("rawnet2", *base, "--dev-protocol", train_list)
+    assert result.exit_code == 2 and "--dev-protocol needs --dev-audio-dir" in result.output
+    result = cli("rawnet2", *base, "--dev-audio-dir", tmp_path)
+    assert result.exit_code == 2 and "--dev-audio-dir needs --dev-protocol" in result.output
+    result = cli("rawnet2", *base, "--augment", "nonsense")
+    assert result.exit_code == 2 and "--augment" in result.output
+
+
+@pytest.mark.parametrize("command", ["rawnet2"])
+def test_cli_help_quotes_the_recipe(cli, command):
+    text = " ".join(cli(command, "--help").output.split())
+    recipe = RECIPES[command]
+    for option, value in (("--epochs", recipe.epochs), ("--batch-size", recipe.batch_size),
+                          ("--lr", f"{recipe.lr:.0e}".replace("e-0", "e-")),
+                          ("--weight-decay", f"{recipe.weight_decay:.0e}".replace("e-0", "e-"))):
+        assert f"[default: {value}]" in text.split(option, 1)[1].split("--", 1)[0], option
+    assert "Example" in text
