@@ -163,9 +163,10 @@ def train_rawnet2(protocol, audio_dir, file_list, extensions, dev_protocol, dev_
 
     \b
     Recipe: Adam (lr 1e-4, weight decay 1e-4), batch 32, 100 epochs, cross-entropy
-    weighted 0.1 spoof / 0.9 bona fide, the first 64,600 samples (~4 s) of each file,
-    repeated when shorter. Options override single settings. A checkpoint is written
-    after every epoch; --resume continues exactly. Under torchrun, one process per GPU.
+    weighted 0.1 spoof / 0.9 bona fide, the first nb_samp samples of each file (64,600,
+    ~4 s, in the 2021 config), repeated when shorter. Options override single settings.
+    A checkpoint is written after every epoch; --resume continues exactly. Under
+    torchrun, one process per GPU.
 
     \b
     Examples:

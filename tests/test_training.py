@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import click
 import numpy as np
@@ -335,3 +337,8 @@ def test_cli_help_quotes_the_recipe(cli, command):
                           ("--weight-decay", f"{recipe.weight_decay:.0e}".replace("e-0", "e-"))):
         assert f"[default: {value}]" in text.split(option, 1)[1].split("--", 1)[0], option
     assert "Example" in text
+
+
+def test_cli_module_does_not_import_torch():
+    code = "import sys, cli.deep_training; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
