@@ -21,6 +21,7 @@ from lfcc_gmm.scorers import ScorerNotFoundError
 
 from .evaluation import evaluate
 from .features import lfcc_command
+from .reporting import calibrate, compare, fuse
 from .robustness import robustness
 from .scoring import score, scorers
 from .training import train
@@ -73,6 +74,7 @@ def main() -> None:
       antispoof train lfcc-gmm --protocol P --audio-dir D -o model.npz
       antispoof score --scorer lfcc-gmm --model model.npz --protocol P --audio-dir D -o scores.txt
       antispoof evaluate scores.txt
+      antispoof compare lfcc.txt aasist.txt --protocol P -o report/
     """
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     warnings.showwarning = _show_warning
@@ -84,3 +86,6 @@ main.add_command(scorers)
 main.add_command(train)
 main.add_command(lfcc_command)
 main.add_command(robustness)
+main.add_command(compare)
+main.add_command(fuse)
+main.add_command(calibrate)

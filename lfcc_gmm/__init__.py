@@ -32,6 +32,8 @@ _EXPORTS = {
     "evaluate": "metrics",
     "Evaluation": "metrics",
     "LinearFusion": "fusion",
+    "compare_systems": "report",
+    "write_report": "report",
     "Scorer": "scorers",
     "get_scorer": "scorers",
     "LFCCGMMScorer": "baseline",

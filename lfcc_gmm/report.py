@@ -34,8 +34,8 @@ from .scorefiles import (
     LabelledScores,
     ScoreFileError,
     ScoreTable,
-    _mismatch_message,
     label_scores,
+    mismatch_message,
     read_scores,
 )
 
@@ -374,9 +374,9 @@ def _mismatches(paths: Sequence[PathLike], tables: Sequence[ScoreTable]) -> list
         extra = [i for i in table.ids if i not in reference]
         missing = [i for i in tables[0].ids if i not in present]
         if extra:
-            problems.append(f"{path}: " + _mismatch_message(f"IDs are not in {paths[0]}", extra, len(table)))
+            problems.append(f"{path}: " + mismatch_message(f"IDs are not in {paths[0]}", extra, len(table)))
         if missing:
-            problems.append(f"{path}: " + _mismatch_message(f"IDs of {paths[0]} are missing", missing,
+            problems.append(f"{path}: " + mismatch_message(f"IDs of {paths[0]} are missing", missing,
                                                             len(tables[0])))
     return problems
 
@@ -394,7 +394,7 @@ def _file_labels(
     for path, table, other_order in labelled[1:]:
         differ = np.flatnonzero(np.asarray(table.keys)[other_order] != keys)
         if differ.size:
-            raise ScoreFileError(f"{path}: " + _mismatch_message(f"trials have another key than in {first_path}",
+            raise ScoreFileError(f"{path}: " + mismatch_message(f"trials have another key than in {first_path}",
                                                                  [ids[i] for i in differ], len(ids)))
     return keys, np.asarray(first.attacks)[order]
 

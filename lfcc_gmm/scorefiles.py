@@ -159,7 +159,7 @@ def write_scores(
                 handle.write(format_score_line(file_id, scores[i]))
 
 
-def _mismatch_message(label: str, ids: Sequence[str], total: int) -> str:
+def mismatch_message(label: str, ids: Sequence[str], total: int) -> str:
     examples = ", ".join(list(ids)[:5])
     return f"{len(ids)} of {total} {label}: {examples}{' …' if len(ids) > 5 else ''}"
 
@@ -180,16 +180,16 @@ def label_scores(table: ScoreTable, trials: Sequence[Trial] | None = None) -> La
     by_id = {t.file_id: t for t in trials}
     unlabelled = [t.file_id for t in trials if t.key is None]
     if unlabelled:
-        raise ScoreFileError(_mismatch_message("protocol trials have no key", unlabelled, len(trials)))
+        raise ScoreFileError(mismatch_message("protocol trials have no key", unlabelled, len(trials)))
     score_ids = set(table.ids)
     only_scores = [i for i in table.ids if i not in by_id]
     only_protocol = [t.file_id for t in trials if t.file_id not in score_ids]
     if only_scores or only_protocol:
         parts = []
         if only_scores:
-            parts.append(_mismatch_message("scored IDs are not in the protocol", only_scores, len(table)))
+            parts.append(mismatch_message("scored IDs are not in the protocol", only_scores, len(table)))
         if only_protocol:
-            parts.append(_mismatch_message("protocol IDs have no score", only_protocol, len(trials)))
+            parts.append(mismatch_message("protocol IDs have no score", only_protocol, len(trials)))
         raise ScoreFileError("; ".join(parts))
     keys = np.asarray([by_id[i].key for i in table.ids])
     attacks = np.asarray([by_id[i].attack for i in table.ids])

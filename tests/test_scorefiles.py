@@ -111,3 +111,15 @@ def test_asv_scores(reference_dir, tmp_path):
     bad.write_text("bonafide target 1.0\n")
     with pytest.raises(ScoreFileError, match="no nontarget, spoof trials"):
         read_asv_scores(bad)
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "f.txt") as handle:
+            handle.write("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
