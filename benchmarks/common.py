@@ -1,0 +1,99 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory of child processes, synthetic speech, machine info."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("ANTISPOOF_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference"))
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_child(code: str, *args: str, env: dict | None = None) -> tuple[str, float, float]:
+    """Run ``python -c code args`` in a fresh process; return (stdout, wall seconds, peak RSS in MiB).
+
+    Peak RSS comes from the kernel's accounting of the child alone (``wait4``), so it is the child's true
+    high-water mark, unaffected by this process.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"child failed (exit {os.waitstatus_to_exitcode(status)}): {code[:80]}…")
+    return out, wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def self_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def speech_like(seconds: float, rng: np.random.Generator, sample_rate: int = 16000, band_limit: bool = False
+                ) -> np.ndarray:
+    """A crude speech-like signal: a gliding harmonic source through moving formant resonances, with pauses.
+
+    Only meant to give the DSP realistic spectra and dynamics for timing; it is not speech.
+    """
+    from scipy.signal import lfilter
+
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    f0 = rng.uniform(90, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    source = sum(np.sin(k * phase) / k for k in range(1, 30)) + 0.05 * rng.standard_normal(n)
+    y = np.zeros(n)
+    for formant in rng.uniform([300, 900, 2200], [900, 2200, 3500]):
+        r, theta = 0.97, 2 * np.pi * formant / sample_rate
+        y += lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], source)
+    envelope = (np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, np.pi)) > -0.3).astype(float)
+    y *= np.convolve(envelope, np.hanning(800) / 400, mode="same")
+    if band_limit:
+        from scipy.signal import butter, sosfilt
+
+        y = sosfilt(butter(8, 4000, fs=sample_rate, output="sos"), y)
+    return 0.5 * y / (np.max(np.abs(y)) + 1e-12)
+
+
+def machine_summary() -> str:
+    """One Markdown paragraph: CPU, cores, memory, OS and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = []
+    for name in ("numpy", "scipy", "sklearn", "soundfile", "joblib", "torch"):
+        try:
+            module = __import__(name)
+            versions.append(f"{name} {module.__version__}")
+        except ImportError:
+            versions.append(f"{name} (not installed)")
+    return (f"{cpu}; {os.cpu_count()} logical cores; {mem:.1f} GiB RAM; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}; " + ", ".join(versions))
