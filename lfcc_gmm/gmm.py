@@ -4,7 +4,11 @@ The E-step never holds more than ``chunk_size x n_components`` responsibilities.
 reduces to :class:`SufficientStatistics` (counts, first and second moments, log-likelihood), which add
 up across chunks, utterances or machines; :func:`m_step` turns their sum into new parameters. This
 split lets a distributed E-step (one :func:`sufficient_statistics` call per feature shard, summed on
-the client) share every line of the M-step with :class:`DiagonalGMM.fit`.
+the client) share every line of the M-step with :class:`DiagonalGMM.fit`::
+
+    params = initial_params(sample, variance, 512, random_state=0)
+    for _ in range(10):
+        params = m_step(sum(client.gather(client.map(sufficient_statistics, shards, params=params))))
 
 Log-densities use the expansion
 ``log N(x | k) = c_k + y . (nu_k / s_k) - 1/2 y**2 . (1 / s_k)`` with ``y = x - center``,
@@ -21,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import NamedTuple, Union
 
 import numpy as np
@@ -141,6 +146,33 @@ def check_params(params: GMMParams | Mapping[str, np.ndarray], n_features: int |
     if (covariances <= 0).any():
         raise ValueError("covariances must be positive")
     return GMMParams(weights, means, covariances)
+
+
+def _as_sequence(X: ArrayOrSequence, n_features: int | None = None) -> list[np.ndarray]:
+    """Accept an (n, d) array or a sequence of them without copying float arrays; check shape only."""
+    if isinstance(X, np.ndarray):
+        arrays = [X]
+        names = ["X"]
+    elif isinstance(X, Sequence) and not isinstance(X, str):
+        arrays = list(X)
+        names = [f"X[{i}]" for i in range(len(arrays))]
+    else:
+        raise TypeError(f"X must be an (n_frames, n_features) array or a sequence of them, not {type(X).__name__}")
+    if not arrays:
+        raise ValueError("X is an empty sequence: no frames to work on")
+    checked = []
+    for name, array in zip(names, arrays, strict=True):
+        array = np.asarray(array)
+        if array.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_frames, n_features), got shape {array.shape}")
+        if n_features is None:
+            n_features = array.shape[1]
+        if array.shape[1] != n_features or n_features == 0:
+            raise ValueError(f"{name} has {array.shape[1]} features, expected {n_features}")
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        checked.append(array)
+    return checked
 
 
 def _center(params: GMMParams) -> np.ndarray:
@@ -264,11 +296,11 @@ def sufficient_statistics(
     arrays = _as_sequence(X, params.means.shape[1])
     n_components, n_features = params.means.shape
     moments = np.zeros((n_components, 2 * n_features + 1))
-    log_likelihood = 0.0
+    total_log_likelihood = 0.0
     n_frames = 0
     for parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
         peak, total = _exp_normalise(parts)
-        log_likelihood += float(peak.sum() + np.log(total).sum())
+        total_log_likelihood += float(peak.sum() + np.log(total).sum())
         n_frames += len(peak)
         for index, responsibilities, design_chunk in parts:
             # Dividing the (rows, 2d+1) design rows instead of the (rows, K) exponentials is cheaper.
@@ -276,39 +308,12 @@ def sufficient_statistics(
             moments[index] += responsibilities.T @ scaled
     return SufficientStatistics(
         n_frames=n_frames,
-        log_likelihood=log_likelihood,
+        log_likelihood=total_log_likelihood,
         counts=moments[:, -1].copy(),
         first=moments[:, :n_features].copy(),
         second=moments[:, n_features:-1].copy(),
         center=_center(params),
     )
-
-
-def _as_sequence(X: ArrayOrSequence, n_features: int | None = None) -> list[np.ndarray]:
-    """Accept an (n, d) array or a sequence of them without copying float arrays; check shape only."""
-    if isinstance(X, np.ndarray):
-        arrays = [X]
-        names = ["X"]
-    elif isinstance(X, Sequence) and not isinstance(X, str):
-        arrays = list(X)
-        names = [f"X[{i}]" for i in range(len(arrays))]
-    else:
-        raise TypeError(f"X must be an (n_frames, n_features) array or a sequence of them, not {type(X).__name__}")
-    if not arrays:
-        raise ValueError("X is an empty sequence: no frames to work on")
-    checked = []
-    for name, array in zip(names, arrays, strict=True):
-        array = np.asarray(array)
-        if array.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_frames, n_features), got shape {array.shape}")
-        if n_features is None:
-            n_features = array.shape[1]
-        if array.shape[1] != n_features or n_features == 0:
-            raise ValueError(f"{name} has {array.shape[1]} features, expected {n_features}")
-        if array.dtype.kind not in "fiu":
-            raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
-        checked.append(array)
-    return checked
 
 
 def initial_params(
@@ -610,17 +615,22 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         return X
 
     def _check_hyperparameters(self) -> None:
+        def count(value: object, minimum: int) -> bool:
+            return isinstance(value, Integral) and value >= minimum
+
+        def positive(value: object, allow_zero: bool = False) -> bool:
+            return isinstance(value, Real) and (value >= 0 if allow_zero else value > 0)
+
         checks = (
-            ("n_components", self.n_components, isinstance(self.n_components, int) and self.n_components >= 1),
-            ("max_iter", self.max_iter, isinstance(self.max_iter, int) and self.max_iter >= 1),
-            ("chunk_size", self.chunk_size, isinstance(self.chunk_size, int) and self.chunk_size >= 1),
-            ("var_floor", self.var_floor, self.var_floor > 0),
-            ("tol", self.tol, self.tol is None or self.tol >= 0),
+            ("n_components", self.n_components, count(self.n_components, 1)),
+            ("max_iter", self.max_iter, count(self.max_iter, 1)),
+            ("chunk_size", self.chunk_size, count(self.chunk_size, 1)),
+            ("var_floor", self.var_floor, positive(self.var_floor)),
+            ("tol", self.tol, self.tol is None or positive(self.tol, allow_zero=True)),
             (
                 "init_samples",
                 self.init_samples,
-                self.init_samples is None
-                or (isinstance(self.init_samples, int) and self.init_samples >= self.n_components),
+                self.init_samples is None or count(self.init_samples, self.n_components),
             ),
             ("dtype", self.dtype, np.dtype(self.dtype) in (np.float32, np.float64)),
         )

@@ -342,7 +342,16 @@ def test_bad_input_is_rejected_with_a_clear_message():
         gmm.fit(row for row in X)
     with pytest.raises(ValueError, match="real numbers"):
         gmm.fit(X.astype(complex))
-    for bad_param in ({"init": "kmeans"}, {"dtype": np.int32}, {"var_floor": 0.0}, {"init_samples": 2}):
+    bad_params = (
+        {"init": "kmeans"},
+        {"dtype": np.int32},
+        {"var_floor": 0.0},
+        {"var_floor": None},
+        {"init_samples": 2},
+        {"max_iter": 0},
+        {"chunk_size": 2.5},
+    )
+    for bad_param in bad_params:
         with pytest.raises(ValueError, match="DiagonalGMM"):
             DiagonalGMM(4, **bad_param).fit(X)
     with pytest.raises(NotFittedError):
@@ -358,6 +367,9 @@ def test_sklearn_clone_and_params():
     assert copy.get_params() == gmm.get_params()
     assert DiagonalGMM().get_params()["n_components"] == 512 and DiagonalGMM().max_iter == 10
     assert not hasattr(copy, "means_")
+    # NumPy integers are valid counts.
+    X = _clusters(200, 2, 2, seed=27)
+    assert DiagonalGMM(np.int64(2), max_iter=np.int32(2), chunk_size=np.int64(64)).fit(X).n_iter_ == 2
 
 
 def test_official_lfcc_frames_fit_and_score_consistently(reference_dir):
