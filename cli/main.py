@@ -19,6 +19,7 @@ from lfcc_gmm.protocols import MissingAudioError, ProtocolError
 from lfcc_gmm.scorefiles import ScoreFileError
 from lfcc_gmm.scorers import ScorerNotFoundError
 
+from .demo import demo
 from .evaluation import evaluate
 from .features import lfcc_command
 from .reporting import calibrate, compare, fuse
@@ -80,6 +81,7 @@ def main() -> None:
     warnings.showwarning = _show_warning
 
 
+main.add_command(demo)
 main.add_command(evaluate)
 main.add_command(score)
 main.add_command(scorers)

@@ -95,7 +95,8 @@ def det_figure(systems: Mapping[str, Any], title: str = "DET curves") -> Figure:
     finite_eer = [c.eer_probit for c in curves.values() if np.isfinite(c.eer_probit)]
     lows = [np.min(np.concatenate((c.x, c.y))) for c in curves.values() if c.x.size] + finite_eer
     low = max(min(lows, default=ndtri(0.01)) - 0.1, _DET_FLOOR)
-    high = max(ndtri(0.5), max(finite_eer, default=-np.inf) + 0.3)
+    # Show at least up to 50 %, and well past the worst EER so a weak system's curve is not cut at its EER.
+    high = min(max(ndtri(0.5), max(finite_eer, default=-np.inf) + 0.6), ndtri(0.95))
     axes.plot([low, high], [low, high], color="0.75", linestyle=":", linewidth=1, label="FAR = FRR")
     for i, (name, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
@@ -114,7 +115,8 @@ def det_figure(systems: Mapping[str, Any], title: str = "DET curves") -> Figure:
     axes.set_xlabel("false acceptance rate: spoofs accepted (%)")
     axes.set_ylabel("false rejection rate: bona fide rejected (%)")
     axes.set_title(title)
-    axes.legend(loc="upper right", fontsize="small")
+    # DET curves run from top left to bottom right: the bottom-left corner is the free one.
+    axes.legend(loc="lower left", fontsize="small")
     return figure
 
 
