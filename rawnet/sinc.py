@@ -20,6 +20,8 @@ METHODS = ("auto", "direct", "fft")
 _N_GRID = 257
 # From this kernel length on the FFT path is clearly faster on CPU (see benchmarks/bench_rawnet2.py).
 _FFT_MIN_KERNEL = 256
+# Complex values per FFT chunk (8 MiB in complex64).
+_FFT_CHUNK = 1 << 20
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -124,14 +126,21 @@ def fft_correlate(x: torch.Tensor, spectra: torch.Tensor, kernel_size: int, bloc
     torch.Tensor
         (batch, n_filters, samples - K + 1), equal to ``F.conv1d(x, filters)`` up to float rounding.
     """
-    length = x.shape[-1]
+    batch, _, length = x.shape
+    n_filters = spectra.shape[0]
     n_out = length - kernel_size + 1
     hop = block - kernel_size + 1
     n_blocks = -(-n_out // hop)
     # Circular correlation of a block is exact for its first `hop` outputs, which never wrap around.
-    frames = F.pad(x, (0, (n_blocks - 1) * hop + block - length)).unfold(-1, block, hop)
-    y = torch.fft.irfft(torch.fft.rfft(frames, block) * spectra[:, None, :], block)[..., :hop]
-    return y.reshape(x.shape[0], spectra.shape[0], n_blocks * hop)[..., :n_out]
+    frames = F.pad(x[:, 0], (0, (n_blocks - 1) * hop + block - length)).unfold(-1, block, hop)
+    # A few blocks at a time: the (batch, blocks, filters, bins) product of a whole input would not stay in cache.
+    # No loop over the batch, so that a traced graph still takes any batch size.
+    step = max(1, _FFT_CHUNK // (batch * n_filters * spectra.shape[1]))
+    out = torch.empty(batch, n_filters, n_blocks, hop, dtype=torch.result_type(x, spectra.real), device=x.device)
+    for start in range(0, n_blocks, step):
+        product = torch.fft.rfft(frames[:, start : start + step], block)[:, :, None, :] * spectra
+        out[:, :, start : start + step] = torch.fft.irfft(product, block)[..., :hop].transpose(1, 2)
+    return out.view(batch, n_filters, n_blocks * hop)[..., :n_out]
 
 
 class SincConv(nn.Module):
@@ -192,7 +201,9 @@ class SincConv(nn.Module):
         key = (block, filters.dtype, filters.device, filters.data_ptr())
         spectra = self._spectra.get(key)
         if spectra is None:
-            spectra = torch.fft.rfft(filters[:, 0, :], block).conj()
+            # A normal tensor even when first built under inference_mode, so later autograd use can save it.
+            with torch.inference_mode(False), torch.no_grad():
+                spectra = torch.fft.rfft(filters[:, 0, :], block).conj_physical()
             self._spectra = {key: spectra}
         return spectra
 

@@ -1,0 +1,130 @@
+"""RawNet2 CPU inference: the official computation against rawnet.rawnet2.RawNet2, side by side.
+
+The baseline below transcribes what the official forward computes on every call: it rebuilds the sinc filters
+filter by filter (NumPy sinc on a float32 support, copied into a float32 tensor), applies them by a direct
+``conv1d``, and in the 2021 baseline also evaluates the discarded pre-activation of every residual block. Both
+paths use the same random weights and inputs; their outputs must agree to 1e-4 before any timing is printed.
+
+Run from the repository root: ``python benchmarks/bench_rawnet2.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rawnet.rawnet2 import VARIANTS, RawNet2
+from rawnet.sinc import band_edges
+
+TOLERANCE = 1e-4
+
+
+def official_sinc_filters(edges: np.ndarray, kernel_size: int, sample_rate: int = 16000) -> torch.Tensor:
+    """The official per-call filter construction (one filter at a time, mixed NumPy/torch arithmetic)."""
+    support = torch.arange(-(kernel_size - 1) / 2, (kernel_size - 1) / 2 + 1)
+    bank = torch.zeros(len(edges) - 1, kernel_size)
+    for i in range(len(edges) - 1):
+        low, high = edges[i], edges[i + 1]
+        high_pass = (2 * high / sample_rate) * np.sinc(2 * high * support / sample_rate)
+        low_pass = (2 * low / sample_rate) * np.sinc(2 * low * support / sample_rate)
+        bank[i, :] = torch.Tensor(np.hamming(kernel_size)) * torch.Tensor(high_pass - low_pass)
+    return bank.view(len(edges) - 1, 1, kernel_size)
+
+
+def official_forward(model: RawNet2, edges: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """The official forward in eval mode, computed straightforwardly with ``model``'s weights."""
+    kernel_size = model.sinc_conv.kernel_size
+    x = F.conv1d(x.view(x.shape[0], 1, x.shape[1]), official_sinc_filters(edges, kernel_size))
+    x = model.selu(model.first_bn(F.max_pool1d(torch.abs(x), 3)))
+    for i in range(model.n_blocks):
+        block = getattr(model, f"block{i}")[0]
+        pre = x if block.first else block.lrelu(block.bn1(x))
+        # The 2021 baseline computes the pre-activation and then convolves the block input instead.
+        out = block.conv1(x if model.variant == "asvspoof2021" else pre)
+        out = block.conv2(block.lrelu(block.bn2(out)))
+        identity = block.conv_downsample(x) if hasattr(block, "conv_downsample") else x
+        x = block.mp(out + identity)
+        scale = torch.sigmoid(getattr(model, f"fc_attention{i}")(F.adaptive_avg_pool1d(x, 1).view(x.shape[0], -1)))
+        scale = scale.view(scale.shape[0], scale.shape[1], -1)
+        x = x * scale + scale
+    x = model.selu(model.bn_before_gru(x))
+    x, _ = model.gru(x.permute(0, 2, 1))
+    x = model.fc2_gru(model.fc1_gru(x[:, -1, :]))
+    return F.log_softmax(x, dim=1) if model.variant == "asvspoof2021" else x
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
+    """Give every BatchNorm non-trivial statistics so that the comparison is not degenerate."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            n = module.num_features
+            module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+            module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+            module.weight.data.copy_(1 + 0.1 * torch.randn(n, generator=generator))
+            module.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
+
+
+def paired_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed in alternation so that load changes hit all of them alike."""
+    for fn in fns.values():
+        fn()  # warm-up: allocator, FFT plans, filter spectra
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repeats, batch 1 only")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 3 if args.quick else 7
+    batches = (1,) if args.quick else (1, 8)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {repeats} timed repeats, median seconds")
+    print("official: the official computation; sinc-only: ours with the GRU on the caller's threads; ours: default")
+    header = f"{'variant':<13} {'batch':>5} {'official':>9} {'sinc-only':>9} {'ours':>8} {'speed-up':>8}"
+    header += f" {'max |diff|':>11}"
+    print(header)
+    for seed, variant in enumerate(VARIANTS):
+        torch.manual_seed(seed)
+        model = RawNet2(variant=variant).eval()
+        randomize_batchnorm(model, seed)
+        sinc_only = RawNet2(model.config, variant, recurrent_threads=None).eval()
+        sinc_only.load_state_dict(model.state_dict())
+        config = model.config
+        edges = band_edges(config["filts"][0], layout=variant)
+        for batch in batches:
+            x = 0.1 * torch.randn(batch, config["nb_samp"], generator=torch.Generator().manual_seed(batch))
+            with torch.inference_mode():
+                reference = official_forward(model, edges, x)
+                diff = max((reference - m(x)).abs().max().item() for m in (model, sinc_only))
+                if not diff <= TOLERANCE:
+                    raise SystemExit(f"{variant}, batch {batch}: outputs differ by {diff:.3g} > {TOLERANCE}")
+                fns = {
+                    "official": lambda: official_forward(model, edges, x),  # noqa: B023
+                    "sinc-only": lambda: sinc_only(x),  # noqa: B023
+                    "ours": lambda: model(x),  # noqa: B023
+                }
+                t = paired_medians(fns, repeats)
+            speed_up = t["official"] / t["ours"]
+            print(
+                f"{variant:<13} {batch:>5} {t['official']:>9.3f} {t['sinc-only']:>9.3f} {t['ours']:>8.3f} "
+                f"{speed_up:>7.2f}x {diff:>11.2e}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,396 @@
+"""RawNet2 (both official variants), the sinc front end and the fixed-length waveform views."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from scipy.signal import correlate
+
+from rawnet.functional import pad_or_truncate, random_crop_or_pad, sliding_windows
+from rawnet.rawnet2 import (
+    ASVSPOOF2021_CONFIG,
+    VARIANTS,
+    ConfigError,
+    RawNet2,
+    load_config,
+    load_state_dict_file,
+)
+from rawnet.sinc import SincConv, band_edges, sinc_filters
+
+FS = 16000
+PARITY_ATOL = 1e-4
+
+
+# --------------------------------------------------------------------------- parity with the official code
+
+
+@pytest.fixture(scope="module")
+def official(reference_dir):
+    return json.loads((reference_dir / "rawnet2" / "official_outputs.json").read_text())
+
+
+def _small_model(reference_dir, variant: str, sinc_method: str = "auto") -> RawNet2:
+    config = load_config(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.json")
+    model = RawNet2(config, variant, sinc_method=sinc_method)
+    model.load_state_dict(load_state_dict_file(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.pth"), strict=True)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    ("variant", "sinc_method"),
+    [("asvspoof2021", "direct"), ("asvspoof2021", "fft"), ("icassp2021", "direct"), ("icassp2021", "fft")],
+)
+def test_official_outputs(reference_dir, official, variant, sinc_method):
+    model = _small_model(reference_dir, variant, sinc_method)
+    cases = official["cases"][variant]
+    names = sorted(cases)
+    assert len(names) == 4
+    batch = np.stack(
+        [
+            pad_or_truncate(sf.read(reference_dir / "lfcc" / "audio" / name, dtype="float64")[0], 64600)
+            for name in names
+        ]
+    )
+    with torch.no_grad():
+        out = model(torch.from_numpy(batch).to(torch.float32)).numpy()
+    expected = np.array([cases[name]["output"] for name in names])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=PARITY_ATOL)
+    np.testing.assert_allclose(out[:, 1], [cases[name]["score"] for name in names], rtol=0, atol=PARITY_ATOL)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_state_dict_keys_and_shapes_match_official(reference_dir, variant):
+    official_state = load_state_dict_file(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.pth")
+    config = load_config(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.json")
+    ours = RawNet2(config, variant).state_dict()
+    assert list(ours) == list(official_state)
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in official_state.items()}
+
+
+def test_strict_loading_rejects_missing_and_unexpected_keys(reference_dir):
+    state = load_state_dict_file(reference_dir / "rawnet2" / "rawnet2_asvspoof2021_small.pth")
+    model = RawNet2(load_config(reference_dir / "rawnet2" / "rawnet2_asvspoof2021_small.json"))
+    broken = dict(state)
+    broken["Sinc_conv.band_pass"] = torch.zeros(16, 129)
+    del broken["block3.0.bn1.weight"]
+    with pytest.raises(RuntimeError, match=r"Missing key.*block3\.0\.bn1\.weight"):
+        model.load_state_dict(broken, strict=True)
+
+
+def test_full_configs_parameter_counts(reference_dir):
+    full = json.loads((reference_dir / "rawnet2" / "official_outputs.json").read_text())["full_param_counts"]
+    for variant in VARIANTS:
+        assert RawNet2.default_config(variant) == full[variant]["config"]
+        model = RawNet2(variant=variant)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert trainable == full[variant]["trainable_params"]
+        assert len(model.state_dict()) == full[variant]["state_dict_tensors"]
+    assert full["asvspoof2021"]["trainable_params"] == 17_621_410
+    assert full["icassp2021"]["trainable_params"] == 25_433_602
+
+
+# --------------------------------------------------------------------------- model behaviour
+
+SMALL = {
+    "nb_samp": 4000,
+    "first_conv": 128,
+    "in_channels": 1,
+    "filts": [8, [8, 8], [8, 12], [12, 12]],
+    "blocks": [2, 4],
+    "nb_fc_node": 8,
+    "gru_node": 8,
+    "nb_gru_layer": 1,
+    "nb_classes": 2,
+}
+
+
+def _randomize_batchnorm(model: torch.nn.Module) -> None:
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0, 0.1, generator=generator)
+            module.running_var.uniform_(0.5, 1.5, generator=generator)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pre_activation_quirk(variant):
+    """The 2021 baseline's first conv reads the block input: its bn1 cannot change the output; Tak et al.'s can."""
+    torch.manual_seed(0)
+    model = RawNet2(SMALL, variant).eval()
+    _randomize_batchnorm(model)
+    x = 0.1 * torch.randn(2, 4000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = model(x)
+        for i in range(1, 6):
+            getattr(model, f"block{i}")[0].bn1.weight.mul_(3.0)
+        after = model(x)
+    if variant == "asvspoof2021":
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+    else:
+        assert (after - before).abs().max() > 1e-4
+
+
+def test_output_kind_per_variant():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4000)
+    with torch.no_grad():
+        log_probs = RawNet2(SMALL, "asvspoof2021").eval()(x)
+        logits = RawNet2(SMALL, "icassp2021").eval()(x)
+    assert log_probs.shape == logits.shape == (3, 2)
+    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(3))
+    assert not torch.allclose(logits.exp().sum(dim=1), torch.ones(3))
+
+
+def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged():
+    torch.manual_seed(0)
+    model = RawNet2(SMALL, recurrent_threads=1).eval()
+    plain = RawNet2(SMALL, recurrent_threads=None).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 4000)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=0, atol=1e-6)
+    assert torch.get_num_threads() == threads
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="variant"):
+        RawNet2(SMALL, "rawnet3")
+    with pytest.raises(ValueError, match="only has the 'mel' scale"):
+        RawNet2(SMALL, "asvspoof2021", sinc_scale="linear")
+    with pytest.raises(ValueError, match=r"\(batch, samples\)"):
+        RawNet2(SMALL)(torch.zeros(1, 1, 4000))
+    with pytest.raises(ValueError, match="fewer than the kernel size 129"):
+        RawNet2(SMALL)(torch.zeros(1, 100))
+
+
+def test_icassp_scales_build_different_filters():
+    banks = [RawNet2(SMALL, "icassp2021", sinc_scale=s).sinc_conv.filters for s in ("mel", "inverse-mel", "linear")]
+    assert not torch.equal(banks[0], banks[1])
+    assert not torch.equal(banks[0], banks[2])
+
+
+# --------------------------------------------------------------------------- config files
+
+
+OFFICIAL_YAML = """\
+optimizer: Adam
+amsgrad: 1   #for adam optim
+
+#model-related
+model:
+  nb_samp: 64600
+  first_conv: 1024   # no. of filter coefficients
+  in_channels: 1
+  filts: [20, [20, 20], [20, 128], [128, 128]] # no. of filters channel in residual blocks
+  blocks: [2, 4]
+  nb_fc_node: 1024
+  gru_node: 1024
+  nb_gru_layer: 3
+  nb_classes: 2
+"""
+
+
+def test_load_config_official_yaml_json_and_dict(tmp_path):
+    yaml_path = tmp_path / "model_config_RawNet.yaml"
+    yaml_path.write_text(OFFICIAL_YAML)
+    assert load_config(yaml_path) == ASVSPOOF2021_CONFIG
+    json_path = tmp_path / "config.json"
+    json_path.write_text(json.dumps(ASVSPOOF2021_CONFIG))
+    assert load_config(json_path) == ASVSPOOF2021_CONFIG
+    source = RawNet2.default_config("icassp2021")
+    loaded = load_config(source)
+    assert loaded == source
+    loaded["filts"][1][0] = 7
+    assert source["filts"][1][0] == 128, "load_config must copy, not alias, the caller's dict"
+
+
+def test_load_config_errors_name_file_and_problem(tmp_path):
+    bad_value = tmp_path / "bad.yaml"
+    bad_value.write_text(OFFICIAL_YAML.replace("gru_node: 1024", "gru_node: many"))
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*'gru_node' must be a positive integer, got 'many'"):
+        load_config(bad_value)
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({k: v for k, v in ASVSPOOF2021_CONFIG.items() if k != "nb_classes"}))
+    with pytest.raises(ConfigError, match=r"missing\.json: missing required key\(s\) nb_classes"):
+        load_config(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  nb_samp: 64600\n  filts: [20, [20\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
+        load_config(broken)
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{\n "nb_samp": 64600,\n}')
+    with pytest.raises(ConfigError, match=r"broken\.json:3: invalid JSON"):
+        load_config(broken_json)
+    with pytest.raises(ConfigError, match=r"config\.toml: unknown config format"):
+        load_config(tmp_path / "config.toml")
+    unchained = dict(ASVSPOOF2021_CONFIG, filts=[20, [20, 20], [64, 128], [128, 128]])
+    with pytest.raises(ConfigError, match="do not chain"):
+        load_config(unchained)
+
+
+def test_load_state_dict_file_strips_dataparallel_prefix_and_refuses_non_state_dicts(tmp_path):
+    model = RawNet2(SMALL)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, wrapped)
+    restored = RawNet2(SMALL)
+    restored.load_state_dict(load_state_dict_file(wrapped), strict=True)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(restored.state_dict()[key], value, rtol=0, atol=0)
+    not_a_state_dict = tmp_path / "list.pth"
+    torch.save([1, 2, 3], not_a_state_dict)
+    with pytest.raises(ValueError, match=r"list\.pth: expected a state_dict"):
+        load_state_dict_file(not_a_state_dict)
+    pickled = tmp_path / "object.pth"
+    torch.save({"config": ConfigError("arbitrary object")}, pickled)
+    with pytest.raises(ValueError, match=r"object\.pth: cannot load as a weights-only"):
+        load_state_dict_file(pickled)
+
+
+# --------------------------------------------------------------------------- sinc front end
+
+
+def test_band_edges_closed_forms():
+    mel_top = 2595 * math.log10(1 + 8000 / 700)
+    assert mel_top == pytest.approx(2840.0230, abs=1e-4)
+    # Two mel bands: the middle edge is 700 (sqrt(1 + 8000/700) - 1) Hz.
+    np.testing.assert_allclose(band_edges(2), [0.0, 700 * (math.sqrt(87 / 7) - 1), 8000.0], rtol=1e-12, atol=1e-9)
+    # Tak et al.: the first N+1 of N+3 points; one mel band ends a third of the way up the mel axis.
+    cube_root = 700 * ((87 / 7) ** (1 / 3) - 1)
+    np.testing.assert_allclose(band_edges(1, layout="icassp2021"), [0.0, cube_root], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(band_edges(2, layout="icassp2021", scale="linear"), [0.0, 2000.0, 4000.0])
+    np.testing.assert_allclose(
+        band_edges(1, layout="icassp2021", scale="inverse-mel"), [cube_root - 1, 1.0], rtol=1e-12, atol=1e-9
+    )
+    edges = band_edges(20, 16000)
+    assert edges.shape == (21,) and edges[0] == 0.0 and edges[-1] == pytest.approx(8000.0, rel=1e-12)
+    assert np.all(np.diff(edges) > 0) and np.all(np.diff(edges, 2) > 0)  # mel spacing widens with frequency
+    assert band_edges(70, layout="icassp2021").shape == (71,)
+    with pytest.raises(ValueError, match="unknown sinc layout"):
+        band_edges(20, layout="aasist")
+
+
+def test_sinc_filters_are_symmetric_float32_values():
+    filters = sinc_filters(band_edges(20), 1025)
+    assert filters.shape == (20, 1025) and filters.dtype == np.float64
+    np.testing.assert_array_equal(filters, filters[:, ::-1])
+    np.testing.assert_array_equal(filters.astype(np.float32).astype(np.float64), filters)
+
+
+def test_sinc_filters_pass_their_band_and_stop_elsewhere():
+    kernel = 1025
+    edges = band_edges(20)
+    n_fft = 1 << 16
+    response = np.abs(np.fft.rfft(sinc_filters(edges, kernel), n_fft))
+    freqs = np.arange(n_fft // 2 + 1) * FS / n_fft
+    peaks = freqs[response.argmax(axis=1)]
+    assert np.all((peaks >= edges[:-1]) & (peaks <= edges[1:]))
+    centres = np.searchsorted(freqs, (edges[:-1] + edges[1:]) / 2)
+    np.testing.assert_allclose(response[np.arange(20), centres], 1.0, atol=0.01)
+    # Beyond the Hamming main-lobe width (4 fs / K) from the band, the response is in the side lobes.
+    transition = 4 * FS / kernel
+    for i in range(20):
+        far = (freqs < edges[i] - transition) | (freqs > edges[i + 1] + transition)
+        assert response[i, far].max() < 0.01
+
+
+def test_sinc_conv_module_conventions():
+    conv = SincConv(20, 1024)
+    assert conv.kernel_size == 1025 and conv.filters.shape == (20, 1, 1025)
+    assert conv.state_dict() == {} and not list(conv.parameters())
+    assert conv.resolved_method == "fft" and SincConv(70, 128).resolved_method == "direct"
+    np.testing.assert_array_equal(conv.filters[:, 0].numpy(), sinc_filters(band_edges(20), 1025).astype(np.float32))
+    with pytest.raises(ValueError, match="method"):
+        SincConv(20, 129, method="winograd")
+
+
+@pytest.mark.parametrize(
+    ("n_filters", "kernel", "lengths"),
+    [(20, 1025, (1025, 3000, 64600)), (70, 129, (129, 1000, 20000))],
+)
+def test_sinc_conv_fft_equals_direct_equals_float64(n_filters, kernel, lengths):
+    direct = SincConv(n_filters, kernel, method="direct")
+    fft = SincConv(n_filters, kernel, method="fft")
+    filters = direct.filters[:, 0].double().numpy()
+    rng = np.random.default_rng(0)
+    for length in lengths:
+        x = rng.standard_normal((2, 1, length)).astype(np.float32)
+        reference = np.stack([[correlate(row[0].astype(np.float64), f, mode="valid") for f in filters] for row in x])
+        with torch.no_grad():
+            outputs = [m(torch.from_numpy(x)).double().numpy() for m in (direct, fft)]
+        tolerance = 1e-5 * np.abs(reference).max()
+        for out in outputs:
+            assert out.shape == (2, n_filters, length - kernel + 1)
+            np.testing.assert_allclose(out, reference, rtol=0, atol=tolerance)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_sinc_conv_fft_gradient_and_trace_with_another_batch_size():
+    direct = SincConv(20, 1025, method="direct")
+    fft = SincConv(20, 1025, method="fft")
+    x = torch.randn(2, 1, 5000, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        fft(x)  # the filter spectra are first built under inference_mode
+    weights = torch.randn(2, 20, 5000 - 1025 + 1, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for module in (direct, fft):
+        leaf = x.clone().requires_grad_(True)
+        (module(leaf) * weights).sum().backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-5 * grads[0].abs().max().item())
+    # The export path traces with one batch size and serves others: no batch-dependent Python control flow.
+    with torch.no_grad():
+        traced = torch.jit.trace(SincConv(20, 1025, method="fft"), x, check_trace=False)
+        x3 = torch.randn(3, 1, 5000, generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(traced(x3), direct(x3), rtol=0, atol=1e-5 * direct(x3).abs().max().item())
+
+
+# --------------------------------------------------------------------------- fixed-length views
+
+
+def test_pad_or_truncate():
+    signal = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(pad_or_truncate(signal, 7), [1, 2, 3, 1, 2, 3, 1])
+    np.testing.assert_array_equal(pad_or_truncate(signal, 2), [1, 2])
+    np.testing.assert_array_equal(pad_or_truncate(signal, 3), signal)
+    assert pad_or_truncate(signal.astype(np.float32), 5).dtype == np.float32
+    out = pad_or_truncate(signal, 3)
+    out[0] = 9
+    assert signal[0] == 1, "the result must not alias the input"
+    with pytest.raises(ValueError, match="empty"):
+        pad_or_truncate(np.zeros(0), 4)
+    with pytest.raises(ValueError, match="1-D"):
+        pad_or_truncate(np.zeros((2, 3)), 4)
+
+
+def test_random_crop_or_pad():
+    signal = np.arange(10.0)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        crop = random_crop_or_pad(signal, 4, rng)
+        np.testing.assert_array_equal(crop, np.arange(crop[0], crop[0] + 4))
+        starts.add(int(crop[0]))
+    assert starts == set(range(7))
+    np.testing.assert_array_equal(random_crop_or_pad(np.array([5.0, 6.0]), 5, rng), [5, 6, 5, 6, 5])
+
+
+def test_sliding_windows():
+    signal = np.arange(10)
+    np.testing.assert_array_equal(sliding_windows(signal, 4, 3), [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
+    np.testing.assert_array_equal(
+        sliding_windows(signal, 4, 4), [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
+    )  # the last window is aligned to the end
+    np.testing.assert_array_equal(sliding_windows(np.arange(3), 5, 2), [[0, 1, 2, 0, 1]])
+    np.testing.assert_array_equal(sliding_windows(np.arange(4), 4, 2), [[0, 1, 2, 3]])
+    long = np.random.default_rng(1).standard_normal(64600 * 3 + 123)
+    windows = sliding_windows(long, 64600, 32300)
+    assert windows.shape == (6, 64600)
+    np.testing.assert_array_equal(windows[-1], long[-64600:])
+    with pytest.raises(ValueError, match="hop"):
+        sliding_windows(signal, 4, 0)
