@@ -14,7 +14,9 @@ Log-densities use the expansion
 ``log N(x | k) = c_k + y . (nu_k / s_k) - 1/2 y**2 . (1 / s_k)`` with ``y = x - center``,
 ``nu_k = mu_k - center``, ``s_k`` the variances, so one matrix product per chunk gives all of them.
 ``center`` is the mixture mean ``sum_k w_k mu_k`` (the data mean after any M-step): centring keeps the
-terms of the expansion small, which is what makes float32 products accurate enough.
+terms of the expansion small, which is what makes float32 products accurate enough for the log-densities.
+The moments (responsibilities times [y, y**2, 1]) are always summed in float64: a component collapsing
+onto frames far from the center (digital silence) gets its variance from a difference of large sums.
 """
 
 from __future__ import annotations
@@ -236,8 +238,9 @@ def _chunks(arrays: Sequence[np.ndarray], center: np.ndarray, chunk_size: int) -
 
 def _log_prob_chunks(
     arrays: Sequence[np.ndarray], params: GMMParams, dtype: np.dtype | type, chunk_size: int
-) -> Iterator[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Per chunk, per precision group: (component indices, (rows, k) log-densities, design rows).
+) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
+    """Per chunk: the float64 design rows and, per precision group, (component indices, (rows, k)
+    weighted log-densities).
 
     All yielded arrays are reused buffers, valid until the next chunk is requested.
     """
@@ -252,21 +255,20 @@ def _log_prob_chunks(
             np.copyto(rounded[:rows], chunk, casting="same_kind")
         parts = []
         for (index, matrix), lp in zip(groups, log_prob, strict=True):
-            design_chunk = chunk if matrix.dtype == np.float64 else rounded[:rows]
-            np.matmul(design_chunk, matrix, out=lp[:rows])
-            parts.append((index, lp[:rows], design_chunk))
-        yield parts
+            np.matmul(chunk if matrix.dtype == np.float64 else rounded[:rows], matrix, out=lp[:rows])
+            parts.append((index, lp[:rows]))
+        yield chunk, parts
 
 
-def _exp_normalise(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _exp_normalise(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Replace log-densities by exp(log-density - peak) in place; return the frame log-likelihoods' parts
     (peak, sum of the exponentials), both float64, with log p(x) = peak + log(sum)."""
-    peak = np.max([lp.max(axis=1) for _, lp, _ in parts], axis=0)
+    peak = np.max([lp.max(axis=1) for _, lp in parts], axis=0)
     # Round the peak to the coarsest group's precision (the first) so that every group subtracts the
     # same number and peak + log(sum) is consistent.
     peak = peak.astype(parts[0][1].dtype).astype(np.float64)
     total = np.zeros(len(peak))
-    for _, lp, _ in parts:
+    for _, lp in parts:
         lp -= peak.astype(lp.dtype)[:, None]
         np.exp(lp, out=lp)
         total += lp.sum(axis=1)
@@ -284,10 +286,11 @@ def sufficient_statistics(
         Frames (float32 or float64); a sequence is read in place, never concatenated.
     params : GMMParams
     dtype : float32 or float64
-        Precision of the two matrix products per chunk. With float32, components too narrow for it
-        (far from the data mean relative to their spread, e.g. digital silence) are computed in float64.
+        Precision of the log-density product. With float32, components too narrow for it (far from the
+        data mean relative to their spread, e.g. digital silence) are computed in float64. The moments
+        are always float64.
     chunk_size : int
-        Frames per chunk; memory is about ``chunk_size * K * itemsize`` bytes.
+        Frames per chunk; memory is about ``chunk_size * K * 12`` bytes.
 
     Returns
     -------
@@ -296,16 +299,17 @@ def sufficient_statistics(
     arrays = _as_sequence(X, params.means.shape[1])
     n_components, n_features = params.means.shape
     moments = np.zeros((n_components, 2 * n_features + 1))
+    responsibilities = np.empty((chunk_size, n_components))
     total_log_likelihood = 0.0
     n_frames = 0
-    for parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
+    for chunk, parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
         peak, total = _exp_normalise(parts)
         total_log_likelihood += float(peak.sum() + np.log(total).sum())
         n_frames += len(peak)
-        for index, responsibilities, design_chunk in parts:
-            # Dividing the (rows, 2d+1) design rows instead of the (rows, K) exponentials is cheaper.
-            scaled = design_chunk / total.astype(design_chunk.dtype)[:, None]
-            moments[index] += responsibilities.T @ scaled
+        inverse = (1.0 / total)[:, None]
+        for index, exponentials in parts:
+            resp = np.multiply(exponentials, inverse, out=responsibilities[: len(peak), : len(index)])
+            moments[index] += resp.T @ chunk
     return SufficientStatistics(
         n_frames=n_frames,
         log_likelihood=total_log_likelihood,
@@ -423,7 +427,7 @@ def log_likelihood(
     arrays = _as_sequence(X, params.means.shape[1])
     out = np.empty(sum(len(a) for a in arrays))
     start = 0
-    for parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
+    for _, parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
         peak, total = _exp_normalise(parts)
         out[start : start + len(peak)] = peak + np.log(total)
         start += len(peak)
@@ -452,9 +456,10 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
     var_floor : float
         Lower bound on every variance, applied at initialisation and after every M-step.
     chunk_size : int
-        Frames per E-step chunk; the E-step holds about ``chunk_size * n_components`` values.
+        Frames per E-step chunk; the E-step holds about ``chunk_size * n_components`` values (12 bytes
+        each with float32).
     dtype : float32 or float64
-        Precision of the E-step matrix products (statistics are always accumulated in float64).
+        Precision of the E-step log-density product (the moments are always summed in float64).
     tol : float or None
         Stop when the mean per-frame log-likelihood changes by less than this; None runs ``max_iter``.
     random_state : int, RandomState or None
@@ -574,10 +579,10 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         """Index of the most responsible component for each frame (as GaussianMixture.predict)."""
         X = self._check_frames(X)
         labels = []
-        for parts in _log_prob_chunks([X], self.params_, self.dtype, self.chunk_size):
-            best = np.stack([lp.max(axis=1) for _, lp, _ in parts])
+        for _, parts in _log_prob_chunks([X], self.params_, self.dtype, self.chunk_size):
+            best = np.stack([lp.max(axis=1) for _, lp in parts])
             winner = best.argmax(axis=0)
-            group_labels = np.stack([index[lp.argmax(axis=1)] for index, lp, _ in parts])
+            group_labels = np.stack([index[lp.argmax(axis=1)] for index, lp in parts])
             labels.append(group_labels[winner, np.arange(len(winner))])
         return np.concatenate(labels) if labels else np.empty(0, dtype=np.intp)
 

@@ -77,12 +77,19 @@ def test_score_samples_matches_sklearn_in_float64():
 
 
 def test_score_samples_in_float32_within_1e3_nats_even_with_digital_silence():
-    # Degenerate components sitting on the silence frames are far from the data mean in units of their
-    # floored variance; float32 would be off by tens of nats there if they were not computed in float64.
+    # A component sitting on the silence frames has floored variances and lies far from the data mean in
+    # units of them; plain float32 products would be off by tens of nats there.
     X = _lfcc_like(2000, seed=3)
-    fitted = DiagonalGMM(16, dtype=np.float64, random_state=0).fit(X)
-    expected = _sklearn_with(fitted.params_).score_samples(X)
-    result = DiagonalGMM.from_arrays(fitted.to_arrays(), dtype=np.float32).score_samples(X)
+    speech = DiagonalGMM(15, dtype=np.float64, random_state=0).fit(X[X[:, 0] > -60]).params_
+    silence_mean = np.zeros((1, 60))
+    silence_mean[0, 0] = -70.0
+    params = GMMParams(
+        np.append(0.9 * speech.weights, 0.1),
+        np.vstack([speech.means, silence_mean]),
+        np.vstack([speech.covariances, np.full((1, 60), 1e-4)]),
+    )
+    expected = _sklearn_with(params).score_samples(X)
+    result = DiagonalGMM.from_arrays(params._asdict(), dtype=np.float32).score_samples(X)
     assert result.dtype == np.float64
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-3)
 
@@ -176,8 +183,9 @@ def test_same_seed_same_model_other_seed_other_model():
 
 def test_float32_does_not_change_the_trained_model_materially():
     X = _lfcc_like(2500, seed=14)
-    f64 = DiagonalGMM(16, random_state=0, dtype=np.float64).fit(X)
-    f32 = DiagonalGMM(16, random_state=0, dtype=np.float32).fit(X)
+    f64 = DiagonalGMM(16, random_state=1, dtype=np.float64).fit(X)
+    f32 = DiagonalGMM(16, random_state=1, dtype=np.float32).fit(X)
+    assert np.any(np.all(f64.covariances_ == f64.var_floor, axis=1))  # a silence component was learnt
     np.testing.assert_allclose(f32.lower_bounds_, f64.lower_bounds_, rtol=0, atol=1e-3)
     np.testing.assert_allclose(f32.score_samples(X), f64.score_samples(X), rtol=1e-3, atol=1e-3)
 
