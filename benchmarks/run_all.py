@@ -1,0 +1,80 @@
+"""Run every benchmark and write benchmarks/RESULTS.md (``make bench``).
+
+Each script runs in its own process (so one's memory or threads cannot affect the next) and prints a
+Markdown section; this collects them under a header naming the machine and library versions. A script
+that fails is reported in the file and makes this exit non-zero; the others still run.
+
+Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import machine_summary
+
+HERE = Path(__file__).resolve().parent
+
+#: (script, title, what it shows). Order: cheap and core first.
+BENCHMARKS = [
+    ("bench_lfcc.py", "LFCC throughput", "issue 3: ≥ 1,500× real time (float64) and ≥ 3,000× (float32), one thread"),
+    ("bench_metrics.py", "Metrics on 71,237 trials", "issue 2: full evaluation well under 2 s"),
+    ("bench_gmm.py", "GMM training at ASVspoof 2019 LA scale",
+     "issue 3: both classes (8.6 M × 60 frames, 512 components, 10 iterations) ≤ 15 min, peak RSS ≤ 4 GB"),
+    ("bench_scoring.py", "End-to-end LFCC-GMM scoring", "issue 3: ≥ 200 files/s on 3–4 s files"),
+    ("bench_long_file.py", "One-hour recording", "issue 7: LFCC-GMM peak RSS ≤ 1 GB"),
+    ("bench_asvspoof_scale.py", "ASVspoof-size dry run", "issue 8: every stage timed, extrapolated to 25,380 clips"),
+    ("bench_dask.py", "Dask backend", "issue 8: cluster vs local, identical results"),
+    ("bench_rawnet2.py", "RawNet2 CPU inference", "issue 4: ≥ 2× faster than the official forward"),
+    ("bench_aasist.py", "AASIST CPU inference", "issue 5: ≥ 2× faster than the official forward"),
+]
+
+
+def run(script: str, quick: bool) -> tuple[str, bool, float]:
+    command = [sys.executable, str(HERE / script)] + (["--quick"] if quick else [])
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        return f"**FAILED** (exit {done.returncode}):\n\n```\n{tail}\n```\n", False, seconds
+    return done.stdout.strip() + "\n", True, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts (e.g. bench_lfcc)")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    selected = [b for b in BENCHMARKS if not args.only or Path(b[0]).stem in args.only or b[0] in args.only]
+    sections, failed = [], []
+    for script, title, target in selected:
+        if not (HERE / script).exists():
+            continue
+        print(f"running {script} …", file=sys.stderr, flush=True)
+        body, ok, seconds = run(script, args.quick)
+        if not ok:
+            failed.append(script)
+        sections.append(f"## {title}\n\n*Target — {target}.* `python benchmarks/{script}`"
+                        f"{' --quick' if args.quick else ''}, {seconds:.0f} s.\n\n{body}")
+    header = (
+        "# Benchmark results\n\n"
+        f"Written by `benchmarks/run_all.py{' --quick' if args.quick else ''}` on "
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.\n\n"
+        f"Machine: {machine_summary()}.\n\n"
+        "Every ratio below compares implementations measured side by side in the same run; medians of repeats.\n"
+    )
+    args.output.write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {args.output}", file=sys.stderr)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
