@@ -197,6 +197,32 @@ class ModelSpec:
         return cls(architecture, fields["variant"], dict(fields["config"]), fields.get("sinc_scale", "mel"))
 
 
+#: ``--model`` names of the official AASIST configs (:data:`rawnet.aasist.CONFIGS`).
+AASIST_VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
+
+
+def aasist_config(variant: str = "aasist", path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The official model config of ``variant``, or the one in a JSON file, validated.
+
+    The file may be an official ``AASIST.conf`` (the model under ``model_config``) or the model config alone.
+    """
+    from rawnet.aasist import CONFIGS, validate_config
+
+    if variant not in AASIST_VARIANTS:
+        raise ValueError(f"unknown AASIST model {variant!r}; expected one of {sorted(AASIST_VARIANTS)}")
+    if path is None:
+        return copy.deepcopy(CONFIGS[AASIST_VARIANTS[variant]])
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if isinstance(raw, Mapping) and isinstance(raw.get("model_config"), Mapping):
+        raw = raw["model_config"]
+    return validate_config(raw, str(path))
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` produced.

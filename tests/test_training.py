@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import synthetic_corpus
 
-from cli.deep_training import train_rawnet2
+from cli.deep_training import train_aasist, train_rawnet2
 from lfcc_gmm.metrics import compute_eer
 from rawnet.data import WaveformDataset
 from rawnet.training import (
@@ -26,6 +26,7 @@ from rawnet.training import (
     ModelSpec,
     Recipe,
     RunDirError,
+    aasist_config,
     load_model_file,
     make_optimizer,
     resolve_device,
@@ -34,6 +35,9 @@ from rawnet.training import (
 
 TINY_RAWNET2 = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
                 "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
+TINY_AASIST = {"architecture": "AASIST", "nb_samp": 8000, "first_conv": 33,
+               "filts": [12, [1, 4], [4, 4], [4, 8], [8, 8]], "gat_dims": [8, 8], "pool_ratios": [0.5, 0.7, 0.5, 0.5],
+               "temperatures": [2.0, 2.0, 100.0, 100.0]}
 FAST = Recipe(epochs=2, batch_size=4, lr=1e-3, weight_decay=1e-4)
 
 
@@ -260,25 +264,36 @@ def test_model_files_are_checked(tmp_path):
 # --- AASIST --------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def aasist_reference(reference_dir):
-    pytest.importorskip("rawnet.aasist", reason="rawnet/aasist.py is not in this checkout")
-    folder = reference_dir / "aasist"
-    return json.loads((folder / "AASIST.json").read_text()), folder / "AASIST.pth"
+def test_aasist_resume_reproduces_dropout(data, tmp_path):
+    # AASIST's dropout draws from torch's global generator: only the checkpointed RNG state makes this exact.
+    spec = ModelSpec("aasist", "aasist", dict(TINY_AASIST))
+    recipe = dataclasses.replace(RECIPES["aasist"], epochs=2, batch_size=4)
+    trials = data[0][:4]  # one batch per epoch
+    straight = train(spec, trials, tmp_path / "a", recipe, device="cpu", seed=5)
+    with pytest.raises(Interrupt):
+        train(spec, trials, tmp_path / "b", recipe, device="cpu", seed=5, on_epoch=stop_after(1))
+    resumed = train(spec, trials, tmp_path / "b", recipe, device="cpu", seed=5, resume=True)
+    assert_same_state(state_of(resumed), state_of(straight))
+    saved = torch.load(tmp_path / "a" / "best.pth", weights_only=True)
+    assert (saved["format"], saved["variant"], saved["epoch"]) == ("antispoof-aasist", "aasist", 2)
+    assert saved["dev_eer"] is None
+    assert "sinc_scale" not in saved
+    # Cosine per step over 2 steps in all: epoch 2 starts half-way down.
+    assert [row["lr"] for row in straight.history] == pytest.approx([1e-4, 5e-6 + (1e-4 - 5e-6) / 2], rel=1e-12)
 
 
-@pytest.mark.slow
-def test_fine_tuning_official_aasist_changes_weights_and_keeps_keys(aasist_reference, data, tmp_path):
-    config, weights = aasist_reference
-    spec = ModelSpec("aasist", "aasist", {**config, "nb_samp": 16000})
-    official = torch.load(weights, map_location="cpu", weights_only=True)
-    recipe = dataclasses.replace(RECIPES["aasist"], epochs=1, batch_size=4)
-    result = train(spec, data[0], tmp_path / "ft", recipe, device="cpu", init_weights=weights)
-    tuned = torch.load(tmp_path / "ft" / "best.pth", weights_only=True)["state_dict"]
-    assert tuned.keys() == official.keys()
-    changed = [k for k in official if official[k].is_floating_point() and not torch.equal(official[k], tuned[k])]
-    assert len(changed) > len(official) // 2
-    assert_same_state(tuned, {k: v.cpu() for k, v in state_of(result).items()})
+def test_aasist_configs(tmp_path):
+    from rawnet.aasist import CONFIGS
+
+    assert aasist_config("aasist-l") == CONFIGS["AASIST-L"] and aasist_config() == CONFIGS["AASIST"]
+    conf = tmp_path / "AASIST.conf"
+    conf.write_text(json.dumps({"batch_size": 24, "model_config": TINY_AASIST}))
+    assert aasist_config("aasist", conf) == TINY_AASIST
+    conf.write_text('{"model_config": {\n  "filts": [70,\n}')
+    with pytest.raises(ValueError, match=r"AASIST.conf:3: invalid JSON"):
+        aasist_config("aasist", conf)
+    with pytest.raises(ValueError, match="unknown AASIST model 'aasist-xl'"):
+        aasist_config("aasist-xl")
 
 
 # --- command line --------------------------------------------------------------------------------------------------
@@ -288,6 +303,7 @@ def test_fine_tuning_official_aasist_changes_weights_and_keeps_keys(aasist_refer
 def cli():
     group = click.Group("train")
     group.add_command(train_rawnet2)
+    group.add_command(train_aasist)
     return lambda *args: CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=False)
 
 
@@ -328,17 +344,48 @@ def test_cli_usage_errors(cli, data, tmp_path):
     assert result.exit_code == 2 and "--augment" in result.output
 
 
-@pytest.mark.parametrize("command", ["rawnet2"])
-def test_cli_help_quotes_the_recipe(cli, command):
-    text = " ".join(cli(command, "--help").output.split())
-    recipe = RECIPES[command]
-    for option, value in (("--epochs", recipe.epochs), ("--batch-size", recipe.batch_size),
-                          ("--lr", f"{recipe.lr:.0e}".replace("e-0", "e-")),
-                          ("--weight-decay", f"{recipe.weight_decay:.0e}".replace("e-0", "e-"))):
-        assert f"[default: {value}]" in text.split(option, 1)[1].split("--", 1)[0], option
-    assert "Example" in text
+@pytest.mark.parametrize("command", [train_rawnet2, train_aasist])
+def test_cli_help_quotes_the_recipe(command):
+    # The command module cannot import the recipes (that would import torch), so its help quotes them: keep in step.
+    recipe = RECIPES[command.name]
+    quoted = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": f"{recipe.lr:.0e}".replace("e-0", "e-"),
+              "weight_decay": f"{recipe.weight_decay:.0e}".replace("e-0", "e-")}
+    helps = {param.name: param.help for param in command.params}
+    for name, value in quoted.items():
+        assert f"[default: {value}]" in helps[name], name
+    crop = "on" if recipe.random_crop else "off"
+    assert f"[default: {crop}," in helps["random_crop"]
+    assert f"lr {quoted['lr']}" in command.help and f"batch {recipe.batch_size}" in command.help
 
 
 def test_cli_module_does_not_import_torch():
     code = "import sys, cli.deep_training; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_cli_trains_aasist(cli, data, tmp_path):
+    config = tmp_path / "tiny.conf"
+    config.write_text(json.dumps({"model_config": TINY_AASIST}))
+    result = cli("aasist", "--list", write_list(tmp_path / "train.csv", data[0]), "-o", tmp_path / "run",
+                 "--config", config, "--epochs", 1, "--batch-size", 4, "--device", "cpu", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert "(epoch 1, last epoch, no dev set)" in result.output
+    saved = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
+    assert (saved["format"], saved["variant"], saved["config"]) == ("antispoof-aasist", "aasist", TINY_AASIST)
+    recipe = json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]
+    assert (recipe["scheduler"], recipe["lr_min"], recipe["batch_size"]) == ("cosine", 5e-6, 4)
+
+
+@pytest.mark.slow
+def test_cli_fine_tunes_official_aasist(cli, data, reference_dir, tmp_path):
+    weights = reference_dir / "aasist" / "AASIST.pth"
+    official = torch.load(weights, map_location="cpu", weights_only=True)
+    result = cli("aasist", "--list", write_list(tmp_path / "train.csv", data[0][:4]), "-o", tmp_path / "ft",
+                 "--init-weights", weights, "--nb-samp", 4000, "--epochs", 1, "--batch-size", 2,
+                 "--device", "cpu", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    tuned = torch.load(tmp_path / "ft" / "best.pth", weights_only=True)["state_dict"]
+    assert tuned.keys() == official.keys()
+    assert all(tuned[k].shape == official[k].shape for k in official)
+    moved = [k for k in official if official[k].is_floating_point() and not torch.equal(official[k], tuned[k])]
+    assert len(moved) > len(official) // 2, "two Adam steps move most tensors"
