@@ -533,13 +533,33 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         n_frames = sum(len(a) for a in arrays)
         if n_frames < self.n_components:
             raise ValueError(f"X has {n_frames} frames, fewer than n_components={self.n_components}")
-        rng = check_random_state(self.random_state)
-        params = self._initial_params(arrays, n_frames, rng)
+        start = self._initial_params(arrays, n_frames, check_random_state(self.random_state))
+        return self.run_em(
+            lambda params: sufficient_statistics(arrays, params, dtype=self.dtype, chunk_size=self.chunk_size), start
+        )
+
+    def run_em(self, e_step: Callable[[GMMParams], SufficientStatistics], start: GMMParams) -> DiagonalGMM:
+        """EM from ``start``, where ``e_step(params)`` returns the statistics of all training frames.
+
+        :meth:`fit` passes a local chunked E-step; a distributed fit passes one that maps
+        :func:`sufficient_statistics` over shards and sums the results. Sets the fitted attributes.
+
+        Parameters
+        ----------
+        e_step : callable
+        start : GMMParams
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        params = check_params(start)
         lower_bounds: list[float] = []
         converged = False
         for iteration in range(1, self.max_iter + 1):
             started = time.perf_counter()
-            stats = sufficient_statistics(arrays, params, dtype=self.dtype, chunk_size=self.chunk_size)
+            stats = e_step(params)
             lower_bounds.append(stats.log_likelihood / stats.n_frames)
             params = m_step(stats, var_floor=self.var_floor)
             if self.verbose > 0:

@@ -283,6 +283,23 @@ def test_m_step_on_pooled_shards_is_one_fit_iteration():
     np.testing.assert_allclose(gmm.weights_, updated.weights, rtol=1e-12)
 
 
+def test_run_em_with_a_sharded_e_step_equals_fit():
+    X = _clusters(800, 3, 2, seed=28)
+    init = _random_params(3, 2, seed=29)
+    shards = np.array_split(X, 4)
+    seen = []
+
+    def e_step(params):
+        seen.append(params)
+        return sum(sufficient_statistics(shard, params, dtype=np.float64) for shard in shards)
+
+    sharded = DiagonalGMM(3, max_iter=4, dtype=np.float64).run_em(e_step, init)
+    local = DiagonalGMM(3, init=init, max_iter=4, dtype=np.float64).fit(X)
+    assert len(seen) == 4 and sharded.n_iter_ == 4
+    np.testing.assert_allclose(sharded.means_, local.means_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sharded.lower_bounds_, local.lower_bounds_, rtol=1e-12)
+
+
 def test_e_step_never_holds_more_than_a_chunk_of_responsibilities():
     n, n_components = 30_000, 64
     X = _clusters(n, 8, 6, seed=23).astype(np.float32)
