@@ -202,6 +202,8 @@ def _design(params: GMMParams, dtype: np.dtype) -> tuple[np.ndarray, list[tuple[
     condition = (shifted**2 * precisions).sum(axis=1)
     design[-1] = log_weights - 0.5 * (n_features * _LOG_2PI + np.log(covariances).sum(axis=1) + condition)
     precise = condition > _FLOAT32_MAX_CONDITION if dtype == np.float32 else np.zeros(weights.size, bool)
+    if not precise.any():
+        return center, [(np.arange(weights.size), design.astype(dtype))]
     groups = [
         (np.flatnonzero(mask), np.ascontiguousarray(design[:, mask], dtype=group_dtype))
         for mask, group_dtype in ((~precise, dtype), (precise, np.dtype(np.float64)))
@@ -246,6 +248,8 @@ def _log_prob_chunks(
     """
     center, groups = _design(params, np.dtype(dtype))
     width = groups[0][1].shape[0]
+    # Buffers no larger than the input: scoring one short utterance should not touch megabytes.
+    chunk_size = max(1, min(chunk_size, sum(len(a) for a in arrays)))
     # _chunks yields float64 rows; only a float32 group needs a rounded copy.
     rounded = np.empty((chunk_size, width), dtype=np.float32) if np.dtype(dtype) == np.float32 else None
     log_prob = [np.empty((chunk_size, matrix.shape[1]), dtype=matrix.dtype) for _, matrix in groups]
@@ -299,7 +303,7 @@ def sufficient_statistics(
     arrays = _as_sequence(X, params.means.shape[1])
     n_components, n_features = params.means.shape
     moments = np.zeros((n_components, 2 * n_features + 1))
-    responsibilities = np.empty((chunk_size, n_components))
+    responsibilities = np.empty((max(1, min(chunk_size, sum(len(a) for a in arrays))), n_components))
     total_log_likelihood = 0.0
     n_frames = 0
     for chunk, parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
