@@ -578,6 +578,63 @@ def _sync_buffers(module: nn.Module) -> None:
         dist.broadcast(buffer, src=0)
 
 
+@contextlib.contextmanager
+def _process_setup(env: _Distributed, device: torch.device):
+    """Join the torchrun process group (unless already joined) and pick deterministic kernels; undo both on exit."""
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    created_group = False
+    try:
+        if env.active and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            created_group = True
+        if device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        else:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        if created_group:
+            dist.destroy_process_group()
+
+
+@dataclass
+class _State:
+    """Everything that changes as training goes, i.e. what a checkpoint holds besides the run's settings."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "dev_eer": None})
+    epoch: int = 0
+
+    def checkpoint(self, settings: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": self.epoch,
+            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": _rng_state(device), "best": self.best, "history": self.history,
+        }
+
+    def restore(self, checkpoint: Mapping[str, Any], device: torch.device) -> None:
+        self.module.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.history, self.best = list(checkpoint["history"]), dict(checkpoint["best"])
+        self.epoch = int(checkpoint["epoch"])
+        _set_rng_state(checkpoint["rng"], device)
+
+
 def train(
     spec: ModelSpec,
     train_trials: Sequence[Trial],
@@ -619,6 +676,7 @@ def train(
     TrainResult
     """
     recipe = RECIPES[spec.architecture] if recipe is None else recipe
+    run_dir = Path(run_dir)
     _check_classes(train_trials, "training")
     if dev_trials is not None:
         _check_classes(dev_trials, "dev")
@@ -628,41 +686,7 @@ def train(
         warnings.warn("mixed precision (AMP) needs CUDA; training in float32", RuntimeWarning, stacklevel=2)
         amp = False
     settings = _run_settings(spec, recipe, seed, train_trials, dev_trials)
-    checkpoint = _open_run_dir(Path(run_dir), resume, settings)
-    deterministic = (torch.are_deterministic_algorithms_enabled(),
-                     torch.is_deterministic_algorithms_warn_only_enabled())
-    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    created_group = False
-    try:
-        if env.active and not dist.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-            created_group = True
-        if device.type == "cuda":
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        else:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        options = {"device": str(device), "amp": amp, "workers": workers, "augment": repr(augment),
-                   "init_weights": None if init_weights is None else str(init_weights),
-                   "world_size": env.world_size}
-        return _fit(spec, recipe, train_trials, dev_trials, Path(run_dir), settings, options, checkpoint, env,
-                    device, amp, seed, workers, augment, init_weights, progress, on_epoch)
-    finally:
-        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
-        if created_group:
-            dist.destroy_process_group()
-
-
-def _fit(spec, recipe, train_trials, dev_trials, run_dir, settings, options, checkpoint, env, device, amp, seed,
-         workers, augment, init_weights, progress, on_epoch) -> TrainResult:
-    _seed_everything(seed)
-    module = spec.build()
-    if init_weights is not None and checkpoint is None:
-        load_weights(module, init_weights)
-    module.to(device)
-
+    checkpoint = _open_run_dir(run_dir, resume, settings)
     pin = device.type == "cuda"
     shard = {"num_replicas": env.world_size, "rank": env.rank, "workers": workers, "pin_memory": pin}
     train_set = WaveformDataset(train_trials, spec.nb_samp, train=True, random_crop=recipe.random_crop,
@@ -676,70 +700,64 @@ def _fit(spec, recipe, train_trials, dev_trials, run_dir, settings, options, che
     if dev_trials is not None:
         dev_loader = make_loader(WaveformDataset(dev_trials, spec.nb_samp), recipe.batch_size, **shard)
 
-    optimizer, scheduler = make_optimizer(module.parameters(), recipe, len(train_loader))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "dev_eer": None}
-    start = 0
-    if checkpoint is not None:
-        module.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        history, best, start = list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"])
-        _set_rng_state(checkpoint["rng"], device)
-
-    if env.main:
-        warn_conversions(train_trials, "training")
-        if dev_trials is not None:
-            warn_conversions(dev_trials, "dev")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json({**settings, "options": options, "torch": torch.__version__,
-                     "resumed_after_epoch": start if checkpoint is not None else None,
-                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, run_dir / RUN_JSON)
-    # static_graph lets DDP cope with parameters the loss never reaches (the BatchNorm whose output RawNet2
-    # asvspoof2021 discards) without searching the graph for them at every step.
-    model = DistributedDataParallel(module, device_ids=[device] if pin else None, static_graph=True) \
-        if env.active else module
-    weights = torch.tensor(recipe.class_weights, dtype=torch.float32, device=device)
-    tell = progress if env.main else None
-
-    for epoch in range(start, recipe.epochs):
-        number = epoch + 1
-        began = time.perf_counter()
-        set_loader_epoch(train_loader, epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        report = _report(tell, f"epoch {number}/{recipe.epochs} train", len(train_loader))
-        sums = _train_epoch(model, train_loader, optimizer, scheduler, scaler, weights, device, amp, report)
-        if env.active:
-            sums = sums.to(device)
-            dist.all_reduce(sums)
-            _sync_buffers(module)
-        loss_sum, correct, seen = sums.tolist()
-        dev_loss = dev_eer = None
-        if dev_loader is not None:
-            report = _report(tell, f"epoch {number}/{recipe.epochs} dev", len(dev_loader))
-            dev_loss, dev_eer = _evaluate(module, dev_loader, weights, device, amp, report, env)
-        row = {"epoch": number, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "dev_loss": dev_loss, "dev_eer": dev_eer, "lr": lr, "seconds": time.perf_counter() - began}
-        history.append(row)
-        improved = dev_eer is None or best["dev_eer"] is None or dev_eer <= best["dev_eer"]
-        if improved:
-            best = {"epoch": number, "dev_eer": dev_eer}
+    with _process_setup(env, device):
+        _seed_everything(seed)
+        module = spec.build()
+        if init_weights is not None and checkpoint is None:
+            load_weights(module, init_weights)
+        module.to(device)
+        state = _State(module, *make_optimizer(module.parameters(), recipe, len(train_loader)),
+                       torch.amp.GradScaler("cuda", enabled=amp))
+        if checkpoint is not None:
+            state.restore(checkpoint, device)
         if env.main:
+            warn_conversions(train_trials, "training")
+            if dev_trials is not None:
+                warn_conversions(dev_trials, "dev")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            options = {"device": str(device), "amp": amp, "workers": workers, "augment": repr(augment),
+                       "init_weights": None if init_weights is None else str(init_weights),
+                       "world_size": env.world_size}
+            _write_json({**settings, "options": options, "torch": torch.__version__,
+                         "resumed_after_epoch": state.epoch if checkpoint is not None else None,
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, run_dir / RUN_JSON)
+        # static_graph lets DDP cope with parameters the loss never reaches (the BatchNorm whose output RawNet2
+        # asvspoof2021 discards) without searching the graph for them at every step.
+        model = DistributedDataParallel(module, device_ids=[device] if pin else None, static_graph=True) \
+            if env.active else module
+        weights = torch.tensor(recipe.class_weights, dtype=torch.float32, device=device)
+        tell = progress if env.main else None
+
+        for epoch in range(state.epoch, recipe.epochs):
+            state.epoch = number = epoch + 1
+            began = time.perf_counter()
+            set_loader_epoch(train_loader, epoch)
+            lr = state.optimizer.param_groups[0]["lr"]
+            report = _report(tell, f"epoch {number}/{recipe.epochs} train", len(train_loader))
+            sums = _train_epoch(model, train_loader, state.optimizer, state.scheduler, state.scaler, weights, device,
+                                amp, report)
+            if env.active:
+                sums = sums.to(device)
+                dist.all_reduce(sums)
+                _sync_buffers(module)
+            loss_sum, correct, seen = sums.tolist()
+            dev_loss = dev_eer = None
+            if dev_loader is not None:
+                report = _report(tell, f"epoch {number}/{recipe.epochs} dev", len(dev_loader))
+                dev_loss, dev_eer = _evaluate(module, dev_loader, weights, device, amp, report, env)
+            row = {"epoch": number, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                   "dev_loss": dev_loss, "dev_eer": dev_eer, "lr": lr, "seconds": time.perf_counter() - began}
+            state.history.append(row)
+            improved = dev_eer is None or state.best["dev_eer"] is None or dev_eer <= state.best["dev_eer"]
             if improved:
-                _save_torch(model_file(spec, module, number, dev_eer), run_dir / BEST)
-            _save_torch({
-                "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": number,
-                "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": None if scheduler is None else scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": _rng_state(device), "best": best, "history": history,
-            }, run_dir / CHECKPOINT)
-            _write_metrics(run_dir, history)
-            if on_epoch is not None:
-                on_epoch(row)
-    if env.active:
-        dist.barrier()
-    return TrainResult(run_dir, module, history, best["epoch"], best["dev_eer"], env.rank)
+                state.best = {"epoch": number, "dev_eer": dev_eer}
+            if env.main:
+                if improved:
+                    _save_torch(model_file(spec, module, number, dev_eer), run_dir / BEST)
+                _save_torch(state.checkpoint(settings, device), run_dir / CHECKPOINT)
+                _write_metrics(run_dir, state.history)
+                if on_epoch is not None:
+                    on_epoch(row)
+        if env.active:
+            dist.barrier()
+    return TrainResult(run_dir, module, state.history, state.best["epoch"], state.best["dev_eer"], env.rank)
