@@ -586,9 +586,9 @@ def _process_setup(env: _Distributed, device: torch.device):
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     created_group = False
     try:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL collectives run on the current device
         if env.active and not dist.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
             created_group = True
         if device.type == "cuda":
