@@ -19,6 +19,7 @@ from lfcc_gmm.protocols import MissingAudioError, ProtocolError
 from lfcc_gmm.scorefiles import ScoreFileError
 from lfcc_gmm.scorers import ScorerNotFoundError
 
+from .deep_training import train_aasist, train_rawnet2
 from .demo import demo
 from .evaluation import evaluate
 from .features import lfcc_command
@@ -86,6 +87,8 @@ main.add_command(evaluate)
 main.add_command(score)
 main.add_command(scorers)
 main.add_command(train)
+train.add_command(train_rawnet2)
+train.add_command(train_aasist)
 main.add_command(lfcc_command)
 main.add_command(robustness)
 main.add_command(compare)
