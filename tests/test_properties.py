@@ -69,7 +69,7 @@ def _signals(n: int, amplitude: float) -> st.SearchStrategy[np.ndarray]:
     return st.one_of(arbitrary, silence, dc, noise, square, impulse)
 
 
-# float64 stays finite far beyond audio levels; float32 powers overflow near |x| ~ 1e16, so it is held to
+# float64 stays finite far beyond audio levels; float32 powers overflow once |x| reaches ~1e18, so it is held to
 # the largest level audio files use (a float WAV holding unscaled 16-bit values).
 AMPLITUDE = {np.float64: 1e100, np.float32: 2.0**15}
 
