@@ -165,6 +165,9 @@ class LinearFusion(BaseEstimator):
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a linear fusion file (not UTF-8 JSON: {exc.reason} at byte {exc.start})"
+                             ) from None
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a linear fusion file (expected \"format\": \"{_FORMAT}\")")
         missing = [name for name in _FIELDS if name not in data]

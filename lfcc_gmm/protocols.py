@@ -133,8 +133,8 @@ def _trial_from_columns(cols: list[str]) -> Trial:
     )
 
 
-def _read_whitespace(path: Path) -> list[Trial]:
-    trials = []
+def _read_whitespace(path: Path) -> tuple[list[Trial], list[int]]:
+    trials, lines = [], []
     width = None
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -149,12 +149,13 @@ def _read_whitespace(path: Path) -> list[Trial]:
                 trials.append(_trial_from_columns(cols))
             except ValueError as exc:
                 raise ProtocolError(path, str(exc), number) from None
-    return trials
+            lines.append(number)
+    return trials, lines
 
 
-def _read_delimited(path: Path) -> list[Trial]:
+def _read_delimited(path: Path) -> tuple[list[Trial], list[int]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    trials = []
+    trials, lines = [], []
     with open(path, encoding="utf-8", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
             row = [cell.strip() for cell in row]
@@ -175,7 +176,8 @@ def _read_delimited(path: Path) -> list[Trial]:
             if key == BONAFIDE and attack != NO_ATTACK:
                 raise ProtocolError(path, f"a bona fide file has attack {attack!r}", number)
             trials.append(Trial(audio.stem, key, attack, path=audio))
-    return trials
+            lines.append(number)
+    return trials, lines
 
 
 def read_protocol(
@@ -209,10 +211,13 @@ def read_protocol(
     if not path.is_file():
         raise ProtocolError(path, "protocol file not found" if not path.exists() else "is not a file")
     delimited = path.suffix.lower() in (".csv", ".tsv")
-    trials = _read_delimited(path) if delimited else _read_whitespace(path)
+    try:
+        trials, lines = _read_delimited(path) if delimited else _read_whitespace(path)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(path, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     if not trials:
         raise ProtocolError(path, "contains no trials")
-    _check_unique(trials, path)
+    _check_unique(trials, lines, path)
     if not delimited and audio_dir is not None:
         trials = resolve_audio(trials, audio_dir, extensions)
     if check_audio and (delimited or audio_dir is not None):
@@ -220,14 +225,12 @@ def read_protocol(
     return trials
 
 
-def _check_unique(trials: Sequence[Trial], path: Path) -> None:
+def _check_unique(trials: Sequence[Trial], lines: Sequence[int], path: Path) -> None:
     first_line: dict[str, int] = {}
-    for number, trial in enumerate(trials, start=1):
+    for trial, number in zip(trials, lines, strict=True):
         if trial.file_id in first_line:
-            raise ProtocolError(
-                path, f"duplicate ID {trial.file_id!r} (first seen in trial {first_line[trial.file_id]})",
-                number,
-            )
+            raise ProtocolError(path, f"duplicate ID {trial.file_id!r} (first on line {first_line[trial.file_id]})",
+                                number)
         first_line[trial.file_id] = number
 
 
@@ -249,8 +252,12 @@ def resolve_audio(
 
 
 def check_audio_exists(trials: Sequence[Trial], audio_dir: str | os.PathLike | None = None) -> None:
-    """Raise :class:`MissingAudioError` listing every trial whose audio file does not exist."""
-    missing = [t.path for t in trials if t.path is None or not t.path.is_file()]
+    """Raise :class:`MissingAudioError` listing every trial whose audio file does not exist.
+
+    Something that exists but is not a readable audio file (a directory, say) is left to the batch to
+    report for that file alone.
+    """
+    missing = [t.path for t in trials if t.path is None or not t.path.exists()]
     if missing:
         raise MissingAudioError(missing, len(trials), audio_dir)
 

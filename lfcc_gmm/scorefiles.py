@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +80,18 @@ def _parse_float(text: str, path: Path, number: int) -> float:
     return value
 
 
+def _rows(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, whitespace-separated columns) of each non-blank line; a binary file is a clear error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                cols = line.split()
+                if cols:
+                    yield number, cols
+    except UnicodeDecodeError as exc:
+        raise ScoreFileError(f"{path}: not a UTF-8 text {what} ({exc.reason} at byte {exc.start})") from None
+
+
 def read_scores(path: str | os.PathLike) -> ScoreTable:
     """Read a 2- or 4-column score file.
 
@@ -94,33 +106,29 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
     ids, scores, attacks, keys = [], [], [], []
     width = None
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            cols = line.split()
-            if not cols:
-                continue
-            if width is None:
-                if len(cols) not in (2, 4):
-                    raise ScoreFileError(
-                        f"{path}:{number}: {len(cols)} columns; expected 2 (FILE_ID SCORE) "
-                        "or 4 (FILE_ID ATTACK KEY SCORE)"
-                    )
-                width = len(cols)
-            elif len(cols) != width:
-                raise ScoreFileError(f"{path}:{number}: {len(cols)} columns where earlier lines have {width}")
-            file_id = cols[0]
-            if file_id in seen:
-                first = seen[file_id]
-                raise ScoreFileError(f"{path}:{number}: duplicate ID {file_id!r} (first on line {first})")
-            seen[file_id] = number
-            ids.append(file_id)
-            scores.append(_parse_float(cols[-1], path, number))
-            if width == 4:
-                try:
-                    keys.append(parse_label(cols[2]))
-                except ValueError as exc:
-                    raise ScoreFileError(f"{path}:{number}: {exc}") from None
-                attacks.append(cols[1])
+    for number, cols in _rows(path, "score file"):
+        if width is None:
+            if len(cols) not in (2, 4):
+                raise ScoreFileError(
+                    f"{path}:{number}: {len(cols)} columns; expected 2 (FILE_ID SCORE) "
+                    "or 4 (FILE_ID ATTACK KEY SCORE)"
+                )
+            width = len(cols)
+        elif len(cols) != width:
+            raise ScoreFileError(f"{path}:{number}: {len(cols)} columns where earlier lines have {width}")
+        file_id = cols[0]
+        if file_id in seen:
+            first = seen[file_id]
+            raise ScoreFileError(f"{path}:{number}: duplicate ID {file_id!r} (first on line {first})")
+        seen[file_id] = number
+        ids.append(file_id)
+        scores.append(_parse_float(cols[-1], path, number))
+        if width == 4:
+            try:
+                keys.append(parse_label(cols[2]))
+            except ValueError as exc:
+                raise ScoreFileError(f"{path}:{number}: {exc}") from None
+            attacks.append(cols[1])
     if not ids:
         raise ScoreFileError(f"{path}: contains no scores")
     labelled = width == 4
@@ -202,16 +210,12 @@ def read_asv_scores(path: str | os.PathLike) -> ASVScores:
     if not path.is_file():
         raise ScoreFileError(f"{path}: ASV score file not found")
     groups: dict[str, list[float]] = {"target": [], "nontarget": [], "spoof": []}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            cols = line.split()
-            if not cols:
-                continue
-            if len(cols) != 3:
-                raise ScoreFileError(f"{path}:{number}: {len(cols)} columns; expected SOURCE KEY SCORE")
-            if cols[1] not in groups:
-                raise ScoreFileError(f"{path}:{number}: key {cols[1]!r} is not target, nontarget or spoof")
-            groups[cols[1]].append(_parse_float(cols[2], path, number))
+    for number, cols in _rows(path, "ASV score file"):
+        if len(cols) != 3:
+            raise ScoreFileError(f"{path}:{number}: {len(cols)} columns; expected SOURCE KEY SCORE")
+        if cols[1] not in groups:
+            raise ScoreFileError(f"{path}:{number}: key {cols[1]!r} is not target, nontarget or spoof")
+        groups[cols[1]].append(_parse_float(cols[2], path, number))
     empty = [k for k, v in groups.items() if not v]
     if empty:
         raise ScoreFileError(f"{path}: no {', '.join(empty)} trials; min t-DCF needs all three")

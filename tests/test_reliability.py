@@ -232,8 +232,6 @@ def test_score_verdicts_exit_1_when_a_file_failed(workspace):
     assert result.exit_code == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a directory named by a --list/--protocol is reported as a *missing* audio "
-                                       "file and stops the whole batch")
 def test_score_list_with_a_directory_fails_that_entry_only(workspace, tmp_path):
     listing = tmp_path / "list.csv"
     directory = workspace["bad"]["directory"]
@@ -400,8 +398,6 @@ def test_malformed_protocol_is_a_data_error_naming_file_and_line(workspace, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["protocol.txt"]  # nothing written
 
 
-@pytest.mark.xfail(strict=True, reason="duplicate-ID errors give the trial's index, not its line, as the line number "
-                                       "(off after blank lines or a CSV header)")
 def test_duplicate_id_names_its_real_line(workspace, tmp_path):
     protocol = tmp_path / "protocol.txt"
     protocol.write_text("S F000 - - bonafide\n\nS F001 - S01 spoof\nS F000 - S01 spoof\n")
@@ -409,8 +405,6 @@ def test_duplicate_id_names_its_real_line(workspace, tmp_path):
     assert f"{protocol}:4: duplicate ID 'F000'" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="a protocol or score file that is not UTF-8 text raises a bare "
-                                       "UnicodeDecodeError whose message does not name the file")
 @pytest.mark.parametrize("command", ["score", "evaluate"])
 def test_binary_protocol_or_score_file_names_the_file(workspace, tmp_path, command):
     binary = tmp_path / "binary.txt"
@@ -520,8 +514,6 @@ def test_fusion_file_that_is_a_pickle_is_refused_without_running(tmp_path, proto
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="LinearFusion.load lets UnicodeDecodeError escape for a binary file, so the "
-                                       "message does not name the file")
 def test_binary_fusion_file_error_names_the_file(tmp_path):
     path = tmp_path / "fusion.json"
     path.write_bytes(pickle.dumps(Payload(tmp_path / "payload_ran"), protocol=pickle.HIGHEST_PROTOCOL))
