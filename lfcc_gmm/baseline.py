@@ -153,13 +153,15 @@ class LFCCGMMScorer(Scorer):
         trials: Sequence[Trial],
         *,
         progress: Callable[[str, int, int], None] | None = None,
+        client: Any = None,
         **options: Any,
     ) -> LFCCGMMScorer:
         """Extract LFCCs of every labelled trial and fit one GMM per class.
 
         Files that fail to load are skipped and listed in ``training_summary_["failures"]``.
         ``progress(stage, done, total)`` is called during extraction ("features") and EM ("bonafide",
-        "spoof").
+        "spoof"). With a ``distributed.Client`` as ``client``, both run on that Dask cluster
+        (:func:`lfcc_gmm.distributed.fit_on_cluster`).
         """
         get_config(self.preset)  # fail fast on a bad preset or augmentation spec, before any long work
         if self.augment:
@@ -167,6 +169,10 @@ class LFCCGMMScorer(Scorer):
         unlabelled = [t.file_id for t in trials if t.key not in _CLASSES]
         if unlabelled:
             raise ValueError(f"{len(unlabelled)} training trials have no bonafide/spoof key (e.g. {unlabelled[0]})")
+        if client is not None:
+            from .distributed import fit_on_cluster
+
+            return fit_on_cluster(self, trials, client, progress=progress)
         extraction = extract_features(
             [t.path for t in trials], self.preset, jobs=self.jobs, cache_dir=self.cache_dir,
             on_error="collect", progress=None if progress is None else lambda d, n: progress("features", d, n),
