@@ -9,7 +9,7 @@ import click
 
 from lfcc_gmm.batch import errors_path
 
-from .options import input_options, progress_bar, select_trials
+from .options import backend_options, input_options, progress_bar, select_trials
 
 
 @click.command("lfcc")
@@ -24,8 +24,9 @@ from .options import input_options, progress_bar, select_trials
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel processes.")
 @click.option("--overwrite", is_flag=True, help="Recompute files whose .npy already exists (default: skip them).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some files could not be processed.")
+@backend_options
 def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, preset, dtype, jobs, overwrite,
-                 allow_failures) -> None:
+                 allow_failures, client) -> None:
     """Compute LFCC features (frames x dims, [static | delta | delta-delta]) and save one .npy per file.
 
     \b
@@ -42,6 +43,7 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
 
     from lfcc_gmm.atomic import atomic_write
     from lfcc_gmm.batch import write_errors
+    from lfcc_gmm.distributed import absolute_trials
     from lfcc_gmm.extraction import iter_features
 
     trials = select_trials(protocol, audio_dir, file_list, extensions, audio)
@@ -52,7 +54,8 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
         click.echo(f"{skipped} file(s) already have features in {output_dir}; skipping them.", err=True)
     failures = []
     with progress_bar("Extracting LFCCs", len(todo)) as update:
-        results = iter_features([t.path for t in todo], preset, jobs=jobs, dtype=getattr(np, dtype),
+        paths = [t.path for t in (todo if client is None else absolute_trials(todo))]
+        results = iter_features(paths, preset, jobs=jobs if client is None else -1, dtype=getattr(np, dtype),
                                 on_error="collect", progress=update)
         for trial, result in zip(todo, results, strict=True):
             if result.ok:

@@ -1,11 +1,13 @@
-"""Options and helpers shared by several commands: choosing the input trials, progress bars."""
+"""Options and helpers shared by several commands: choosing the input trials, where the work runs, progress bars."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,6 +36,52 @@ def input_options(audio_dir_name: str = "--audio-dir") -> Callable:
         return command
 
     return decorate
+
+
+def backend_options(command: Callable) -> Callable:
+    """``--backend local|dask`` and ``--scheduler ADDRESS``.
+
+    The command runs inside :func:`compute_backend` and receives its result as ``client`` (None for local).
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, backend: str, scheduler: str | None, **kwargs: Any) -> Any:
+        with compute_backend(backend, scheduler) as client:
+            return command(*args, client=client, **kwargs)
+
+    run = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Dask scheduler of --backend dask, e.g. tcp://10.0.0.1:8786 (default: $DASK_SCHEDULER_ADDRESS).",
+    )(run)
+    return click.option(
+        "--backend", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+        help="Run here (--jobs processes) or on a Dask cluster (all its worker threads; --jobs is not used). "
+             "Workers need antispoof installed and the audio at the same absolute paths; "
+             "pip install antispoof[dask].",
+    )(run)
+
+
+@contextlib.contextmanager
+def compute_backend(backend: str, scheduler: str | None) -> Iterator[Any]:
+    """Yield None for ``local``; for ``dask``, a connected ``distributed.Client`` with joblib routed to it."""
+    if backend == "local":
+        if scheduler:
+            raise click.UsageError("--scheduler is only used with --backend dask")
+        yield None
+        return
+    from lfcc_gmm.distributed import SchedulerConnectionError, connect, joblib_on, scheduler_address
+
+    try:
+        address = scheduler_address(scheduler)
+    except ValueError as exc:
+        raise click.UsageError(f"--backend dask: {exc} (--scheduler ADDRESS)") from None
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(connect(address))
+        except (ImportError, SchedulerConnectionError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        stack.enter_context(joblib_on(client))
+        yield client
 
 
 def select_trials(

@@ -13,7 +13,7 @@ from lfcc_gmm.batch import score_isolating_failures, score_trials
 from lfcc_gmm.scorefiles import read_scores
 from lfcc_gmm.scorers import available_scorers, get_scorer
 
-from .options import input_options, progress_bar, select_trials
+from .options import backend_options, input_options, progress_bar, select_trials
 
 #: Up to this many loose files get one human-readable verdict line each.
 VERDICT_LIMIT = 20
@@ -79,8 +79,9 @@ def _verdict(score: float | None, reason: str | None, threshold: float | None) -
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some files could not be scored.")
 @click.option("--chunk-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Files scored per call and per flush of the partial file.")
+@backend_options
 def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_path, output, jobs, device,
-          batch_size, full_length, threshold, resume, allow_failures, chunk_size) -> None:
+          batch_size, full_length, threshold, resume, allow_failures, chunk_size, client) -> None:
     """Score audio files with any installed scorer; higher = more bona fide.
 
     \b
@@ -100,6 +101,12 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
     if output is None and not interactive:
         raise click.UsageError("scoring more than a handful of files needs -o/--output")
     cls = get_scorer(scorer_name)
+    if client is not None:
+        if "jobs" not in cls.runtime_options:
+            raise click.UsageError(f"--backend dask runs joblib-parallel scorers (lfcc-gmm); {scorer_name!r} is not")
+        from lfcc_gmm.distributed import absolute_trials
+
+        trials, jobs = absolute_trials(trials), -1
     options = runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
                                      "full_length": full_length})
     scorer = cls.load(model_path, **options)

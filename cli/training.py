@@ -9,7 +9,7 @@ import click
 
 from lfcc_gmm.scorers import available_scorers, get_scorer
 
-from .options import input_options, select_trials, staged_progress
+from .options import backend_options, input_options, select_trials, staged_progress
 
 BUILT_IN = ("lfcc-gmm", "rawnet2", "aasist")
 
@@ -61,12 +61,14 @@ def train() -> None:
                    "fixed conditions like 'noise:20'. Deterministic per --seed.")
 @click.option("--augment-copies", default=1, show_default=True, type=click.IntRange(min=1),
               help="Augmented copies per training file (with --augment).")
+@backend_options
 def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, components, iterations,
-                   init_samples, jobs, seed, cache_dir, augment, augment_copies) -> None:
+                   init_samples, jobs, seed, cache_dir, augment, augment_copies, client) -> None:
     """Train the LFCC-GMM baseline: one GMM on bona fide frames, one on spoof frames.
 
     Files that fail to load are skipped and listed after training (and in the model's metadata).
     Score with `antispoof score --scorer lfcc-gmm --model OUTPUT ...`.
+    With --backend dask the features stay in the workers' memory and EM runs there too.
     """
     from lfcc_gmm.baseline import LFCCGMMScorer
 
@@ -76,7 +78,7 @@ def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, c
                            augment=augment, augment_copies=augment_copies)
     with staged_progress({"features": "Extracting LFCCs", "augment": "Augmenting", "bonafide": "EM, bona fide GMM",
                           "spoof": "EM, spoof GMM"}) as progress:
-        scorer.fit(trials, progress=progress)
+        scorer.fit(trials, progress=progress, client=client)
     scorer.save(output)
     summary = scorer.training_summary_
     click.echo(f"Trained on {summary['bonafide']['files']} bona fide ({summary['bonafide']['frames']:,} frames) and "
