@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -176,3 +179,50 @@ def test_unknown_name():
     with pytest.raises(WeightsError, match="aasist, aasist-l"):
         fetch("rawnet3")
 
+
+
+# -- antispoof weights ... ----------------------------------------------------------------------------------------
+
+def run_cli(*args):
+    from click.testing import CliRunner
+
+    from cli.deep import weights as weights_group
+    from cli.main import AntispoofGroup
+
+    group = AntispoofGroup("antispoof", commands=[weights_group])
+    return CliRunner().invoke(group, list(args))
+
+
+def test_cli_fetch_path_and_list(home, aasist_dir, serve, monkeypatch):
+    base, _ = serve(aasist_dir)
+    monkeypatch.setenv("ANTISPOOF_WEIGHTS_URL", base)
+    missing = run_cli("weights", "path", "aasist-l")
+    assert missing.exit_code == 1 and "antispoof weights fetch aasist-l" in missing.output
+
+    fetched = run_cli("weights", "fetch", "aasist-l")
+    assert fetched.exit_code == 0, fetched.output
+    cached = home / "weights" / "AASIST-L.pth"
+    assert fetched.stdout.strip() == str(cached)
+    assert f"from {base}AASIST-L.pth" in fetched.stderr and "SHA-256 verified" in fetched.stderr
+    assert run_cli("weights", "path", "aasist-l").stdout.strip() == str(cached)
+
+    rows = {row["name"]: row for row in json.loads(run_cli("weights", "list", "--json").stdout)}
+    assert (rows["aasist-l"]["status"], rows["aasist"]["status"]) == ("cached", "missing")
+    assert rows["aasist"]["sha256"] == weights.KNOWN_WEIGHTS["aasist"].sha256
+    assert rows["aasist"]["url"] == base + "AASIST.pth"
+    table = run_cli("weights", "list").stdout
+    assert f"aasist-l  cached   {cached}" in table
+
+
+def test_cli_refuses_a_corrupted_download(home, serve, tmp_path):
+    (tmp_path / "AASIST.pth").write_bytes(b"garbage")
+    base, _ = serve(tmp_path)
+    result = run_cli("weights", "fetch", "aasist", "--url", base + "AASIST.pth")
+    assert result.exit_code == 1
+    assert f"expected {weights.KNOWN_WEIGHTS['aasist'].sha256}" in result.output
+    assert not (home / "weights" / "AASIST.pth").exists()
+
+
+def test_cli_modules_do_not_import_torch():
+    code = "import sys, cli.deep, rawnet.weights; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0

@@ -1,0 +1,130 @@
+"""``antispoof weights`` (fetch, list, path) and ``antispoof export``: the deep scorers' files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from rawnet.weights import KNOWN_WEIGHTS, cache_dir, fetch, file_sha256, source_url
+
+from .options import EXISTING_FILE
+
+
+@click.group("weights")
+def weights() -> None:
+    """Pretrained weights: fetch them once into the cache, then score without --weights.
+
+    \b
+    The cache is $ANTISPOOF_HOME/weights, else ~/.cache/antispoof/weights
+    (or $XDG_CACHE_HOME/antispoof/weights). Every download is checked against
+    the published SHA-256 before it is kept; nothing partial is ever left.
+    Set ANTISPOOF_WEIGHTS_URL to a folder URL to download from a mirror.
+
+    \b
+    Examples:
+      antispoof weights fetch aasist
+      antispoof score --scorer aasist clip.wav         # finds the cached AASIST.pth
+      antispoof weights list
+    """
+
+
+@weights.command("fetch")
+@click.argument("name", type=click.Choice(sorted(KNOWN_WEIGHTS)))
+@click.option("--url", metavar="URL", help="Download from this exact URL (a mirror or a local copy, "
+                                           "e.g. file:///data/AASIST.pth); the SHA-256 is still checked.")
+@click.option("--force", is_flag=True, help="Download again even when a verified copy is already cached.")
+def fetch_command(name: str, url: str | None, force: bool) -> None:
+    """Download the weights NAME into the cache and verify their SHA-256.
+
+    A copy already in the cache with the right hash is kept (nothing is downloaded) unless --force.
+    The path is printed on stdout, so `--weights $(antispoof weights fetch aasist)` works.
+    """
+    where = source_url(name, url)
+    click.echo(f"Fetching {name} from {where}", err=True)
+    with contextlib.ExitStack() as stack:
+        bars: list = []
+
+        def progress(done: int, total: int | None) -> None:
+            if total is None:  # the server did not say how much is coming: no bar
+                return
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(length=total, file=sys.stderr,
+                                                                  label=KNOWN_WEIGHTS[name].filename)))
+            bars[0].update(done - bars[0].pos)
+
+        path = fetch(name, url=url, force=force, progress=progress)
+    click.echo(f"{name}: SHA-256 verified ({KNOWN_WEIGHTS[name].sha256[:12]}...)", err=True)
+    click.echo(str(path))
+
+
+@weights.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_command(as_json: bool) -> None:
+    """List the known weights: cached or not, where, their SHA-256 and source."""
+    folder = cache_dir()
+    rows = []
+    for name, entry in sorted(KNOWN_WEIGHTS.items()):
+        path = folder / entry.filename
+        status = "missing"
+        if path.is_file():
+            status = "cached" if file_sha256(path) == entry.sha256 else "corrupt (fetch --force)"
+        rows.append({"name": name, "status": status, "path": str(path), "sha256": entry.sha256,
+                     "url": source_url(name), "description": entry.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    click.echo(f"cache: {folder}")
+    for row in rows:
+        click.echo(f"{row['name']:<9} {row['status']:<8} {row['path']}\n"
+                   f"{'':<9} sha256 {row['sha256']}\n{'':<9} {row['description']}")
+
+
+@weights.command("path")
+@click.argument("name", type=click.Choice(sorted(KNOWN_WEIGHTS)))
+def path_command(name: str) -> None:
+    """Print the cached file of NAME (exit code 1 if it has not been fetched or is damaged)."""
+    from rawnet.weights import require_weights
+
+    click.echo(str(require_weights(name)))
+
+
+@click.command("export")
+@click.option("--scorer", "scorer_name", required=True, type=click.Choice(["rawnet2", "aasist"]),
+              help="Which network the checkpoint holds.")
+@click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
+              help="Model file (best.pth of `antispoof train`) or official state_dict. AASIST: default the cached "
+                   "weights of --variant.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="TorchScript archive to write (e.g. model.pt).")
+@click.option("--variant", help="Bare state_dicts only: rawnet2 asvspoof2021|icassp2021 (told by shape for the "
+                                "official sizes); aasist aasist|aasist-l (which cached weights to use).")
+@click.option("--config", type=EXISTING_FILE,
+              help="Bare state_dicts of a non-official size: the model config (YAML/JSON).")
+def export_command(scorer_name: str, model_path: Path | None, output: Path, variant: str | None,
+                   config: Path | None) -> None:
+    """Export a RawNet2 or AASIST network as a TorchScript archive, for serving without antispoof.
+
+    \b
+    The archive maps float32 (batch, nb_samp) 16 kHz waveforms, repeat-padded or
+    truncated to nb_samp, to (batch, 2) outputs; index 1 is bona fide (the score).
+    nb_samp, the variant, config and output kind are stored inside, in antispoof.json:
+      extra = {"antispoof.json": ""}
+      net = torch.jit.load("model.pt", _extra_files=extra)
+
+    \b
+    Examples:
+      antispoof export --scorer aasist -o aasist.pt                 # cached AASIST.pth
+      antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.pt
+    """
+    from lfcc_gmm.scorers import get_scorer
+    from rawnet.export import export_torchscript
+
+    options = {k: v for k, v in {"variant": variant, "config": config}.items() if v is not None}
+    scorer = get_scorer(scorer_name).load(model_path, device="cpu", **options)
+    metadata = export_torchscript(scorer, output)
+    click.echo(f"Wrote {output}: {metadata['architecture']} {metadata['variant']}, input (batch, "
+               f"{metadata['nb_samp']}), output {metadata['output']} (index 1 = bona fide).", err=True)

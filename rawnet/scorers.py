@@ -1,0 +1,484 @@
+"""The ``rawnet2`` and ``aasist`` scorers: the raw-waveform networks behind the common :class:`Scorer` interface.
+
+Scoring follows the official evaluation (SPEC §5-6): a file is loaded as 16 kHz mono float64 by
+:func:`lfcc_gmm.audio.load_audio` (resampling and down-mixing are reported as ``AudioConversionWarning``),
+repeat-padded or truncated to the model's ``nb_samp`` (:func:`rawnet.functional.pad_or_truncate`), cast to float32
+and passed through the model in eval mode; the score is output index 1 (bona fide). ``batch_size`` files go through
+one forward pass, under :func:`torch.inference_mode`, on CUDA when available (``device="auto"``).
+
+``full_length=True`` scores the whole file instead of its first ``nb_samp`` samples: windows of ``nb_samp`` every
+``nb_samp`` samples, the last one aligned to the end of the file (:func:`rawnet.functional.sliding_windows`; a file
+shorter than ``nb_samp`` is one repeat-padded window), and the score is the mean of the windows' index-1 outputs.
+Windows of any number of files share batches, so memory holds one file's windows and one batch of activations
+whatever the length of the file.
+
+Model files are those of :mod:`rawnet.training` (``best.pth``: a dict of plain values and tensors with ``format``
+``"antispoof-rawnet2"`` or ``"antispoof-aasist"``); :meth:`save` writes the same format. Bare official state_dicts
+are accepted too (see each scorer's ``load``). Every file is read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from lfcc_gmm.atomic import atomic_write
+from lfcc_gmm.audio import load_audio
+from lfcc_gmm.protocols import Trial
+from lfcc_gmm.scorers import Scorer
+from rawnet.aasist import AASIST, CONFIGS
+from rawnet.aasist import validate_config as validate_aasist_config
+from rawnet.functional import pad_or_truncate, sliding_windows
+from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config, load_state_dict_file
+from rawnet.training import RECIPES, ModelSpec, Recipe, resolve_device, train
+from rawnet.weights import require_weights
+
+#: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
+DEFAULT_BATCH_SIZE = 8
+_RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
+
+
+class CheckpointError(ValueError):
+    """A weights or model file this scorer cannot use; the message names the file and the problem."""
+
+
+def read_weights_file(path: str | os.PathLike) -> Any:
+    """``torch.load`` a file onto the CPU with ``weights_only=True`` (never unpickling code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights or model file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a torch weights file readable with weights_only=True ({exc})") from exc
+
+
+class RawWaveformScorer(Scorer):
+    """What the raw-waveform scorers share: model files, batching, padding, full-length windows, training.
+
+    Parameters
+    ----------
+    variant : the model variant (see the subclass).
+    config : the model config (a mapping, or for RawNet2 a YAML/JSON file); None takes the variant's official one.
+    device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    batch_size : files, or full-length windows, per forward pass.
+    full_length : average over windows covering the whole file instead of the official single window.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The network in eval mode on ``device_``, set by :meth:`fit` or :meth:`load`.
+    network_ : torch.nn.Module
+        ``model_`` seen as a map from (batch, nb_samp) to the (batch, 2) outputs.
+    spec_ : rawnet.training.ModelSpec
+        What the network is (architecture, variant, config).
+    info_ : dict
+        ``epoch``, ``dev_eer`` and ``source`` (the file the weights came from) of the weights.
+    device_ : torch.device
+    """
+
+    architecture: ClassVar[str]
+    variants: ClassVar[tuple[str, ...]]
+    runtime_options: ClassVar[tuple[str, ...]] = ("device", "batch_size", "full_length")
+
+    def __init__(
+        self,
+        variant: str,
+        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        full_length: bool = False,
+    ):
+        self.variant = variant
+        self.config = config
+        self.device = device
+        self.batch_size = batch_size
+        self.full_length = full_length
+
+    # -- what the subclasses say -------------------------------------------------------------------------------
+    def _spec(self) -> ModelSpec:
+        """The network this scorer's parameters describe."""
+        raise NotImplementedError
+
+    @classmethod
+    def _params(cls, spec: ModelSpec) -> dict[str, Any]:
+        """Constructor arguments that describe ``spec``."""
+        return {"variant": spec.variant, "config": spec.config}
+
+    @classmethod
+    def _spec_for_state_dict(cls, state: Mapping[str, torch.Tensor], path: Path, **options: Any) -> ModelSpec:
+        """The network a bare state_dict belongs to (``options`` are those of :meth:`load`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _default_weights(cls, **options: Any) -> Path:
+        """The weights :meth:`load` reads when no path is given."""
+        raise ValueError(f"the {cls.name} scorer needs a model file (--model), e.g. RUN_DIR/best.pth of "
+                         f"`antispoof train {cls.name}`")
+
+    @staticmethod
+    def _network(model: nn.Module) -> nn.Module:
+        """A module mapping float32 (batch, nb_samp) to the (batch, 2) outputs of ``model``; class 1 is bona fide."""
+        return model
+
+    @property
+    def output_kind(self) -> str:
+        """``"logits"`` or ``"log-softmax"``: what the two outputs (and so the score) are."""
+        return "logits"
+
+    # -- properties ---------------------------------------------------------------------------------------------
+    @property
+    def nb_samp(self) -> int:
+        """Samples per model input (the config's ``nb_samp``)."""
+        return self.spec_.nb_samp
+
+    def cpu_network(self) -> nn.Module:
+        """A fresh CPU copy of the network in eval mode, mapping (batch, nb_samp) to (batch, 2) outputs."""
+        model = self.spec_.build()
+        model.load_state_dict(self._fitted().state_dict())
+        return self._network(model).eval()
+
+    def _check_variant(self) -> None:
+        if self.variant not in self.variants:
+            raise ValueError(f"unknown {self.name} variant {self.variant!r}; expected one of {self.variants}")
+
+    def _fitted(self) -> nn.Module:
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise ValueError(f"this {self.name} scorer has no weights yet: call fit() or {type(self).__name__}.load()")
+        return model
+
+    def _install(self, spec: ModelSpec, state: Mapping[str, torch.Tensor], info: dict[str, Any]) -> None:
+        model = spec.build()
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{info.get('source')}: weights do not fit the {spec.architecture} {spec.variant!r} model "
+                f"with config {spec.config}: {exc}"
+            ) from exc
+        self.device_ = resolve_device(self.device)
+        self.model_ = model.to(self.device_).eval()
+        self.network_ = self._network(self.model_)
+        self.spec_ = spec
+        self.info_ = info
+
+    # -- scoring ------------------------------------------------------------------------------------------------
+    def model_inputs(self, signal: np.ndarray) -> np.ndarray:
+        """The float32 rows (n_windows, nb_samp) the model sees for a 16 kHz mono signal.
+
+        One repeat-padded/truncated row (the official evaluation input), or with ``full_length`` the windows
+        covering the whole signal (hop ``nb_samp``, the last aligned to the end).
+        """
+        nb_samp = self.nb_samp
+        signal = np.asarray(signal, dtype=np.float32)
+        if self.full_length:
+            return sliding_windows(signal, nb_samp, nb_samp)
+        return pad_or_truncate(signal, nb_samp)[None, :]
+
+    def outputs(self, inputs: np.ndarray) -> np.ndarray:
+        """The network's (n, 2) float32 outputs for (n, nb_samp) inputs, in batches of ``batch_size``."""
+        self._fitted()
+        inputs = np.asarray(inputs, dtype=np.float32)
+        parts = [self._forward(inputs[start : start + self.batch_size])
+                 for start in range(0, inputs.shape[0], self.batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0, 2), np.float32)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.network_(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_))
+        return out.float().cpu().numpy()
+
+    def _batches(self, paths: Sequence[str | os.PathLike]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(owner file index per row, float32 rows) in batches of at most ``batch_size`` rows."""
+        owners: list[int] = []
+        rows: list[np.ndarray] = []
+        for index, path in enumerate(paths):
+            for row in self.model_inputs(load_audio(path).signal):
+                rows.append(row)
+                owners.append(index)
+                if len(rows) == self.batch_size:
+                    yield np.asarray(owners), np.stack(rows)
+                    owners, rows = [], []
+        if rows:
+            yield np.asarray(owners), np.stack(rows)
+
+    def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """Output index 1 (bona fide) of each file's input; with ``full_length``, its mean over the file's windows.
+
+        Raises
+        ------
+        lfcc_gmm.audio.AudioError
+            for a file that cannot be read (the batch runner then scores file by file to isolate it).
+        """
+        self._fitted()
+        paths = list(paths)
+        totals = np.zeros(len(paths))
+        counts = np.zeros(len(paths))
+        for owners, batch in self._batches(paths):
+            np.add.at(totals, owners, self._forward(batch)[:, 1].astype(np.float64))
+            np.add.at(counts, owners, 1)
+        return totals / np.maximum(counts, 1)
+
+    # -- training and files -------------------------------------------------------------------------------------
+    def fit(
+        self,
+        trials: Sequence[Trial],
+        *,
+        run_dir: str | os.PathLike | None = None,
+        recipe: Recipe | None = None,
+        **options: Any,
+    ) -> RawWaveformScorer:
+        """Train with the shared trainer (:func:`rawnet.training.train`) and keep its best model.
+
+        Parameters
+        ----------
+        trials : labelled training trials.
+        run_dir : the run directory (checkpoints, metrics, ``best.pth``); None trains in a temporary directory
+            that is removed afterwards (not possible under torchrun, where every rank must see the same folder).
+        recipe : optimisation settings; default the official recipe of the architecture.
+        **options : fields of :class:`~rawnet.training.Recipe` (``epochs``, ``batch_size``, ``lr``, ...) override
+            the recipe; the others go to :func:`~rawnet.training.train` (``dev_trials``, ``seed``, ``workers``,
+            ``amp``, ``resume``, ``augment``, ``init_weights``, ``progress``, ``on_epoch``).
+        """
+        self._check_variant()
+        spec = self._spec()
+        overrides = {k: options.pop(k) for k in list(options) if k in _RECIPE_FIELDS}
+        recipe = dataclasses.replace(recipe or RECIPES[spec.architecture], **overrides)
+        if run_dir is None:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise ValueError("training under torchrun needs run_dir= on a file system every process sees")
+            with tempfile.TemporaryDirectory(prefix=f"antispoof-{self.name}-") as tmp:
+                return self._train(spec, trials, Path(tmp), recipe, options)
+        return self._train(spec, trials, Path(run_dir), recipe, options)
+
+    def _train(self, spec, trials, run_dir: Path, recipe: Recipe, options: dict[str, Any]) -> RawWaveformScorer:
+        result = train(spec, trials, run_dir, recipe, device=self.device, **options)
+        loaded = read_weights_file(result.best_path)
+        self._install(spec, loaded["state_dict"], {"epoch": loaded["epoch"], "dev_eer": loaded["dev_eer"],
+                                                   "source": str(result.best_path)})
+        return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the self-describing model file (format of :mod:`rawnet.training`), atomically."""
+        model = self._fitted()
+        fields = {
+            **self.spec_.to_dict(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "epoch": self.info_.get("epoch"),
+            "dev_eer": self.info_.get("dev_eer"),
+        }
+        with atomic_write(path, "wb") as handle:
+            torch.save(fields, handle)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        full_length: bool = False,
+        **options: Any,
+    ) -> RawWaveformScorer:
+        """Read a model file of this toolkit (``best.pth``, or one written by :meth:`save`) or a bare state_dict.
+
+        Parameters
+        ----------
+        path : the file; None for the scorer's default weights (AASIST: the weights cache).
+        device, batch_size, full_length : runtime settings, see the class.
+        **options : what a bare state_dict does not say (see the subclass: ``variant``, ``config``, ...); a model
+            file of this toolkit describes its network and takes none.
+        """
+        path = cls._default_weights(**options) if path is None else Path(path)
+        loaded = read_weights_file(path)
+        info: dict[str, Any] = {"epoch": None, "dev_eer": None, "source": str(path)}
+        if isinstance(loaded, Mapping) and "format" in loaded:
+            spec = ModelSpec.from_dict(loaded, str(path))
+            if spec.architecture != cls.architecture:
+                raise CheckpointError(f"{path}: a {spec.format} model file; score it with --scorer {spec.architecture}")
+            given = sorted(k for k, v in options.items() if v is not None)
+            if given:
+                raise CheckpointError(f"{path}: the model file describes its network; {', '.join(given)} "
+                                      "cannot be given")
+            state = loaded["state_dict"]
+            info.update(epoch=loaded.get("epoch"), dev_eer=loaded.get("dev_eer"))
+        else:
+            state = load_state_dict_file(path)
+            spec = cls._spec_for_state_dict(state, path, **options)
+        scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, full_length=bool(full_length))
+        scorer._install(spec, state, info)
+        return scorer
+
+
+class RawNet2Scorer(RawWaveformScorer):
+    """RawNet2 (SPEC §5), either official variant.
+
+    Parameters
+    ----------
+    variant : ``"asvspoof2021"`` (ASVspoof 2021 baseline; its output is a log-softmax, so the score is
+        log P(bona fide)) or ``"icassp2021"`` (Tak et al.; the score is the bona fide logit).
+    config : None for the variant's official full config, a mapping, or a YAML/JSON file (:func:`load_config`).
+    sinc_scale : band-edge scale of the fixed sinc filters (``"mel"``; ``icassp2021`` also ``"inverse-mel"``,
+        ``"linear"``).
+    device, batch_size, full_length : see :class:`RawWaveformScorer`.
+
+    ``default_threshold`` is log(0.5): for ``asvspoof2021`` the score is log P(bona fide), so the threshold is the
+    equal-posterior decision. For ``icassp2021`` (raw logits) an instance uses 0.0 instead, the sign of the bona
+    fide logit (see :class:`AASISTScorer` for why that approximates the argmax).
+
+    :meth:`load` reads a model file or a bare official state_dict. For a bare state_dict the variant is told by the
+    first BatchNorm's channels where the official full configs are unambiguous (20: ``asvspoof2021``, 128:
+    ``icassp2021``) and the config is that official one; any other network needs ``config=`` (mapping or YAML/JSON
+    file) and ``variant=``. ``sinc_scale=`` defaults to ``"mel"``, the only scale the official models build.
+    """
+
+    name: ClassVar[str] = "rawnet2"
+    description: ClassVar[str] = ("RawNet2 on raw waveforms (ASVspoof 2021 baseline or ICASSP 2021); torch, "
+                                  "CUDA when available")
+    default_threshold: ClassVar[float] = math.log(0.5)
+    architecture: ClassVar[str] = "rawnet2"
+    variants: ClassVar[tuple[str, ...]] = VARIANTS
+
+    def __init__(
+        self,
+        variant: str = "asvspoof2021",
+        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        sinc_scale: str = "mel",
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        full_length: bool = False,
+    ):
+        super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
+        self.sinc_scale = sinc_scale
+        if self.output_kind == "logits":
+            self.default_threshold = 0.0
+
+    @property
+    def output_kind(self) -> str:
+        return "log-softmax" if self.variant == "asvspoof2021" else "logits"
+
+    def _spec(self) -> ModelSpec:
+        config = DEFAULT_CONFIGS[self.variant] if self.config is None else load_config(self.config)
+        return ModelSpec(self.architecture, self.variant, dict(config), self.sinc_scale)
+
+    @classmethod
+    def _params(cls, spec: ModelSpec) -> dict[str, Any]:
+        return {**super()._params(spec), "sinc_scale": spec.sinc_scale}
+
+    @classmethod
+    def _spec_for_state_dict(cls, state, path, *, config=None, variant=None, sinc_scale=None) -> ModelSpec:
+        first_bn = state.get("first_bn.weight")
+        if first_bn is None or "fc2_gru.weight" not in state:
+            raise CheckpointError(f"{path}: not a RawNet2 state_dict (no first_bn/fc2_gru weights)")
+        by_channels = {cfg["filts"][0]: name for name, cfg in DEFAULT_CONFIGS.items()}
+        channels = int(first_bn.shape[0])
+        variant = variant or by_channels.get(channels)
+        if variant is None:
+            official = ", ".join(f"{c} ({name})" for c, name in by_channels.items())
+            raise CheckpointError(
+                f"{path}: cannot tell the RawNet2 variant from the weights: the first BatchNorm has {channels} "
+                f"channels, the official full configs have {official}; give the config and the variant, e.g. "
+                "RawNet2Scorer.load(path, config='model.yaml', variant='asvspoof2021')"
+            )
+        if variant not in VARIANTS:
+            raise CheckpointError(f"{path}: unknown RawNet2 variant {variant!r}; expected one of {VARIANTS}")
+        config = DEFAULT_CONFIGS[variant] if config is None else load_config(config)
+        return ModelSpec(cls.architecture, variant, dict(config), sinc_scale or "mel")
+
+
+#: AASIST variant names (as in model files and the weights cache) → the official config names.
+AASIST_CONFIG_NAMES = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
+
+
+def read_aasist_config(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
+    """An AASIST model config from a mapping or a JSON file (an official ``.conf``: its ``model_config``)."""
+    if isinstance(source, Mapping):
+        raw, where = source, "config"
+    else:
+        where = str(source)
+        try:
+            raw = json.loads(Path(source).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CheckpointError(f"{source}: cannot read the AASIST config: {exc.strerror or exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if isinstance(raw, Mapping) and isinstance(raw.get("model_config"), Mapping):
+        raw, where = raw["model_config"], f"{where} (model_config)"
+    return validate_aasist_config(raw, where)
+
+
+class AASISTScorer(RawWaveformScorer):
+    """AASIST or AASIST-L (SPEC §6); the official pretrained weights score out of the box.
+
+    Parameters
+    ----------
+    variant : ``"aasist"`` or ``"aasist-l"``: the official config used when ``config`` is None, and the name of
+        the cached weights :meth:`load` reads when given no path.
+    config : an AASIST model config (mapping or JSON file) instead of the official one.
+    device, batch_size, full_length : see :class:`RawWaveformScorer`.
+
+    The score is the bona fide logit, unbounded and not calibrated (official: 5.24 for the bona fide
+    ``LA_T_1272637``, -6.56 for an espeak clip). ``default_threshold`` is 0.0, the sign of that logit: it splits
+    as the two-class argmax would up to a term the training never touches, because cross-entropy pushes the two
+    logits of a softmax by equal and opposite amounts, so ``l1 = (l1 - l0) / 2 + (l1 + l0) / 2`` where only the
+    first half (half the log-odds) is learnt and the second keeps the output layer's small random initialisation.
+    For operating points, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev
+    set.
+
+    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``: the official config
+    whose parameter shapes match, unless ``config=`` is given), or with no path the cached weights of ``variant=``
+    (``AASIST.pth`` for ``"aasist"``, ``AASIST-L.pth`` for ``"aasist-l"``; ``antispoof weights fetch`` puts them
+    there, see :mod:`rawnet.weights`).
+    """
+
+    name: ClassVar[str] = "aasist"
+    description: ClassVar[str] = ("AASIST / AASIST-L graph attention on raw waveforms (official weights); torch, "
+                                  "CUDA when available")
+    default_threshold: ClassVar[float] = 0.0
+    architecture: ClassVar[str] = "aasist"
+    variants: ClassVar[tuple[str, ...]] = tuple(AASIST_CONFIG_NAMES)
+
+    def __init__(
+        self,
+        variant: str = "aasist",
+        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        full_length: bool = False,
+    ):
+        super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
+
+    def _spec(self) -> ModelSpec:
+        if self.config is None:
+            return ModelSpec(self.architecture, self.variant, dict(CONFIGS[AASIST_CONFIG_NAMES[self.variant]]))
+        return ModelSpec(self.architecture, self.variant, read_aasist_config(self.config))
+
+    @classmethod
+    def _default_weights(cls, *, variant=None, config=None) -> Path:
+        name = variant or "aasist"
+        if name not in AASIST_CONFIG_NAMES:
+            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_CONFIG_NAMES)}")
+        return require_weights(name)
+
+    @classmethod
+    def _spec_for_state_dict(cls, state, path, *, variant=None, config=None) -> ModelSpec:
+        if variant is not None and variant not in AASIST_CONFIG_NAMES:
+            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_CONFIG_NAMES)}")
+        # from_pretrained picks the official config whose parameter shapes match and checks the weights fit.
+        model = AASIST.from_pretrained(path, None if config is None else read_aasist_config(config))
+        matched = [name for name, official in AASIST_CONFIG_NAMES.items() if CONFIGS[official] == model.config]
+        return ModelSpec(cls.architecture, variant or (matched or ["aasist"])[0], model.config)

@@ -1,0 +1,272 @@
+"""The rawnet2 and aasist scorers: official parity through score_files, model files, odd inputs, full length."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+from scipy.signal import resample_poly
+
+from cli.main import main
+from lfcc_gmm.audio import AudioConversionWarning, load_audio
+from lfcc_gmm.scorers import get_scorer
+from rawnet.aasist import CONFIGS
+from rawnet.rawnet2 import DEFAULT_CONFIGS, RawNet2
+from rawnet.scorers import AASISTScorer, CheckpointError, RawNet2Scorer
+
+NB_SAMP = 64600
+
+
+@pytest.fixture(scope="module")
+def audio_dir(reference_dir):
+    return reference_dir / "lfcc" / "audio"
+
+
+def small_rawnet2(reference_dir, variant: str, **options) -> RawNet2Scorer:
+    folder = reference_dir / "rawnet2"
+    return RawNet2Scorer.load(folder / f"rawnet2_{variant}_small.pth", config=folder / f"rawnet2_{variant}_small.json",
+                              variant=variant, device="cpu", **options)
+
+
+@pytest.fixture(scope="module")
+def rawnet2(reference_dir) -> RawNet2Scorer:
+    return small_rawnet2(reference_dir, "asvspoof2021", batch_size=3)
+
+
+def test_registered_under_their_names():
+    assert get_scorer("rawnet2") is RawNet2Scorer
+    assert get_scorer("aasist") is AASISTScorer
+    for cls in (RawNet2Scorer, AASISTScorer):
+        assert cls.runtime_options == ("device", "batch_size", "full_length")
+    assert RawNet2Scorer.default_threshold == pytest.approx(math.log(0.5))
+    assert AASISTScorer.default_threshold == 0.0
+
+
+@pytest.mark.parametrize("variant", ["asvspoof2021", "icassp2021"])
+def test_rawnet2_reduced_checkpoints_match_official_outputs(reference_dir, audio_dir, variant):
+    expected = json.loads((reference_dir / "rawnet2" / "official_outputs.json").read_text())["cases"][variant]
+    scorer = small_rawnet2(reference_dir, variant, batch_size=3)
+    names = sorted(expected)
+    scores = scorer.score_files([audio_dir / name for name in names])
+    np.testing.assert_allclose(scores, [expected[n]["score"] for n in names], rtol=0, atol=1e-5)
+    name = "LA_T_1272637.flac"
+    outputs = scorer.outputs(scorer.model_inputs(load_audio(audio_dir / name).signal))
+    np.testing.assert_allclose(outputs, [expected[name]["output"]], rtol=0, atol=1e-5)
+    if variant == "asvspoof2021":
+        # A log-softmax: the two outputs are log-probabilities, and the threshold is log(0.5).
+        assert np.exp(outputs).sum() == pytest.approx(1, rel=1e-5)
+        assert (scorer.output_kind, scorer.default_threshold) == ("log-softmax", math.log(0.5))
+    else:
+        assert (scorer.output_kind, scorer.default_threshold) == ("logits", 0.0)
+
+
+def test_bare_state_dict_of_unofficial_size_asks_for_a_config(reference_dir):
+    with pytest.raises(CheckpointError, match=r"rawnet2_asvspoof2021_small\.pth.*16 channels.*20 \(asvspoof2021\), "
+                                              r"128 \(icassp2021\); give the config and the variant"):
+        RawNet2Scorer.load(reference_dir / "rawnet2" / "rawnet2_asvspoof2021_small.pth")
+
+
+def test_official_full_configs_are_told_by_shapes(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "official.pth"
+    # What the official scripts save: a bare state_dict, here under nn.DataParallel's "module." prefix.
+    torch.save({f"module.{k}": v for k, v in RawNet2(variant="asvspoof2021").state_dict().items()}, path)
+    scorer = RawNet2Scorer.load(path, device="cpu")
+    assert (scorer.spec_.variant, scorer.spec_.config, scorer.nb_samp) == (
+        "asvspoof2021", DEFAULT_CONFIGS["asvspoof2021"], 64600)
+    assert scorer.model_.sinc_conv.kernel_size == 1025
+    with pytest.raises(CheckpointError, match="do not fit the rawnet2 'icassp2021' model"):
+        RawNet2Scorer.load(path, variant="icassp2021")
+
+
+def test_model_file_round_trip(rawnet2, audio_dir, tmp_path):
+    files = [audio_dir / "LA_T_1272637.flac", audio_dir / "short_1377.wav"]
+    path = tmp_path / "rawnet2.pth"
+    rawnet2.save(path)
+    fields = torch.load(path, weights_only=True)
+    assert (fields["format"], fields["variant"], fields["sinc_scale"]) == ("antispoof-rawnet2", "asvspoof2021", "mel")
+    assert fields["config"] == rawnet2.spec_.config and fields["epoch"] is None
+    again = RawNet2Scorer.load(path, batch_size=rawnet2.batch_size)
+    assert again.spec_ == rawnet2.spec_
+    np.testing.assert_array_equal(again.score_files(files), rawnet2.score_files(files))
+    with pytest.raises(CheckpointError, match="describes its network; config cannot be given"):
+        RawNet2Scorer.load(path, config={"nb_samp": 1})
+    fields["format"] = "antispoof-aasist"
+    torch.save(fields, tmp_path / "aasist.pth")
+    with pytest.raises(CheckpointError, match="antispoof-aasist model file; score it with --scorer aasist"):
+        RawNet2Scorer.load(tmp_path / "aasist.pth")
+
+
+def test_unusable_files_are_named(tmp_path):
+    (tmp_path / "notes.pth").write_text("not torch")
+    with pytest.raises(CheckpointError, match=r"notes\.pth: not a torch weights file"):
+        RawNet2Scorer.load(tmp_path / "notes.pth")
+    with pytest.raises(FileNotFoundError, match=r"absent\.pth"):
+        RawNet2Scorer.load(tmp_path / "absent.pth")
+    with pytest.raises(ValueError, match="needs a model file"):
+        RawNet2Scorer.load(None)
+    with pytest.raises(ValueError, match="no weights yet"):
+        RawNet2Scorer().score_files([tmp_path / "x.wav"])
+
+
+def test_batch_size_does_not_change_scores(rawnet2, audio_dir):
+    files = [audio_dir / n for n in ("LA_T_1272637.flac", "espeak_en.wav", "short_1377.wav")]
+    one = RawNet2Scorer.load(rawnet2.info_["source"], config=rawnet2.spec_.config, variant="asvspoof2021",
+                             batch_size=1)
+    np.testing.assert_allclose(one.score_files(files), rawnet2.score_files(files), rtol=0, atol=1e-6)
+    assert rawnet2.score_files([]).shape == (0,)
+
+
+# -- odd inputs ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def odd_files(audio_dir, tmp_path_factory):
+    """The LA_T clip re-encoded (8 kHz, 44.1 kHz stereo, 24-bit, float) plus a 1 s and a 30 s clip."""
+    folder = tmp_path_factory.mktemp("odd")
+    x, rate = sf.read(audio_dir / "LA_T_1272637.flac")
+    assert rate == 16000
+    files = {"original": audio_dir / "LA_T_1272637.flac"}
+
+    def write(name, data, rate, subtype):
+        files[name] = folder / f"{name}.wav"
+        sf.write(files[name], data, rate, subtype=subtype)
+
+    write("pcm24", x, 16000, "PCM_24")
+    write("float", x, 16000, "FLOAT")
+    write("8k", resample_poly(x, 1, 2), 8000, "PCM_16")
+    up = resample_poly(x, 441, 160)
+    # Each channel alone is off by the noise, their mean is the clip.
+    noise = 0.01 * np.random.default_rng(0).standard_normal(up.size)
+    write("44k_stereo", np.stack([up + noise, up - noise], axis=1), 44100, "PCM_16")
+    speech = np.concatenate([sf.read(audio_dir / n)[0] for n in ("LA_T_1272637.flac", "espeak_en.wav",
+                                                                   "chirp_noise.wav")])
+    write("1s", speech[8000:24000], 16000, "PCM_16")
+    write("30s", np.tile(speech, 4)[: 30 * 16000], 16000, "PCM_16")
+    return files
+
+
+def test_lossless_re_encodings_give_the_same_score(rawnet2, odd_files):
+    # 16-bit samples are exact in 24-bit PCM and in float32, so the model sees identical input.
+    scores = rawnet2.score_files([odd_files[k] for k in ("original", "pcm24", "float")])
+    assert scores[0] == scores[1] == scores[2]
+
+
+def test_resampled_and_stereo_files_score_with_a_note(rawnet2, odd_files):
+    with pytest.warns(AudioConversionWarning) as caught:
+        scores = rawnet2.score_files([odd_files["8k"], odd_files["44k_stereo"]])
+    notes = " | ".join(str(w.message) for w in caught)
+    assert "resampled 8000 Hz -> 16000 Hz" in notes
+    assert "averaged 2 channels to mono; resampled 44100 Hz -> 16000 Hz" in notes
+    assert np.isfinite(scores).all()
+
+
+def test_short_clip_is_repeat_padded_in_both_modes(reference_dir, odd_files):
+    x = load_audio(odd_files["1s"]).signal
+    by_hand = np.tile(x, 5)[:NB_SAMP][None, :]  # 16,000 samples x 5 >= 64,600
+    official = small_rawnet2(reference_dir, "asvspoof2021")
+    full = small_rawnet2(reference_dir, "asvspoof2021", full_length=True)
+    expected = official.outputs(by_hand)[0, 1]
+    assert official.score_files([odd_files["1s"]])[0] == pytest.approx(expected, abs=1e-6)
+    assert full.score_files([odd_files["1s"]])[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_long_clip_official_window_and_full_length_mean(reference_dir, odd_files):
+    x = load_audio(odd_files["30s"]).signal
+    assert x.size == 480_000
+    # Windows every 64,600 samples while they fit (7), then one ending at the last sample.
+    starts = [0, 64_600, 129_200, 193_800, 258_400, 323_000, 387_600, 415_400]
+    windows = np.stack([x[s : s + NB_SAMP] for s in starts])
+    official = small_rawnet2(reference_dir, "asvspoof2021", batch_size=3)
+    per_window = official.outputs(windows)[:, 1].astype(np.float64)
+    assert official.score_files([odd_files["30s"]])[0] == pytest.approx(per_window[0], abs=1e-6)
+
+    full = small_rawnet2(reference_dir, "asvspoof2021", batch_size=3, full_length=True)
+    np.testing.assert_array_equal(full.model_inputs(x), windows.astype(np.float32))
+    short = official.outputs(official.model_inputs(load_audio(odd_files["1s"]).signal))[0, 1]
+    # Windows of several files share batches of 3 (the 1 s clip rides in the last one, with two 30 s windows);
+    # each file still gets the mean of its own windows.
+    scores = full.score_files([odd_files["30s"], odd_files["1s"]])
+    np.testing.assert_allclose(scores, [per_window.mean(), short], rtol=0, atol=1e-6)
+    assert np.ptp(per_window) > 1e-3  # the windows differ, so the mean is not trivially any one of them
+
+
+# -- AASIST -------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aasist(reference_dir) -> AASISTScorer:
+    return AASISTScorer.load(reference_dir / "aasist" / "AASIST.pth", device="cpu", batch_size=3)
+
+
+@pytest.mark.slow
+def test_aasist_official_weights_match_official_outputs(aasist, reference_dir, audio_dir, odd_files):
+    expected = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())["AASIST.pth"]
+    assert (aasist.spec_.variant, aasist.spec_.config) == ("aasist", CONFIGS["AASIST"])  # told by the shapes
+    scores = aasist.score_files([audio_dir / "LA_T_1272637.flac", audio_dir / "espeak_en.wav",
+                                 odd_files["44k_stereo"]])
+    assert scores[0] == pytest.approx(5.236644, abs=1e-4)
+    assert scores[0] == pytest.approx(expected["LA_T_1272637.flac"]["score"], abs=1e-4)
+    assert scores[1] == pytest.approx(expected["espeak_en.wav"]["score"], abs=1e-4)
+    assert scores[1] < 0 < scores[0]
+    # 16 -> 44.1 -> 16 kHz keeps the band below 8 kHz up to the filters' transition and 16-bit rounding twice
+    # (seen: 0.013). 0.05 is 0.4 % of the 11.8 between these bona fide and spoof clips.
+    assert scores[2] == pytest.approx(scores[0], abs=0.05)
+
+
+def test_aasist_reads_the_weights_cache(reference_dir, audio_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="antispoof weights fetch aasist-l"):
+        AASISTScorer.load(None, variant="aasist-l")
+    (tmp_path / "weights").mkdir()
+    shutil.copy(reference_dir / "aasist" / "AASIST-L.pth", tmp_path / "weights")
+    scorer = AASISTScorer.load(None, variant="aasist-l", device="cpu")
+    assert (scorer.spec_.variant, scorer.spec_.config) == ("aasist-l", CONFIGS["AASIST-L"])
+    assert scorer.info_["source"] == str(tmp_path / "weights" / "AASIST-L.pth")
+    expected = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())["AASIST-L.pth"]
+    assert scorer.score_files([audio_dir / "LA_T_1272637.flac"])[0] == pytest.approx(
+        expected["LA_T_1272637.flac"]["score"], abs=1e-4)
+
+
+def test_aasist_model_file_round_trip(aasist, tmp_path):
+    aasist.save(tmp_path / "aasist.pth")
+    again = AASISTScorer.load(tmp_path / "aasist.pth")
+    assert again.spec_ == aasist.spec_
+    saved, original = again.model_.state_dict(), aasist.model_.state_dict()
+    assert saved.keys() == original.keys()
+    assert all(torch.equal(saved[k], original[k]) for k in saved)
+    with pytest.raises(CheckpointError, match="score it with --scorer aasist"):
+        RawNet2Scorer.load(tmp_path / "aasist.pth")
+
+
+@pytest.mark.slow
+def test_cli_score_prints_verdicts(reference_dir, audio_dir):
+    clips = [audio_dir / "LA_T_1272637.flac", audio_dir / "espeak_en.wav"]
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights",
+                                       str(reference_dir / "aasist" / "AASIST.pth"), *map(str, clips)])
+    assert result.exit_code == 0, result.output
+    assert f"{clips[0]}: bona fide (score 5.2366, threshold 0)" in result.output
+    assert f"{clips[1]}: spoof (score -6.5591, threshold 0)" in result.output
+
+
+# -- training -----------------------------------------------------------------------------------------------------
+
+TINY_RAWNET2 = {"nb_samp": 16000, "first_conv": 32, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
+                "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
+
+
+def test_fit_trains_through_the_shared_trainer(tiny_corpus, tmp_path):
+    scorer = RawNet2Scorer(config=TINY_RAWNET2, device="cpu", batch_size=4)
+    assert scorer.fit(tiny_corpus, run_dir=tmp_path / "run", epochs=2, batch_size=4, seed=0,
+                      dev_trials=tiny_corpus) is scorer
+    best = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
+    assert (scorer.info_["epoch"], scorer.info_["dev_eer"]) == (best["epoch"], best["dev_eer"])
+    assert all(torch.equal(v, best["state_dict"][k]) for k, v in scorer.model_.state_dict().items())
+    scores = scorer.score_files([t.path for t in tiny_corpus])
+    scorer.save(tmp_path / "model.pth")
+    np.testing.assert_array_equal(RawNet2Scorer.load(tmp_path / "model.pth", batch_size=4).score_files(
+        [t.path for t in tiny_corpus]), scores)
