@@ -115,6 +115,15 @@ def test_unusable_files_are_named(tmp_path):
         RawNet2Scorer().score_files([tmp_path / "x.wav"])
 
 
+def test_device_auto_takes_cuda_when_present(rawnet2):
+    weights, config = rawnet2.info_["source"], rawnet2.spec_.config
+    scorer = RawNet2Scorer.load(weights, config=config, variant="asvspoof2021")
+    assert scorer.device_.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert next(scorer.model_.parameters()).device.type == scorer.device_.type
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        RawNet2Scorer.load(weights, config=config, variant="asvspoof2021", device="tpu")
+
+
 def test_batch_size_does_not_change_scores(rawnet2, audio_dir):
     files = [audio_dir / n for n in ("LA_T_1272637.flac", "espeak_en.wav", "short_1377.wav")]
     one = RawNet2Scorer.load(rawnet2.info_["source"], config=rawnet2.spec_.config, variant="asvspoof2021",
