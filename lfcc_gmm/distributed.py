@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 #: Seconds to keep trying to reach the scheduler before giving up.
 CONNECT_TIMEOUT = 10.0
-#: Training files per shard. A shard is the unit of work and of summation: for a given value the model is
-#: bit-for-bit the same whatever the number of workers.
-SHARD_FILES = 256
+#: Shards each class's training files are split into (fewer when there are fewer files). A shard is the
+#: unit of work and of summation; the split depends on the files alone, so the model is bit-for-bit the
+#: same whatever the number of workers. Each shard sends one set of statistics (K x (2d + 1) float64, about
+#: 0.5 MB for 512 components) to the client per EM iteration.
+SHARDS_PER_CLASS = 64
 
 
 class SchedulerConnectionError(ConnectionError):
@@ -299,7 +301,7 @@ def fit_on_cluster(
     client: Client,
     *,
     progress: Callable[[str, int, int], None] | None = None,
-    shard_files: int = SHARD_FILES,
+    shards_per_class: int = SHARDS_PER_CLASS,
 ) -> LFCCGMMScorer:
     """:meth:`LFCCGMMScorer.fit` on a Dask cluster: features extracted and kept on the workers, EM there too.
 
@@ -314,16 +316,15 @@ def fit_on_cluster(
     trials : sequence of Trial
         Labelled training trials; their audio must be readable at the same absolute paths on the workers.
     client : distributed.Client
-    shard_files : int
-        Files per shard (see :data:`SHARD_FILES`).
+    shards_per_class : int
+        See :data:`SHARDS_PER_CLASS`; consecutive files of a class form a shard.
     """
-    if shard_files < 1:
-        raise ValueError(f"shard_files must be at least 1, got {shard_files}")
+    if shards_per_class < 1:
+        raise ValueError(f"shards_per_class must be at least 1, got {shards_per_class}")
     paths = [str(t.path) for t in absolute_trials(trials)]
     cache_dir = None if scorer.cache_dir is None else str(Path(scorer.cache_dir).absolute())
     plan = {key: [i for i, t in enumerate(trials) if t.key == key] for key in (BONAFIDE, SPOOF)}
-    plan = {key: [members[s : s + shard_files] for s in range(0, len(members), shard_files)]
-            for key, members in plan.items()}
+    plan = {key: _consecutive_runs(members, shards_per_class) for key, members in plan.items()}
     futures: list[Future] = []
     try:
         loaded = {key: [client.submit(load_shard, [paths[i] for i in shard], shard, scorer.preset, cache_dir,
@@ -348,6 +349,12 @@ def fit_on_cluster(
         client.cancel(futures)
     scorer.training_summary_ = summary
     return scorer
+
+
+def _consecutive_runs(members: list[int], count: int) -> list[list[int]]:
+    """``members`` cut into ``min(len(members), count)`` consecutive runs of near-equal length."""
+    n = min(len(members), count)
+    return [members[len(members) * j // n : len(members) * (j + 1) // n] for j in range(n)]
 
 
 def _gather_reports(client: Client, loaded: dict[str, list[Future]], plan: dict[str, list[list[int]]],
