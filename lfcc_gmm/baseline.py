@@ -24,7 +24,7 @@ from .audio import load_audio, resample
 from .augment import Augmenter, item_seed
 from .extraction import extract_features, iter_file_lfcc
 from .features import get_config, lfcc
-from .gmm import DiagonalGMM, GMMParams, log_likelihood
+from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
 from .protocols import BONAFIDE, SPOOF, Trial
 from .scorers import Scorer
 
@@ -38,7 +38,7 @@ class ModelFileError(ValueError):
     """A model file that is not an LFCC-GMM model written by this toolkit (or is damaged)."""
 
 
-def frames_llr(chunks: Iterable[np.ndarray], bonafide: GMMParams, spoof: GMMParams) -> float:
+def frames_llr(chunks: Iterable[np.ndarray], bonafide: GMMParams | Design, spoof: GMMParams | Design) -> float:
     """Mean frame log-likelihood ratio (bona fide − spoof) over LFCC rows arriving in chunks."""
     totals = np.zeros(2)
     n_frames = 0
@@ -48,7 +48,8 @@ def frames_llr(chunks: Iterable[np.ndarray], bonafide: GMMParams, spoof: GMMPara
     return float((totals[0] - totals[1]) / n_frames)
 
 
-def file_score(path: str | os.PathLike, bonafide: GMMParams, spoof: GMMParams, preset: str) -> float:
+def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMMParams | Design,
+               preset: str) -> float:
     """Mean frame log-likelihood ratio of one file; a long 16 kHz file is streamed with bounded memory."""
     chunks = iter_file_lfcc(path, preset, block_seconds=_BLOCK_SECONDS, dtype=np.float32)
     return frames_llr(chunks, bonafide, spoof)
@@ -205,9 +206,13 @@ class LFCCGMMScorer(Scorer):
         self.training_summary_ = summary
         return self
 
+    def _designs(self) -> tuple[Design, Design]:
+        # Laying the GMMs out for scoring costs about as much as scoring a short file: once per call.
+        return design(self.bonafide_gmm_.params_), design(self.spoof_gmm_.params_)
+
     def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """Mean frame log-likelihood ratio (bona fide − spoof) of each file."""
-        bonafide, spoof = self.bonafide_gmm_.params_, self.spoof_gmm_.params_
+        bonafide, spoof = self._designs()
         if self.jobs == 1 or len(paths) == 1:
             return np.array([file_score(p, bonafide, spoof, self.preset) for p in paths])
         from joblib import Parallel, delayed
@@ -217,7 +222,7 @@ class LFCCGMMScorer(Scorer):
 
     def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
         """Mean frame log-likelihood ratio of in-memory signals (resampled to 16 kHz if needed)."""
-        bonafide, spoof = self.bonafide_gmm_.params_, self.spoof_gmm_.params_
+        bonafide, spoof = self._designs()
         scores = []
         for signal in signals:
             x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)

@@ -182,13 +182,25 @@ def _center(params: GMMParams) -> np.ndarray:
     return params.weights @ params.means
 
 
-def _design(params: GMMParams, dtype: np.dtype) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+class Design(NamedTuple):
+    """A GMM laid out for scoring (see :func:`design`); build it once and score many utterances with it."""
+
+    center: np.ndarray
+    groups: list[tuple[np.ndarray, np.ndarray]]
+    dtype: np.dtype
+
+
+def design(params: GMMParams, dtype: np.dtype | type = np.float32) -> Design:
     """The center and, per precision group, (component indices, (2d+1, k) matrix mapping [y, y**2, 1] rows
     to weighted log-densities log w_k + log N(x | k)).
+
+    Building it costs about as much as scoring a few seconds of audio, so callers that score many
+    utterances with the same parameters should build it once and pass it to :func:`log_likelihood`.
 
     With float32, components whose mean lies far from the center in units of their own spread (squared
     Mahalanobis distance above ``_FLOAT32_MAX_CONDITION``) get a float64 group of their own.
     """
+    dtype = np.dtype(dtype)
     weights, means, covariances = params
     center = _center(params)
     n_features = means.shape[1]
@@ -196,20 +208,20 @@ def _design(params: GMMParams, dtype: np.dtype) -> tuple[np.ndarray, list[tuple[
     shifted = means - center
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
-    design = np.empty((2 * n_features + 1, weights.size))
-    design[:n_features] = (shifted * precisions).T
-    design[n_features:-1] = -0.5 * precisions.T
+    matrix = np.empty((2 * n_features + 1, weights.size))
+    matrix[:n_features] = (shifted * precisions).T
+    matrix[n_features:-1] = -0.5 * precisions.T
     condition = (shifted**2 * precisions).sum(axis=1)
-    design[-1] = log_weights - 0.5 * (n_features * _LOG_2PI + np.log(covariances).sum(axis=1) + condition)
+    matrix[-1] = log_weights - 0.5 * (n_features * _LOG_2PI + np.log(covariances).sum(axis=1) + condition)
     precise = condition > _FLOAT32_MAX_CONDITION if dtype == np.float32 else np.zeros(weights.size, bool)
     if not precise.any():
-        return center, [(np.arange(weights.size), design.astype(dtype))]
+        return Design(center, [(np.arange(weights.size), matrix.astype(dtype))], dtype)
     groups = [
-        (np.flatnonzero(mask), np.ascontiguousarray(design[:, mask], dtype=group_dtype))
+        (np.flatnonzero(mask), np.ascontiguousarray(matrix[:, mask], dtype=group_dtype))
         for mask, group_dtype in ((~precise, dtype), (precise, np.dtype(np.float64)))
         if mask.any()
     ]
-    return center, groups
+    return Design(center, groups, dtype)
 
 
 def _chunks(arrays: Sequence[np.ndarray], center: np.ndarray, chunk_size: int) -> Iterator[np.ndarray]:
@@ -239,14 +251,16 @@ def _chunks(arrays: Sequence[np.ndarray], center: np.ndarray, chunk_size: int) -
 
 
 def _log_prob_chunks(
-    arrays: Sequence[np.ndarray], params: GMMParams, dtype: np.dtype | type, chunk_size: int
+    arrays: Sequence[np.ndarray], params: GMMParams | Design, dtype: np.dtype | type, chunk_size: int
 ) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
     """Per chunk: the float64 design rows and, per precision group, (component indices, (rows, k)
     weighted log-densities).
 
     All yielded arrays are reused buffers, valid until the next chunk is requested.
     """
-    center, groups = _design(params, np.dtype(dtype))
+    if not isinstance(params, Design) or params.dtype != np.dtype(dtype):
+        params = design(params, dtype)
+    center, groups, _ = params
     width = groups[0][1].shape[0]
     # Buffers no larger than the input: scoring one short utterance should not touch megabytes.
     chunk_size = max(1, min(chunk_size, sum(len(a) for a in arrays)))
@@ -414,7 +428,7 @@ def m_step(stats: SufficientStatistics, *, var_floor: float = 1e-4) -> GMMParams
 
 
 def log_likelihood(
-    X: ArrayOrSequence, params: GMMParams, *, dtype: np.dtype | type = np.float32, chunk_size: int = 4096
+    X: ArrayOrSequence, params: GMMParams | Design, *, dtype: np.dtype | type = np.float32, chunk_size: int = 4096
 ) -> np.ndarray:
     """Per-frame log p(x) = log-sum-exp over components, as float64 of shape (n,).
 
@@ -423,12 +437,13 @@ def log_likelihood(
     X : ndarray (n, d) or sequence of them
         A sequence gives the frames of all its arrays in order (score many utterances in one call, then
         ``np.add.reduceat`` by utterance: one large product is faster than many small ones).
-    params : GMMParams
+    params : GMMParams or Design
+        A :class:`Design` (from :func:`design`) of the same ``dtype`` skips rebuilding it.
     dtype : float32 or float64
         Precision of the matrix product (see :func:`sufficient_statistics`).
     chunk_size : int
     """
-    arrays = _as_sequence(X, params.means.shape[1])
+    arrays = _as_sequence(X, params.center.size if isinstance(params, Design) else params.means.shape[1])
     out = np.empty(sum(len(a) for a in arrays))
     start = 0
     for _, parts in _log_prob_chunks(arrays, params, dtype, chunk_size):
