@@ -85,6 +85,10 @@ def augmented_features(
     return results
 
 
+def _score_group(paths: Sequence[str | os.PathLike], bonafide: Design, spoof: Design, preset: str) -> list[float]:
+    return [file_score(p, bonafide, spoof, preset) for p in paths]
+
+
 class LFCCGMMScorer(Scorer):
     """LFCC front end + bona fide / spoof GMMs, trained and scored on the CPU without torch.
 
@@ -214,11 +218,16 @@ class LFCCGMMScorer(Scorer):
         """Mean frame log-likelihood ratio (bona fide − spoof) of each file."""
         bonafide, spoof = self._designs()
         if self.jobs == 1 or len(paths) == 1:
-            return np.array([file_score(p, bonafide, spoof, self.preset) for p in paths])
+            return np.asarray(_score_group(paths, bonafide, spoof, self.preset))
         from joblib import Parallel, delayed
 
-        scores = Parallel(n_jobs=self.jobs)(delayed(file_score)(p, bonafide, spoof, self.preset) for p in paths)
-        return np.asarray(scores)
+        # One task per worker and group of files, so the GMM designs are shipped once per group, not per file.
+        groups = [paths[i :: self.jobs] for i in range(self.jobs)]
+        results = Parallel(n_jobs=self.jobs)(delayed(_score_group)(g, bonafide, spoof, self.preset) for g in groups)
+        scores = np.empty(len(paths))
+        for i, values in enumerate(results):
+            scores[i :: self.jobs] = values
+        return scores
 
     def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
         """Mean frame log-likelihood ratio of in-memory signals (resampled to 16 kHz if needed)."""
