@@ -225,8 +225,8 @@ class RawNet2(nn.Module):
         or ``"linear"``.
     sinc_method : how the sinc filters are applied, see :class:`rawnet.sinc.SincConv`.
     recurrent_threads : torch intra-op threads while the GRU runs on the CPU (``None``: unchanged). The recurrence
-        is a chain of small memory-bound matrix-vector products; synchronising threads at every step costs far
-        more than it gains, several times the whole network's time on a busy 2-core machine.
+        is a chain of small memory-bound matrix-vector products; on a busy 2-core machine, synchronising two
+        threads at every step made it several times slower than one thread (benchmarks/bench_rawnet2.py).
 
     ``forward(x)`` takes (batch, samples) float32 and returns (batch, nb_classes): log-softmax for
     ``asvspoof2021``, logits for ``icassp2021``. Class 1 is bona fide.
@@ -261,9 +261,8 @@ class RawNet2(nn.Module):
             self.add_module(f"block{i}", nn.Sequential(block))
         for i, (_, out_channels) in enumerate(channels):
             self.add_module(f"fc_attention{i}", nn.Sequential(nn.Linear(out_channels, out_channels)))
-        channels = filts[2][1]
-        self.bn_before_gru = nn.BatchNorm1d(channels)
-        self.gru = nn.GRU(channels, cfg["gru_node"], num_layers=cfg["nb_gru_layer"], batch_first=True)
+        self.bn_before_gru = nn.BatchNorm1d(filts[2][1])
+        self.gru = nn.GRU(filts[2][1], cfg["gru_node"], num_layers=cfg["nb_gru_layer"], batch_first=True)
         self.fc1_gru = nn.Linear(cfg["gru_node"], cfg["nb_fc_node"])
         self.fc2_gru = nn.Linear(cfg["nb_fc_node"], cfg["nb_classes"])
 
