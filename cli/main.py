@@ -19,6 +19,7 @@ from lfcc_gmm.protocols import MissingAudioError, ProtocolError
 from lfcc_gmm.scorefiles import ScoreFileError
 from lfcc_gmm.scorers import ScorerNotFoundError
 
+from .deep import export_command, weights
 from .deep_training import train_aasist, train_rawnet2
 from .demo import demo
 from .evaluation import evaluate
@@ -94,3 +95,5 @@ main.add_command(robustness)
 main.add_command(compare)
 main.add_command(fuse)
 main.add_command(calibrate)
+main.add_command(weights)
+main.add_command(export_command)
