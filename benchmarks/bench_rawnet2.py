@@ -95,38 +95,41 @@ def main() -> None:
     batches = tuple(repeats)
 
     counts = ", ".join(f"batch {b}: {repeats[b]}" for b in batches)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, timed repeats ({counts}), median seconds")
-    print("official: the official computation; sinc-only: ours with the GRU on the caller's threads; ours: default")
-    print("speed-up: official / ours, of the medians and of the best times (less sensitive to other load)")
-    header = f"{'variant':<13} {'batch':>5} {'official':>9} {'sinc-only':>9} {'ours':>8} {'speed-up':>8} {'best':>8}"
-    header += f" {'max |diff|':>11}"
-    print(header)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, median seconds per call of "
+        f"{counts} timed repeats, official and ours alternating. *official*: the official computation; "
+        "*ours, GRU as set*: fixed filters, FFT sinc where faster, GRU on the caller's threads; *ours*: the default "
+        "(GRU on one thread). Speed-up = official / ours, of the medians and of the best times (the best times "
+        "suffer less from other load on a shared machine).\n"
+    )
+    print("| variant | batch | official s | ours, GRU as set s | ours s | speed-up | best-time speed-up | max diff |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for seed, variant in enumerate(VARIANTS):
         torch.manual_seed(seed)
         model = RawNet2(variant=variant).eval()
         randomize_batchnorm(model, seed)
-        sinc_only = RawNet2(model.config, variant, recurrent_threads=None).eval()
-        sinc_only.load_state_dict(model.state_dict())
+        gru_as_set = RawNet2(model.config, variant, recurrent_threads=None).eval()
+        gru_as_set.load_state_dict(model.state_dict())
         config = model.config
         edges = band_edges(config["filts"][0], layout=variant)
         for batch in batches:
             x = 0.1 * torch.randn(batch, config["nb_samp"], generator=torch.Generator().manual_seed(batch))
             with torch.inference_mode():
                 reference = official_forward(model, edges, x)
-                diff = max((reference - m(x)).abs().max().item() for m in (model, sinc_only))
+                diff = max((reference - m(x)).abs().max().item() for m in (model, gru_as_set))
                 if not diff <= TOLERANCE:
                     raise SystemExit(f"{variant}, batch {batch}: outputs differ by {diff:.3g} > {TOLERANCE}")
                 fns = {
                     "official": lambda: official_forward(model, edges, x),  # noqa: B023
-                    "sinc-only": lambda: sinc_only(x),  # noqa: B023
+                    "gru-as-set": lambda: gru_as_set(x),  # noqa: B023
                     "ours": lambda: model(x),  # noqa: B023
                 }
                 times = paired_times(fns, repeats[batch])
             t = {name: statistics.median(values) for name, values in times.items()}
             best = min(times["official"]) / min(times["ours"])
             print(
-                f"{variant:<13} {batch:>5} {t['official']:>9.3f} {t['sinc-only']:>9.3f} {t['ours']:>8.3f} "
-                f"{t['official'] / t['ours']:>7.2f}x {best:>7.2f}x {diff:>11.2e}"
+                f"| {variant} | {batch} | {t['official']:.3f} | {t['gru-as-set']:.3f} | {t['ours']:.3f} | "
+                f"{t['official'] / t['ours']:.2f}x | {best:.2f}x | {diff:.1e} |"
             )
 
 
