@@ -43,7 +43,7 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
 
     from lfcc_gmm.atomic import atomic_write
     from lfcc_gmm.batch import write_errors
-    from lfcc_gmm.distributed import absolute_trials
+    from lfcc_gmm.distributed import absolute_trials, worker_threads
     from lfcc_gmm.extraction import iter_features
 
     trials = select_trials(protocol, audio_dir, file_list, extensions, audio)
@@ -55,8 +55,8 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
     failures = []
     with progress_bar("Extracting LFCCs", len(todo)) as update:
         paths = [t.path for t in (todo if client is None else absolute_trials(todo))]
-        results = iter_features(paths, preset, jobs=jobs if client is None else -1, dtype=getattr(np, dtype),
-                                on_error="collect", progress=update)
+        results = iter_features(paths, preset, jobs=jobs if client is None else worker_threads(client),
+                                dtype=getattr(np, dtype), on_error="collect", progress=update)
         for trial, result in zip(todo, results, strict=True):
             if result.ok:
                 with atomic_write(output_dir / f"{trial.file_id}.npy", "wb") as handle:

@@ -104,9 +104,9 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
     if client is not None:
         if "jobs" not in cls.runtime_options:
             raise click.UsageError(f"--backend dask runs joblib-parallel scorers (lfcc-gmm); {scorer_name!r} is not")
-        from lfcc_gmm.distributed import absolute_trials
+        from lfcc_gmm.distributed import absolute_trials, worker_threads
 
-        trials, jobs = absolute_trials(trials), -1
+        trials, jobs = absolute_trials(trials), worker_threads(client)
     options = runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
                                      "full_length": full_length})
     scorer = cls.load(model_path, **options)

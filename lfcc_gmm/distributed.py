@@ -40,11 +40,14 @@ if TYPE_CHECKING:
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 #: Seconds to keep trying to reach the scheduler before giving up.
 CONNECT_TIMEOUT = 10.0
-#: Shards each class's training files are split into (fewer when there are fewer files). A shard is the
-#: unit of work and of summation; the split depends on the files alone, so the model is bit-for-bit the
-#: same whatever the number of workers. Each shard sends one set of statistics (K x (2d + 1) float64, about
-#: 0.5 MB for 512 components) to the client per EM iteration.
+#: Most shards a class's training files are split into. A shard is the unit of work and of summation; the
+#: split depends on the files alone, so the model is bit-for-bit the same whatever the number of workers.
+#: Each shard sends one set of statistics (K x (2d + 1) float64, 0.5 MB for 512 components) to the client
+#: per EM iteration.
 SHARDS_PER_CLASS = 64
+#: Fewest files in a shard (unless the class has fewer): smaller shards cost more in task overhead than
+#: they gain in parallelism.
+MIN_SHARD_FILES = 16
 
 
 class SchedulerConnectionError(ConnectionError):
@@ -115,6 +118,11 @@ def joblib_on(client: Client) -> Iterator[None]:
 
     with parallel_config(backend="dask", client=client):
         yield
+
+
+def worker_threads(client: Client) -> int:
+    """Threads over all the cluster's workers (at least 1): the ``jobs`` that keeps each of them busy."""
+    return max(1, sum(client.nthreads().values()))
 
 
 def absolute_trials(trials: Sequence[Trial]) -> list[Trial]:
@@ -302,6 +310,7 @@ def fit_on_cluster(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     shards_per_class: int = SHARDS_PER_CLASS,
+    min_shard_files: int = MIN_SHARD_FILES,
 ) -> LFCCGMMScorer:
     """:meth:`LFCCGMMScorer.fit` on a Dask cluster: features extracted and kept on the workers, EM there too.
 
@@ -316,15 +325,18 @@ def fit_on_cluster(
     trials : sequence of Trial
         Labelled training trials; their audio must be readable at the same absolute paths on the workers.
     client : distributed.Client
-    shards_per_class : int
-        See :data:`SHARDS_PER_CLASS`; consecutive files of a class form a shard.
+    shards_per_class, min_shard_files : int
+        Consecutive files of a class form a shard: as many shards as ``min_shard_files`` allows, at most
+        ``shards_per_class`` (see :data:`SHARDS_PER_CLASS`, :data:`MIN_SHARD_FILES`).
     """
-    if shards_per_class < 1:
-        raise ValueError(f"shards_per_class must be at least 1, got {shards_per_class}")
+    if shards_per_class < 1 or min_shard_files < 1:
+        raise ValueError(f"shards_per_class and min_shard_files must be at least 1, got {shards_per_class} "
+                         f"and {min_shard_files}")
     paths = [str(t.path) for t in absolute_trials(trials)]
     cache_dir = None if scorer.cache_dir is None else str(Path(scorer.cache_dir).absolute())
     plan = {key: [i for i, t in enumerate(trials) if t.key == key] for key in (BONAFIDE, SPOOF)}
-    plan = {key: _consecutive_runs(members, shards_per_class) for key, members in plan.items()}
+    plan = {key: _consecutive_runs(members, min(shards_per_class, -(-len(members) // min_shard_files)))
+            for key, members in plan.items()}
     futures: list[Future] = []
     try:
         loaded = {key: [client.submit(load_shard, [paths[i] for i in shard], shard, scorer.preset, cache_dir,
@@ -352,9 +364,8 @@ def fit_on_cluster(
 
 
 def _consecutive_runs(members: list[int], count: int) -> list[list[int]]:
-    """``members`` cut into ``min(len(members), count)`` consecutive runs of near-equal length."""
-    n = min(len(members), count)
-    return [members[len(members) * j // n : len(members) * (j + 1) // n] for j in range(n)]
+    """``members`` cut into ``count`` consecutive runs of near-equal length (none when there are no members)."""
+    return [members[len(members) * j // count : len(members) * (j + 1) // count] for j in range(count)]
 
 
 def _gather_reports(client: Client, loaded: dict[str, list[Future]], plan: dict[str, list[list[int]]],
