@@ -247,6 +247,11 @@ def set_level(x: np.ndarray, dbfs: float) -> np.ndarray:
     return x * (10 ** (dbfs / 20) / np.sqrt(active.mean()))
 
 
+# The LibriVox recordings were MP3-coded, which cut them off around 5 kHz; every file of that speaker, bona
+# fide or spoof, passes this low-pass so that the band is a property of the speaker's channel, not of the class.
+_LIBRIVOX_LOWPASS = signal.butter(8, 5000.0, btype="lowpass", fs=FS, output="sos")
+
+
 def source_coding(x: np.ndarray) -> np.ndarray:
     """One G.722 pass at the source level, as the Asterisk originals had before they reached us."""
     return g722_roundtrip(set_level(x, SOURCE_LEVEL_DBFS))
@@ -490,13 +495,17 @@ def render(item: Item, tmp: Path) -> np.ndarray:
     rng = rng_for("render", item.file_id)
     real = item.prompt.audio
     if item.attack == "-":
-        # The Asterisk prompts arrived G.722-coded; the LibriVox ones (MP3-derived) get the same source pass.
-        audio = real if item.speaker != "librivox" else source_coding(real)
+        audio = real
         item.detail = "real"
     elif item.attack in TTS_ATTACKS:
-        audio = source_coding(make_tts(item, rng, tmp))
+        audio = make_tts(item, rng, tmp)
     else:
-        audio = source_coding(VOCODERS[item.attack](real, rng, item))
+        audio = VOCODERS[item.attack](real, rng, item)
+    if item.speaker == "librivox":
+        audio = signal.sosfilt(_LIBRIVOX_LOWPASS, audio)
+    # The Asterisk prompts arrived G.722-coded; everything else gets that source coding here.
+    if item.attack != "-" or item.speaker == "librivox":
+        audio = source_coding(audio)
     return common_channel(audio, rng)
 
 
