@@ -65,6 +65,7 @@ NOISE_FLOOR_DB = -55.0
 SOURCE_LEVEL_DBFS = -26.0
 TRIM_DB = 35.0
 
+# Every attack in PLAN must be described here (and in SOURCES.md).
 ATTACKS = {
     "D01": "espeak-ng 1.51 formant TTS, language of the prompt, gender-matched voice variant",
     "D02": "Flite 2.2 English TTS (voices kal16, slt, awb, rms)",
@@ -306,8 +307,7 @@ def festival(text: str, voice: str, tmp: Path) -> np.ndarray:
     spoken = re.sub(r"\s+([.,?!;:])", r"\1", spoken).strip(" .,?!;:-")
     script = tmp / "say.scm"
     script.write_text(
-        f"(voice_{voice})\n"
-        f'(utt.save.wave (utt.synth (Utterance Text "{spoken}")) "{out}" \'riff)\n',
+        f'(voice_{voice})\n(utt.save.wave (utt.synth (Utterance Text "{spoken}")) "{out}" \'riff)\n',
         encoding="utf-8",
     )
     return _run(["festival", "-b", str(script)], out)
@@ -473,6 +473,9 @@ def plan_items(pools: dict[tuple[str, str], list[Prompt]]) -> list[Item]:
     for split, groups in PLAN.items():
         split_items = []
         for (spk, lang), counts in groups.items():
+            unknown = set(counts) - set(ATTACKS) - {"-"}
+            if unknown:
+                raise ValueError(f"PLAN[{split!r}][{spk!r}, {lang!r}]: undescribed attacks {sorted(unknown)}")
             pool = pools[spk, lang]
             order = rng_for("prompts", spk, lang).permutation(len(pool))
             if counts["-"] > len(pool):
