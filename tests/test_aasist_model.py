@@ -1,0 +1,208 @@
+"""AASIST / AASIST-L: official weights, official outputs, loading, shapes, and train- versus eval-mode behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import rawnet.aasist as aasist
+from rawnet.aasist import AASIST, CONFIGS, ConfigError, frequency_mask
+from rawnet.functional import pad_or_truncate
+
+WEIGHTS = {"AASIST": "AASIST.pth", "AASIST-L": "AASIST-L.pth"}
+CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def official(reference_dir):
+    return json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def clips(reference_dir) -> torch.Tensor:
+    """The reference clips as the official evaluation feeds them: float64 read, tiled or cut to 64,600, float32."""
+    audio = reference_dir / "lfcc" / "audio"
+    signals = [pad_or_truncate(sf.read(audio / name, dtype="float64")[0], 64600) for name in CLIPS]
+    return torch.from_numpy(np.stack(signals)).float()
+
+
+@pytest.fixture(scope="module", params=sorted(WEIGHTS))
+def pretrained(request, reference_dir):
+    name = request.param
+    return name, AASIST.from_pretrained(reference_dir / "aasist" / WEIGHTS[name])
+
+
+@pytest.fixture
+def small_model() -> AASIST:
+    torch.manual_seed(0)
+    return AASIST(CONFIGS["AASIST-L"])
+
+
+@pytest.mark.slow  # four 4 s clips through each model: a few seconds
+def test_official_logits_all_clips(pretrained, clips, official):
+    name, model = pretrained
+    with torch.inference_mode():
+        logits = model(clips)
+    expected = torch.tensor([official[WEIGHTS[name]][clip]["logits"] for clip in CLIPS])
+    torch.testing.assert_close(logits, expected, rtol=0, atol=TOLERANCE)
+    scores = torch.tensor([official[WEIGHTS[name]][clip]["score"] for clip in CLIPS])
+    torch.testing.assert_close(logits[:, 1], scores, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.slow
+def test_official_order_path_matches_official_logits(pretrained, clips, official):
+    # With autograd on, the model runs the official order of operations (the path training uses).
+    name, model = pretrained
+    logits = model(clips[:1]).detach()
+    expected = torch.tensor([official[WEIGHTS[name]][CLIPS[0]]["logits"]])
+    torch.testing.assert_close(logits, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_builtin_configs_equal_reference_json(reference_dir, pretrained):
+    name, model = pretrained
+    reference = json.loads((reference_dir / "aasist" / f"{name}.json").read_text())
+    assert CONFIGS[name] == reference
+    assert model.config == reference  # picked from the parameter shapes of the weight file
+
+
+@pytest.mark.parametrize(("name", "count"), [("AASIST", 297_866), ("AASIST-L", 85_306)])
+def test_parameter_counts(name, count):
+    model = AASIST(CONFIGS[name])
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert not any(key.startswith("conv_time") for key in model.state_dict())  # fixed sinc filters: not saved
+
+
+def test_strict_loading(tmp_path, small_model):
+    state = small_model.state_dict()
+    good = tmp_path / "good.pth"
+    torch.save(state, good)
+    loaded = AASIST.from_pretrained(good)
+    assert loaded.config == CONFIGS["AASIST-L"] and not loaded.training
+    for key, value in state.items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+    missing = tmp_path / "missing.pth"
+    torch.save({k: v for k, v in state.items() if k != "encoder.3.0.bn1.running_var"}, missing)
+    with pytest.raises(ValueError, match=r"(?s)missing\.pth.*encoder\.3\.0\.bn1\.running_var"):
+        AASIST.from_pretrained(missing, "AASIST-L")
+    unexpected = tmp_path / "unexpected.pth"
+    torch.save({**state, "conv_time.band_pass": torch.zeros(70, 129)}, unexpected)
+    with pytest.raises(ValueError, match=r"(?s)unexpected\.pth.*conv_time\.band_pass"):
+        AASIST.from_pretrained(unexpected, "AASIST-L")
+    with pytest.raises(ValueError, match=r"(?s)good\.pth.*size mismatch"):
+        AASIST.from_pretrained(good, "AASIST")
+    with pytest.raises(ValueError, match=r"missing\.pth.*none of the built-in configs"):
+        AASIST.from_pretrained(missing)
+    with pytest.raises(ConfigError, match="unknown AASIST config"):
+        AASIST.from_pretrained(good, "AASIST-XL")
+
+
+def test_not_a_state_dict(tmp_path):
+    path = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(ValueError, match=r"tensor\.pth.*expected a state_dict"):
+        AASIST.from_pretrained(path)
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="missing required key.*gat_dims"):
+        AASIST({k: v for k, v in CONFIGS["AASIST"].items() if k != "gat_dims"})
+    with pytest.raises(ConfigError, match="'filts'"):
+        AASIST({**CONFIGS["AASIST"], "filts": [70, [1, 32], [16, 32], [32, 64], [64, 64]]})
+
+
+def test_batch_shape_and_items_independent(small_model):
+    model = small_model.eval()
+    x = 0.1 * torch.randn(3, 2400, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        batch = model(x)
+        single = torch.cat([model(x[i : i + 1]) for i in range(3)])
+    assert batch.shape == (3, 2)
+    torch.testing.assert_close(batch, single, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("length", "chunk_elements"), [(2315, aasist.INFERENCE_CHUNK_ELEMENTS), (2315, 50_000), (7001, 200_000)]
+)
+def test_inference_path_equals_official_order(small_model, monkeypatch, length, chunk_elements):
+    # Odd lengths leave remainders at every pooling stage; small chunks cut the time axis into many segments.
+    monkeypatch.setattr(aasist, "INFERENCE_CHUNK_ELEMENTS", chunk_elements)
+    model = small_model.eval()
+    x = 0.1 * torch.randn(1, length, generator=torch.Generator().manual_seed(length))
+    reference = model.encode(x).detach()  # autograd on: the official order of operations
+    with torch.inference_mode():
+        fast = model.encode(x)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_input_checks(small_model):
+    with pytest.raises(ValueError, match="at least|>= 2315"):
+        small_model(torch.zeros(1, 2314))
+    with pytest.raises(ValueError, match=r"\(batch, >= 2315 samples\)"):
+        small_model(torch.zeros(2400))
+
+
+def test_embed_feeds_out_layer(small_model):
+    model = small_model.eval()
+    x = 0.1 * torch.randn(3, 2400, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        hidden = model.embed(x)
+        assert hidden.shape == (3, 5 * CONFIGS["AASIST-L"]["gat_dims"][1])
+        torch.testing.assert_close(model.out_layer(hidden), model(x), rtol=0, atol=1e-6)
+
+
+def test_dropout_and_batch_statistics_only_in_training(small_model):
+    x = 0.1 * torch.randn(2, 2400, generator=torch.Generator().manual_seed(2))
+    model = small_model.eval()
+    running = model.first_bn.running_mean.clone()
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+        assert torch.equal(model.first_bn.running_mean, running)
+        model.train()
+        torch.manual_seed(5)
+        first = model(x)
+        torch.manual_seed(5)
+        again = model(x)
+        torch.manual_seed(6)
+        other = model(x)
+    assert not torch.equal(model.first_bn.running_mean, running)  # training updates the running statistics
+    torch.testing.assert_close(first, again, rtol=1e-5, atol=1e-6)
+    assert (first - other).abs().max() > 1e-3  # different dropout masks
+
+
+def test_frequency_mask_distribution():
+    generator = torch.Generator().manual_seed(0)
+    widths = []
+    for _ in range(2000):
+        mask = frequency_mask(70, generator)[:, 0]
+        zeros = torch.nonzero(mask == 0).flatten()
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}
+        if zeros.numel():
+            assert zeros[-1] - zeros[0] + 1 == zeros.numel()  # one contiguous run
+        widths.append(zeros.numel())
+    # Official: width = int(uniform(0, 20)), i.e. 0 … 19 equally likely.
+    assert sorted(set(widths)) == list(range(20))
+    assert abs(np.mean(widths) - 9.5) < 0.5
+    assert frequency_mask(5, generator).shape == (5, 1)
+
+
+def test_frequency_mask_only_in_training(small_model):
+    x = 0.1 * torch.randn(1, 2400, generator=torch.Generator().manual_seed(3))
+    plain = small_model.eval()._front_end(x)
+    small_model.freq_aug = True
+    torch.testing.assert_close(small_model._front_end(x), plain, rtol=0, atol=0)  # eval: no mask
+    small_model.train()
+    seed = next(s for s in range(100) if torch.manual_seed(s) and frequency_mask(70)[:, 0].min() == 0)
+    torch.manual_seed(seed)
+    mask = frequency_mask(70)
+    torch.manual_seed(seed)
+    masked = small_model._front_end(x)
+    sinc = small_model.conv_time(x.unsqueeze(1))
+    expected = torch.nn.functional.max_pool2d(torch.abs(sinc * mask).unsqueeze(1), (3, 3))
+    torch.testing.assert_close(masked, expected, rtol=0, atol=0)
+    assert not torch.equal(masked, plain)
