@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rawnet.rawnet2 import intra_op_threads
 from rawnet.sinc import SincConv
 
 # The published model configs (clovaai/aasist config/AASIST.conf and AASIST-L.conf, "model_config").
@@ -287,13 +288,15 @@ def residual_block_segment(
         (batch, out_channels, freq, n).
     """
     w1, b1, w2, b2, wd, bd = weights
+    seg = seg.contiguous(memory_format=torch.channels_last)
     hidden = torch.selu_(conv2d_channels_last(seg, w1, b1, pad_freq=1))
     if signal_start:
         hidden[..., 0] = 0
     if signal_end:
         hidden[..., -1] = 0
     y = conv2d_channels_last(hidden, w2, b2)
-    y += seg[..., 2:-2] if wd is None else conv2d_channels_last(seg[..., 1:-1], wd, bd)
+    # The downsampling convolution runs over the margins too (two extra steps) so that seg is not copied again.
+    y += seg[..., 2:-2] if wd is None else conv2d_channels_last(seg, wd, bd)[..., 1:-1]
     return max_pool_time(y)
 
 
@@ -386,6 +389,9 @@ class AASIST(nn.Module):
             raise ValueError(f"{weights_path}: does not fit the AASIST config: {err}") from err
         return model.eval()
 
+    def _cpu_inference(self, x: Tensor) -> bool:
+        return not (self.training or torch.is_grad_enabled()) and x.device.type == "cpu"
+
     def _front_end(self, x: Tensor) -> Tensor:
         """(batch, samples) → |sinc conv| max-pooled (3, 3): (batch, 1, n_sinc // 3, (samples - K + 1) // 3)."""
         x = self.conv_time(x.unsqueeze(1))
@@ -399,7 +405,7 @@ class AASIST(nn.Module):
         shortest = 3**7 + self.conv_time.kernel_size - 1
         if x.dim() != 2 or x.shape[1] < shortest:
             raise ValueError(f"AASIST expects waveforms of shape (batch, >= {shortest} samples), got {tuple(x.shape)}")
-        if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
+        if not self._cpu_inference(x):
             return self.encoder(F.selu(self.first_bn(self._front_end(x))))
         # CPU inference, one item at a time: every intermediate stays small enough to be reused, not re-faulted.
         return torch.cat([self._infer_encoder(x[i : i + 1]) for i in range(x.shape[0])])
@@ -431,22 +437,38 @@ class AASIST(nn.Module):
             # Equal segments of about chunks[level] steps (never a sliver of a few steps at the end).
             n_parts = max(1, round((hi - lo) / chunks[level]))
             bounds = [lo + (hi - lo) * k // n_parts for k in range(n_parts + 1)]
-            parts = []
+            out = None
             for a, b in itertools.pairwise(bounds):
                 if level == 0:
                     y = self.conv_time(x[:, None, 3 * a : 3 * b + kernel - 1])
-                    parts.append(torch.selu_(F.max_pool2d(y.abs_().unsqueeze(1), (3, 3)).mul_(gain).add_(shift)))
+                    part = torch.selu_(F.max_pool2d(y.abs_().unsqueeze(1), (3, 3)).mul_(gain).add_(shift))
                 else:
                     seg = stage(level - 1, 3 * a - 2, 3 * b + 2)
-                    parts.append(residual_block_segment(seg, weights[level - 1], a == 0, 3 * b == lengths[level - 1]))
-            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-            return F.pad(out, (lo - start, stop - hi)) if (lo, hi) != (start, stop) else out
+                    part = residual_block_segment(seg, weights[level - 1], a == 0, 3 * b == lengths[level - 1])
+                if (a, b) == (start, stop):
+                    return part
+                if out is None:
+                    shape = (*part.shape[:3], stop - start)
+                    out = torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=torch.channels_last)
+                    if lo > start:
+                        out[..., : lo - start] = 0
+                    if hi < stop:
+                        out[..., hi - start :] = 0
+                out[..., a - start : b - start] = part
+            return out
 
         return stage(len(blocks), 0, lengths[-1])
 
     def embed(self, x: Tensor) -> Tensor:
         """The last hidden layer fed to ``out_layer``: (batch, samples) → (batch, 5 · gat_dims[1])."""
-        e = torch.abs(self.encode(x))
+        e = self.encode(x)
+        # The graph layers are a few hundred tiny ops: on CPU a second thread only adds synchronisation, which
+        # on a busy machine costs more than the whole graph computation.
+        with intra_op_threads(1 if self._cpu_inference(x) else None):
+            return self._graph_embedding(e)
+
+    def _graph_embedding(self, e: Tensor) -> Tensor:
+        e = torch.abs(e)
         spectral = e.amax(dim=3).transpose(1, 2) + self.pos_S
         out_S = self.pool_S(self.GAT_layer_S(spectral))
         temporal = e.amax(dim=2).transpose(1, 2)
