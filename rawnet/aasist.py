@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rawnet.rawnet2 import intra_op_threads
+from rawnet.rawnet2 import intra_op_threads, load_state_dict_file
 from rawnet.sinc import SincConv
 
 # The published model configs (clovaai/aasist config/AASIST.conf and AASIST-L.conf, "model_config").
@@ -234,7 +234,8 @@ class ResidualBlock(nn.Module):
     (through a (1, 3) ``conv_downsample`` where the channel counts differ), then max-pool (1, 3) over time.
 
     As in the official code, the first convolution reads the block input: the pre-activation ``bn1`` of non-first
-    blocks is computed there and thrown away, so it is skipped here and only kept for state_dict compatibility.
+    blocks is computed there and thrown away, so it is skipped here and only kept for state_dict compatibility
+    (its running statistics, which no output depends on, therefore stay as loaded during training).
     """
 
     def __init__(self, in_channels: int, out_channels: int, first: bool = False):
@@ -359,30 +360,27 @@ class AASIST(nn.Module):
         config : a name from :data:`CONFIGS`, a model config, or None to pick the built-in config whose parameter
             shapes match the file.
         """
-        try:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{weights_path}: cannot load as a weights-only torch state_dict: {err}") from err
-        if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise ValueError(f"{weights_path}: expected a state_dict (names to tensors), got {type(state).__name__}")
+        state = load_state_dict_file(weights_path)
         if isinstance(config, str):
             if config not in CONFIGS:
                 raise ConfigError(f"unknown AASIST config {config!r}; expected one of {sorted(CONFIGS)}")
             config = CONFIGS[config]
-        if config is None:
-            shapes = {key: tuple(value.shape) for key, value in state.items()}
-            matches = [
-                name
-                for name, candidate in CONFIGS.items()
-                if {k: tuple(v.shape) for k, v in cls(candidate).state_dict().items()} == shapes
-            ]
-            if not matches:
-                raise ValueError(
-                    f"{weights_path}: parameter names and shapes match none of the built-in configs "
-                    f"{sorted(CONFIGS)}; pass its model config explicitly"
-                )
-            config = CONFIGS[matches[0]]
-        model = cls(config)
+        # The initial values are overwritten at once: draw them without moving the global generator.
+        with torch.random.fork_rng(devices=[]):
+            if config is None:
+                shapes = {key: tuple(value.shape) for key, value in state.items()}
+                matches = [
+                    name
+                    for name, candidate in CONFIGS.items()
+                    if {k: tuple(v.shape) for k, v in cls(candidate).state_dict().items()} == shapes
+                ]
+                if not matches:
+                    raise ValueError(
+                        f"{weights_path}: parameter names and shapes match none of the built-in configs "
+                        f"{sorted(CONFIGS)}; pass its model config explicitly"
+                    )
+                config = CONFIGS[matches[0]]
+            model = cls(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:

@@ -81,7 +81,9 @@ def test_strict_loading(tmp_path, small_model):
     state = small_model.state_dict()
     good = tmp_path / "good.pth"
     torch.save(state, good)
+    rng = torch.random.get_rng_state()
     loaded = AASIST.from_pretrained(good)
+    assert torch.equal(torch.random.get_rng_state(), rng)  # picking the config draws no random numbers
     assert loaded.config == CONFIGS["AASIST-L"] and not loaded.training
     for key, value in state.items():
         assert torch.equal(loaded.state_dict()[key], value)
