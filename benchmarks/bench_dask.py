@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from bench_scoring import make_files
-from common import median_seconds
 from threadpoolctl import threadpool_limits
 
 from lfcc_gmm.baseline import LFCCGMMScorer
@@ -40,6 +41,19 @@ def model_deviation(ours: LFCCGMMScorer, theirs: LFCCGMMScorer) -> float:
     return float(worst)
 
 
+def paired_medians(local: Callable[[], object], cluster: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall times of the two jobs, run in alternation after one warm-up each, so that both see the
+    same load on a shared machine."""
+    local(), cluster()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for job, record in ((local, times[0]), (cluster, times[1])):
+            start = time.perf_counter()
+            job()
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60 files, 64 components, 3 EM iterations, 1 repeat")
@@ -53,62 +67,59 @@ def main() -> None:
         paths = [t.path for t in trials]
         audio_seconds = sum(sf.info(str(p)).duration for p in paths)
         settings = {"n_components": components, "max_iter": iterations, "init_samples": 20_000}
-        local_model = LFCCGMMScorer(jobs=2, **settings)
         start = time.perf_counter()
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
                                       processes=True) as cluster, distributed.Client(cluster) as client:
             startup = time.perf_counter() - start
-            cluster_model = LFCCGMMScorer(**settings)
-            rows = [(f"train lfcc-gmm ({components} components, {iterations} EM iterations)",
-                     median_seconds(lambda: local_model.fit(trials), repeats),
-                     median_seconds(lambda: cluster_model.fit(trials, client=client), repeats),
-                     f"GMMs differ by {model_deviation(cluster_model, local_model):.1e} (note 1)")]
-            with threadpool_limits(1):
-                one_thread = LFCCGMMScorer(jobs=2, **settings).fit(trials)
-            yardstick = model_deviation(one_thread, local_model)
 
-            def on_cluster(job):
-                def run():
+            def on_cluster(job: Callable[[], object]) -> Callable[[], object]:
+                def run() -> object:
                     with joblib_on(client):
                         return job()
                 return run
 
+            local_model, cluster_model = LFCCGMMScorer(jobs=2, **settings), LFCCGMMScorer(**settings)
+            rows = [(f"train lfcc-gmm ({components} components, {iterations} EM iterations)",
+                     *paired_medians(lambda: local_model.fit(trials),
+                                     lambda: cluster_model.fit(trials, client=client), repeats),
+                     f"GMMs differ by {model_deviation(cluster_model, local_model):.1e} (note 1)")]
+            with threadpool_limits(1):
+                yardstick = model_deviation(LFCCGMMScorer(jobs=2, **settings).fit(trials), local_model)
+            cluster_model.jobs = 2
+            trained_scores = local_model.score_files(paths), cluster_model.score_files(paths)
+
             # The cluster scores with the locally trained GMMs, so any difference would come from the backend.
-            scorer = LFCCGMMScorer(jobs=worker_threads(client), **settings)
-            scorer.bonafide_gmm_, scorer.spoof_gmm_ = local_model.bonafide_gmm_, local_model.spoof_gmm_
-
-            def local_scores():
-                return local_model.score_files(paths)
-
-            cluster_scores = on_cluster(lambda: scorer.score_files(paths))
-            rows.append(("score_files", median_seconds(local_scores, repeats),
-                         median_seconds(cluster_scores, repeats), _same("scores", local_scores(), cluster_scores())))
-
-            def batch(scorer, name):
-                return lambda: score_trials(scorer, trials, Path(tmp) / f"{name}.txt", chunk_size=32)
-
-            rows.append(("antispoof score (batch runner, 32 files per chunk)",
-                         median_seconds(batch(local_model, "local"), repeats),
-                         median_seconds(on_cluster(batch(scorer, "dask")), repeats),
-                         "score files identical" if (Path(tmp) / "local.txt").read_bytes()
-                         == (Path(tmp) / "dask.txt").read_bytes() else "score files DIFFER"))
-
-            def features(jobs):
-                return lambda: [r.features for r in extract_features(paths, dtype=np.float64, jobs=jobs)]
-
             threads = worker_threads(client)
-            local_features, cluster_features = features(2)(), on_cluster(features(threads))()
-            same = all(np.array_equal(a, b) for a, b in zip(local_features, cluster_features, strict=True))
-            rows.append(("antispoof lfcc (float64 features)", median_seconds(features(2), repeats),
-                         median_seconds(on_cluster(features(threads)), repeats),
+            scorer = LFCCGMMScorer(jobs=threads, **settings)
+            scorer.bonafide_gmm_, scorer.spoof_gmm_ = local_model.bonafide_gmm_, local_model.spoof_gmm_
+            jobs = {"local": lambda: local_model.score_files(paths),
+                    "dask": on_cluster(lambda: scorer.score_files(paths))}
+            rows.append(("score_files", *paired_medians(jobs["local"], jobs["dask"], repeats),
+                         _same("scores", jobs["local"](), jobs["dask"]())))
+            outputs = {name: Path(tmp) / f"{name}.txt" for name in ("local", "dask")}
+            rows.append(("antispoof score (batch runner, 32 files per chunk)",
+                         *paired_medians(lambda: score_trials(local_model, trials, outputs["local"], chunk_size=32),
+                                         on_cluster(lambda: score_trials(scorer, trials, outputs["dask"],
+                                                                         chunk_size=32)), repeats),
+                         "score files identical" if outputs["local"].read_bytes() == outputs["dask"].read_bytes()
+                         else "score files DIFFER"))
+            jobs = {"local": lambda: [r.features for r in extract_features(paths, dtype=np.float64, jobs=2)],
+                    "dask": on_cluster(lambda: [r.features for r in extract_features(paths, dtype=np.float64,
+                                                                                     jobs=threads)])}
+            same = all(np.array_equal(a, b) for a, b in zip(jobs["local"](), jobs["dask"](), strict=True))
+            rows.append(("antispoof lfcc (float64 features)", *paired_medians(jobs["local"], jobs["dask"], repeats),
                          "features identical" if same else "features DIFFER"))
     print(f"{n_files} files, {audio_seconds / n_files:.2f} s each on average; median of {repeats} run(s) after "
-          f"a warm-up; 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end.\n")
+          f"a warm-up, local and Dask in alternation; 1-min load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores at the end.\n")
     print("| job | local, jobs=2 (s) | Dask LocalCluster, 2 workers (s) | Dask / local | results |")
     print("|---|---:|---:|---:|---|")
     for job, local_s, cluster_s, result in rows:
         print(f"| {job} | {local_s:.2f} | {cluster_s:.2f} | {cluster_s / local_s:.2f} | {result} |")
-    print(f"\nStarting the LocalCluster (scheduler + 2 worker processes) took {startup:.1f} s, once.\n\n"
+    shift = np.max(np.abs(trained_scores[0] - trained_scores[1]))
+    print(f"\nStarting the LocalCluster (scheduler + 2 worker processes) took {startup:.1f} s, once. Scoring the "
+          f"files with the locally trained and the cluster-trained model gives scores that differ by at most "
+          f"{shift:.1e} (their range: {np.ptp(trained_scores[0]):.0f}).\n\n"
           "Note 1: largest relative difference of weights and variances, and of means in standard deviations. The "
           "cluster's EM sums one set of statistics per shard where the local fit sums chunk after chunk, and its "
           "workers use one BLAS thread where the local EM uses all: the float32 E-step rounds differently. For "
