@@ -410,39 +410,44 @@ class AASIST(nn.Module):
 
     @torch.no_grad()
     def _infer_encoder(self, x: Tensor) -> Tensor:
-        """Eval-mode encoder pulled backwards in short time segments, so that no stage is ever held whole.
+        """Eval-mode encoder: the front end in a few chunks, then the blocks pulled backwards in time segments.
 
         A segment of n steps of block i reads 3 n + 4 steps of stage i - 1, computed on demand (the few
-        overlapping steps are recomputed). All tensors stay near ``INFERENCE_CHUNK_ELEMENTS`` values.
+        overlapping steps are recomputed), so no block output is ever held whole; all intermediates stay near
+        ``INFERENCE_CHUNK_ELEMENTS`` values.
         """
         kernel, n_sinc = self.conv_time.kernel_size, self.conv_time.out_channels
         lengths = [(x.shape[-1] - kernel + 1) // 3]
         for _ in self.encoder:
             lengths.append(lengths[-1] // 3)
-        blocks = [stage[0] for stage in self.encoder]
-        weights = [block.fused_weights() for block in blocks]
+        weights = [seq[0].fused_weights() for seq in self.encoder]
         chunks = [max(1, INFERENCE_CHUNK_ELEMENTS // (3 * x.shape[0] * n_sinc))]
         chunks += [
             max(1, INFERENCE_CHUNK_ELEMENTS // (3 * x.shape[0] * w[0].shape[0] * (n_sinc // 3 + 1))) for w in weights
         ]
+
+        def split(lo: int, hi: int, chunk: int) -> list[tuple[int, int]]:
+            # Equal segments of about `chunk` steps (never a sliver of a few steps at the end).
+            n_parts = max(1, round((hi - lo) / chunk))
+            return list(itertools.pairwise(lo + (hi - lo) * k // n_parts for k in range(n_parts + 1)))
+
         bn = self.first_bn
         gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         shift = bn.bias - bn.running_mean * gain
+        front = x.new_empty(x.shape[0], 1, n_sinc // 3, lengths[0])
+        for a, b in split(0, lengths[0], chunks[0]):
+            y = self.conv_time(x[:, None, 3 * a : 3 * b + kernel - 1])
+            front[..., a:b] = torch.selu_(F.max_pool2d(y.abs_().unsqueeze(1), (3, 3)).mul_(gain).add_(shift))
 
         def stage(level: int, start: int, stop: int) -> Tensor:
             # Steps [start, stop) of stage `level` (0: front end, i: block i), zero outside the signal.
             lo, hi = max(start, 0), min(stop, lengths[level])
-            # Equal segments of about chunks[level] steps (never a sliver of a few steps at the end).
-            n_parts = max(1, round((hi - lo) / chunks[level]))
-            bounds = [lo + (hi - lo) * k // n_parts for k in range(n_parts + 1)]
+            if level == 0:
+                return F.pad(front[..., lo:hi], (lo - start, stop - hi))
             out = None
-            for a, b in itertools.pairwise(bounds):
-                if level == 0:
-                    y = self.conv_time(x[:, None, 3 * a : 3 * b + kernel - 1])
-                    part = torch.selu_(F.max_pool2d(y.abs_().unsqueeze(1), (3, 3)).mul_(gain).add_(shift))
-                else:
-                    seg = stage(level - 1, 3 * a - 2, 3 * b + 2)
-                    part = residual_block_segment(seg, weights[level - 1], a == 0, 3 * b == lengths[level - 1])
+            for a, b in split(lo, hi, chunks[level]):
+                seg = stage(level - 1, 3 * a - 2, 3 * b + 2)
+                part = residual_block_segment(seg, weights[level - 1], a == 0, 3 * b == lengths[level - 1])
                 if (a, b) == (start, stop):
                     return part
                 if out is None:
@@ -455,7 +460,7 @@ class AASIST(nn.Module):
                 out[..., a - start : b - start] = part
             return out
 
-        return stage(len(blocks), 0, lengths[-1])
+        return stage(len(weights), 0, lengths[-1])
 
     def embed(self, x: Tensor) -> Tensor:
         """The last hidden layer fed to ``out_layer``: (batch, samples) → (batch, 5 · gat_dims[1])."""
