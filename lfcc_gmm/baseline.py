@@ -223,23 +223,26 @@ class LFCCGMMScorer(Scorer):
         bonafide, spoof = self._designs()
         if self.jobs == 1 or len(paths) == 1:
             return np.asarray(_score_group(paths, bonafide, spoof, self.preset))
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, effective_n_jobs
 
         # One task per worker and group of files, so the GMM designs are shipped once per group, not per file.
-        groups = [paths[i :: self.jobs] for i in range(self.jobs)]
-        results = Parallel(n_jobs=self.jobs)(delayed(_score_group)(g, bonafide, spoof, self.preset) for g in groups)
+        # effective_n_jobs resolves -1 (all cores) and, under joblib's Dask backend, the cluster's threads.
+        n = effective_n_jobs(self.jobs)
+        groups = [paths[i::n] for i in range(n)]
+        results = Parallel(n_jobs=n)(delayed(_score_group)(g, bonafide, spoof, self.preset) for g in groups)
         scores = np.empty(len(paths))
         for i, values in enumerate(results):
-            scores[i :: self.jobs] = values
+            scores[i::n] = values
         return scores
 
     def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
         """Mean frame log-likelihood ratio of in-memory signals (resampled to 16 kHz if needed)."""
         bonafide, spoof = self._designs()
         scores = []
-        for signal in signals:
-            x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
-            scores.append(frames_llr([lfcc(x, preset=self.preset, dtype=np.float32)], bonafide, spoof))
+        with threadpool_limits(1):  # as in score_files: small products, and the same rounding
+            for signal in signals:
+                x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
+                scores.append(frames_llr([lfcc(x, preset=self.preset, dtype=np.float32)], bonafide, spoof))
         return np.asarray(scores)
 
     def metadata(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state
 
 from .audio import AudioConversionWarning
 from .extraction import extract_features
-from .gmm import DiagonalGMM, GMMParams, initial_params, m_step, sufficient_statistics
+from .gmm import DiagonalGMM, GMMParams, SufficientStatistics, initial_params, sufficient_statistics
 from .protocols import BONAFIDE, SPOOF, Trial
 
 if TYPE_CHECKING:
@@ -262,8 +262,8 @@ def fit_gmm(client: Client, shards: Sequence[Future], gmm: DiagonalGMM) -> Diago
     shards : sequence of Future
         Each resolving to a non-empty sequence of (n_i, d) frame arrays; the frames are these in order.
     gmm : DiagonalGMM
-        Hyperparameters (``callback`` included) as for :meth:`DiagonalGMM.fit`, except that ``init`` must
-        name a seeding method and ``tol`` be None: all ``max_iter`` iterations run, as in the official recipe.
+        Hyperparameters (``callback`` and ``tol`` included) as for :meth:`DiagonalGMM.fit`, except that
+        ``init`` must name a seeding method. The EM loop itself is :meth:`DiagonalGMM.run_em`.
 
     Notes
     -----
@@ -273,8 +273,6 @@ def fit_gmm(client: Client, shards: Sequence[Future], gmm: DiagonalGMM) -> Diago
     rather than exactly, and exactly whatever the number of workers. With a single shard, and the same
     BLAS threading on the workers as locally, the fit is the local one bit for bit.
     """
-    if gmm.tol is not None:
-        raise ValueError("fit_gmm runs a fixed number of EM iterations: tol must be None")
     if not isinstance(gmm.init, str):
         raise ValueError("fit_gmm seeds the means from the frames: init must be 'kmeans++' or 'random'")
     shapes = client.gather([client.submit(_shapes, s) for s in shards])
@@ -282,25 +280,14 @@ def fit_gmm(client: Client, shards: Sequence[Future], gmm: DiagonalGMM) -> Diago
     n_frames = sum(map(sum, lengths))
     if n_frames < gmm.n_components:
         raise ValueError(f"X has {n_frames} frames, fewer than n_components={gmm.n_components}")
-    n_features = shapes[0][0][1]
-    params = _initial_params(client, shards, lengths, gmm, check_random_state(gmm.random_state))
-    lower_bounds: list[float] = []
-    for iteration in range(1, gmm.max_iter + 1):
+    start = _initial_params(client, shards, lengths, gmm, check_random_state(gmm.random_state))
+
+    def e_step(params: GMMParams) -> SufficientStatistics:
         [shared] = client.scatter([params], broadcast=True)
-        parts = client.gather([client.submit(sufficient_statistics, shard, shared, dtype=gmm.dtype,
-                                             chunk_size=gmm.chunk_size) for shard in shards])
-        stats = sum(parts)
-        lower_bounds.append(stats.log_likelihood / stats.n_frames)
-        params = m_step(stats, var_floor=gmm.var_floor)
-        if gmm.callback is not None:
-            gmm.callback(iteration, lower_bounds[-1])
-    gmm.weights_, gmm.means_, gmm.covariances_ = params
-    gmm.n_features_in_ = n_features
-    gmm.lower_bounds_ = np.array(lower_bounds)
-    gmm.lower_bound_ = lower_bounds[-1]
-    gmm.n_iter_ = len(lower_bounds)
-    gmm.converged_ = False
-    return gmm
+        return sum(client.gather([client.submit(sufficient_statistics, shard, shared, dtype=gmm.dtype,
+                                                chunk_size=gmm.chunk_size) for shard in shards]))
+
+    return gmm.run_em(e_step, start)
 
 
 def fit_on_cluster(

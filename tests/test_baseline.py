@@ -72,9 +72,10 @@ def test_save_load_round_trip_and_metadata(trained, corpus, tmp_path):
     paths = [t.path for t in corpus]
     np.testing.assert_array_equal(loaded.score_files(paths), trained.score_files(paths))
     # Worker processes may sum float32 products in another order: equal to float32 precision.
-    parallel = LFCCGMMScorer.load(tmp_path / "model.npz", jobs=2)
-    assert parallel.jobs == 2
-    np.testing.assert_allclose(parallel.score_files(paths), trained.score_files(paths), rtol=1e-5)
+    for jobs in (2, -1):  # -1 = every core, as in joblib
+        parallel = LFCCGMMScorer.load(tmp_path / "model.npz", jobs=jobs)
+        assert parallel.jobs == jobs
+        np.testing.assert_allclose(parallel.score_files(paths), trained.score_files(paths), rtol=1e-5)
     meta = loaded.metadata()
     assert (meta["format"], meta["preset"], meta["feature_dim"], meta["n_components"]) == (
         "antispoof-lfcc-gmm", "asvspoof2019", 60, 4)
