@@ -13,7 +13,8 @@ from .options import backend_options, input_options, progress_bar, select_trials
 
 
 @click.command("lfcc")
-@click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
+# readable=False: an unreadable file is one failure of the batch, not a usage error that stops it.
+@click.argument("audio", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @input_options()
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for FILE_ID.npy files (created if missing).")

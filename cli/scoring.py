@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.audio import probe_conversions
 from lfcc_gmm.batch import score_isolating_failures, score_trials
 from lfcc_gmm.scorefiles import read_scores
@@ -17,6 +18,8 @@ from .options import backend_options, input_options, progress_bar, select_trials
 
 #: Up to this many loose files get one human-readable verdict line each.
 VERDICT_LIMIT = 20
+#: Converted files named on the terminal before the rest go to OUTPUT.conversions.tsv.
+NOTE_LIMIT = 20
 
 
 @click.command()
@@ -60,7 +63,8 @@ def _verdict(score: float | None, reason: str | None, threshold: float | None) -
 
 
 @click.command()
-@click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
+# readable=False: an unreadable file is one failure of the batch, not a usage error that stops it.
+@click.argument("audio", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @input_options()
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True,
               help="Registered scorer name (see `antispoof scorers`).")
@@ -110,16 +114,18 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
     options = runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
                                      "full_length": full_length})
     scorer = cls.load(model_path, **options)
-    threshold = cls.default_threshold if threshold is None else threshold
+    # The instance's: a scorer may pick its threshold by variant (raw logits vs log-probabilities).
+    threshold = scorer.default_threshold if threshold is None else threshold
 
     if output is None:
-        _print_verdicts(score_isolating_failures(scorer, trials), threshold)
+        results = score_isolating_failures(scorer, trials)
+        _print_verdicts(results, threshold)
+        if any(reason is not None for _, _, reason in results) and not allow_failures:
+            sys.exit(1)
         return
 
-    converted = [t for t in trials if probe_conversions(t.path)]
-    if converted and not interactive:
-        click.echo(f"note: {len(converted)} file(s) are not 16 kHz mono and will be converted "
-                   f"(e.g. {converted[0].path}: {'; '.join(probe_conversions(converted[0].path))})", err=True)
+    if not interactive:
+        _note_conversions(trials, output)
     with progress_bar(f"Scoring with {scorer_name}", len(trials)) as update:
         result = score_trials(scorer, trials, output, chunk_size=chunk_size, resume=resume, progress=update)
     if interactive:
@@ -133,6 +139,22 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
                    f"{result.failures[0][1]}: {result.failures[0][2]}", err=True)
         if not allow_failures:
             sys.exit(1)
+
+
+def _note_conversions(trials, output: Path) -> None:
+    """Name every file that will be resampled or down-mixed: on stderr, and in a TSV when there are many."""
+    converted = [(t, notes) for t in trials if (notes := probe_conversions(t.path))]
+    if not converted:
+        return
+    click.echo(f"note: {len(converted)} file(s) are not 16 kHz mono and will be converted:", err=True)
+    for trial, notes in converted[:NOTE_LIMIT]:
+        click.echo(f"note: {trial.path}: {'; '.join(notes)}", err=True)
+    if len(converted) > NOTE_LIMIT:
+        listing = Path(f"{output}.conversions.tsv")
+        with atomic_write(listing) as handle:
+            handle.write("file_id\tpath\tconversions\n")
+            handle.writelines(f"{t.file_id}\t{t.path}\t{'; '.join(n)}\n" for t, n in converted)
+        click.echo(f"note: … and {len(converted) - NOTE_LIMIT} more, all listed in {listing}", err=True)
 
 
 def _read_back(output: Path) -> tuple[list[str], list[float]]:

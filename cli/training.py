@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from lfcc_gmm.batch import errors_path, write_errors
 from lfcc_gmm.scorers import available_scorers, get_scorer
 
 from .options import backend_options, input_options, select_trials, staged_progress
@@ -61,12 +63,14 @@ def train() -> None:
                    "fixed conditions like 'noise:20'. Deterministic per --seed.")
 @click.option("--augment-copies", default=1, show_default=True, type=click.IntRange(min=1),
               help="Augmented copies per training file (with --augment).")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even if some training files had to be skipped.")
 @backend_options
 def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, components, iterations,
-                   init_samples, jobs, seed, cache_dir, augment, augment_copies, client) -> None:
+                   init_samples, jobs, seed, cache_dir, augment, augment_copies, allow_failures, client) -> None:
     """Train the LFCC-GMM baseline: one GMM on bona fide frames, one on spoof frames.
 
-    Files that fail to load are skipped and listed after training (and in the model's metadata).
+    Files that fail to load are skipped, listed in OUTPUT.errors.tsv (and in the model's metadata), and
+    the exit code is then 1 unless --allow-failures; the model is written either way.
     Score with `antispoof score --scorer lfcc-gmm --model OUTPUT ...`.
     With --backend dask the features stay in the workers' memory and EM runs there too.
     """
@@ -85,9 +89,12 @@ def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, c
                f"{summary['spoof']['files']} spoof files ({summary['spoof']['frames']:,} frames); wrote {output}.",
                err=True)
     failures = summary["failures"]
+    write_errors(errors_path(output), [(f["file_id"], f["path"], f["reason"]) for f in failures])
     if failures:
-        click.echo(f"{len(failures)} file(s) were skipped, e.g. {failures[0]['path']}: {failures[0]['reason']}",
-                   err=True)
+        click.echo(f"{len(failures)} file(s) were skipped; see {errors_path(output)}. First: {failures[0]['path']}: "
+                   f"{failures[0]['reason']}", err=True)
+        if not allow_failures:
+            sys.exit(1)
 
 
 def _parse_value(text: str):

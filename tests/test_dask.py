@@ -104,7 +104,7 @@ def test_train_cli_on_cluster_writes_the_local_model(scheduler, corpus, tmp_path
     _, listing = corpus
     # Augmented copies are seeded by each file's place in the whole list, wherever its shard runs.
     args = ["train", "lfcc-gmm", "--list", str(listing), "--components", "4", "--iterations", "4",
-            "--init-samples", "300", "--seed", "3", "--augment", "noise"]
+            "--init-samples", "300", "--seed", "3", "--augment", "noise", "--allow-failures"]
     runner = CliRunner()
     with threadpool_limits(1):
         local = runner.invoke(main, [*args, "-o", str(tmp_path / "local.npz")])
@@ -113,6 +113,7 @@ def test_train_cli_on_cluster_writes_the_local_model(scheduler, corpus, tmp_path
     assert local.exit_code == 0, local.output
     assert remote.exit_code == 0, remote.output
     assert "2 file(s) were skipped" in remote.output
+    assert (tmp_path / "dask.npz.errors.tsv").read_text() == (tmp_path / "local.npz.errors.tsv").read_text()
     with np.load(tmp_path / "local.npz", allow_pickle=False) as a, np.load(tmp_path / "dask.npz") as b:
         theirs, ours = dict(a), dict(b)
     # Too few files for more than one shard per class: EM sums in the local order, and the workers' one BLAS

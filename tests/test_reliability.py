@@ -198,8 +198,6 @@ def test_score_batch_scores_every_good_file_and_lists_every_bad_one(workspace, t
     assert read_scores(out).ids == good_ids and len(read_errors(Path(f"{out}.errors.tsv"))) == len(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="a 16 kHz multichannel file is streamed and averaged without a note of its "
-                                       "own; in a batch only resampled files are named")
 def test_score_batch_names_every_converted_file(workspace, tmp_path):
     order = batch_order(workspace)
     result = invoke(*score_args(workspace, "-o", tmp_path / "s.txt", "--allow-failures"), *[p for _, p in order])
@@ -224,8 +222,6 @@ def test_score_verdicts_say_what_was_converted_and_why_a_file_failed(workspace):
         assert re.search(BAD_CAUSES[name], line)
 
 
-@pytest.mark.xfail(strict=True, reason="`antispoof score FILE` without -o exits 0 when a file FAILED; its help "
-                                       "promises exit code 1 unless --allow-failures")
 def test_score_verdicts_exit_1_when_a_file_failed(workspace):
     result = invoke(*score_args(workspace), workspace["good"]["pcm16"], workspace["bad"]["not_audio"])
     assert "FAILED" in result.output
@@ -256,8 +252,6 @@ def test_score_list_batch_reports_an_unreadable_file(workspace, unreadable, tmp_
                                                         row["reason"])
 
 
-@pytest.mark.xfail(strict=True, reason="AUDIO arguments are click.Path(readable=True): one unreadable file is a usage "
-                                       "error (exit 2) that stops the whole batch before anything is scored")
 @pytest.mark.parametrize("command", ["score", "lfcc"])
 def test_unreadable_argument_is_one_failure_not_a_usage_error(workspace, unreadable, tmp_path, command):
     files = [workspace["good"]["pcm16"], unreadable]
@@ -344,8 +338,6 @@ def test_train_skips_bad_files_and_records_each_with_its_cause(workspace, unread
     assert f"note: {workspace['good']['rate44100']}: resampled 44100 Hz -> 16000 Hz" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="train lfcc-gmm names only the first skipped file; unlike score and lfcc it "
-                                       "writes no OUTPUT.errors.tsv")
 def test_train_lists_every_skipped_file_in_an_errors_file(workspace, unreadable, tmp_path):
     listing, bad = training_list(workspace, tmp_path)
     model = tmp_path / "m.npz"
@@ -354,8 +346,6 @@ def test_train_lists_every_skipped_file_in_an_errors_file(workspace, unreadable,
     assert [(row["file_id"], row["path"]) for row in rows] == [(i, str(p)) for i, p in bad]
 
 
-@pytest.mark.xfail(strict=True, reason="train lfcc-gmm exits 0 after skipping files and has no --allow-failures, "
-                                       "unlike score and lfcc")
 def test_train_exit_code_reports_skipped_files(workspace, unreadable, tmp_path):
     listing, _ = training_list(workspace, tmp_path)
     result = invoke("train", "lfcc-gmm", "--list", listing, "-o", tmp_path / "m.npz", *TRAIN_TINY)
