@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rawnet.rawnet2 import intra_op_threads, load_state_dict_file
+from rawnet.checkpoint import ConfigError, load_state_dict_file, read_config_file, require_keys
 from rawnet.sinc import SincConv
+from rawnet.threads import intra_op_threads
 
 # The published model configs (clovaai/aasist config/AASIST.conf and AASIST-L.conf, "model_config").
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -56,8 +57,8 @@ FREQ_MASK_MAX = 20
 INFERENCE_CHUNK_ELEMENTS = 1 << 22
 
 
-class ConfigError(ValueError):
-    """An unusable AASIST model config; the message names where it came from and the problem."""
+#: Weight-file names as the CLI and scorer spell them → names in :data:`CONFIGS`.
+VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
 
 
 def validate_config(config: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
@@ -68,11 +69,7 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict[s
     ConfigError
         naming ``source`` and the missing or bad key.
     """
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"{source}: expected a mapping of model settings, got {type(config).__name__}")
-    missing = [k for k in ("first_conv", "filts", "gat_dims", "pool_ratios", "temperatures") if k not in config]
-    if missing:
-        raise ConfigError(f"{source}: missing required key(s) {', '.join(missing)}")
+    require_keys(config, ("first_conv", "filts", "gat_dims", "pool_ratios", "temperatures"), source)
     filts = config["filts"]
     pairs_ok = isinstance(filts, list | tuple) and len(filts) == 5
     pairs_ok = pairs_ok and all(isinstance(p, list | tuple) and len(p) == 2 for p in filts[1:])
@@ -87,6 +84,12 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict[s
     if not all(0 < r <= 1 for r in config["pool_ratios"]):
         raise ConfigError(f"{source}: 'pool_ratios' must lie in (0, 1], got {config['pool_ratios']!r}")
     return copy.deepcopy(dict(config))
+
+
+def load_config(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """An AASIST model config from a mapping or a file (JSON/YAML; an official ``.conf`` gives its
+    ``model_config``), validated."""
+    return validate_config(*read_config_file(source, "model_config"))
 
 
 def frequency_mask(n_channels: int, generator: torch.Generator | None = None) -> Tensor:

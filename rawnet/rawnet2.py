@@ -8,19 +8,18 @@ state_dicts load with ``strict=True``; the sinc filters are fixed and not part o
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawnet.checkpoint import ConfigError, read_config_file, require_keys
 from rawnet.sinc import SincConv
+from rawnet.threads import intra_op_threads
 
 VARIANTS = ("asvspoof2021", "icassp2021")
 
@@ -54,10 +53,6 @@ _POSITIVE_INT_KEYS = ("nb_samp", "first_conv", "nb_fc_node", "gru_node", "nb_gru
 REQUIRED_KEYS = (*_POSITIVE_INT_KEYS, "in_channels", "filts", "blocks")
 
 
-class ConfigError(ValueError):
-    """An unusable RawNet2 model config; the message names where it came from and the problem."""
-
-
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -74,11 +69,7 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict[s
     ConfigError
         naming ``source`` and the missing or bad key.
     """
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"{source}: expected a mapping of model settings, got {type(config).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in config]
-    if missing:
-        raise ConfigError(f"{source}: missing required key(s) {', '.join(missing)}")
+    require_keys(config, REQUIRED_KEYS, source)
     for key in _POSITIVE_INT_KEYS:
         if not _is_positive_int(config[key]):
             raise ConfigError(f"{source}: {key!r} must be a positive integer, got {config[key]!r}")
@@ -117,68 +108,8 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
     dict
         the model settings (a copy).
     """
-    if isinstance(source, Mapping):
-        raw: Any = source
-        where = "config"
-    else:
-        path = Path(source)
-        where = str(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".yaml", ".yml", ".json"):
-            raise ConfigError(f"{path}: unknown config format {suffix!r}; expected .yaml, .yml or .json")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config: {err.strerror or err}") from err
-        if suffix == ".json":
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
-        else:
-            import yaml
-
-            try:
-                raw = yaml.safe_load(text)
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                line = f":{mark.line + 1}" if mark is not None else ""
-                raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', None) or err}") from err
-    if isinstance(raw, Mapping) and isinstance(raw.get("model"), Mapping):
-        raw = raw["model"]
-        where += " (model section)"
+    raw, where = read_config_file(source, "model")
     return validate_config(raw, where)
-
-
-@contextlib.contextmanager
-def intra_op_threads(n_threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (a process-wide setting); ``None`` leaves it alone."""
-    previous = torch.get_num_threads()
-    if n_threads is None or n_threads == previous:
-        yield
-        return
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a saved state_dict safely (``weights_only=True``) onto the CPU.
-
-    A ``module.`` prefix left by ``nn.DataParallel`` on every key is removed.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot load as a weights-only torch state_dict: {err}") from err
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state_dict (a mapping of names to tensors), got {type(state).__name__}")
-    prefix = "module."
-    if state and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix) :]: value for key, value in state.items()}
-    return dict(state)
 
 
 class ResidualBlock(nn.Module):

@@ -20,7 +20,6 @@ are accepted too (see each scorer's ``load``). Every file is read with ``torch.l
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import tempfile
@@ -37,9 +36,11 @@ from lfcc_gmm.audio import load_audio
 from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorers import Scorer
 from rawnet.aasist import AASIST, CONFIGS
-from rawnet.aasist import validate_config as validate_aasist_config
+from rawnet.aasist import VARIANTS as AASIST_VARIANTS
+from rawnet.aasist import load_config as load_aasist_config
+from rawnet.checkpoint import load_state_dict_file
 from rawnet.functional import pad_or_truncate, sliding_windows
-from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config, load_state_dict_file
+from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config
 from rawnet.training import RECIPES, ModelSpec, Recipe, resolve_device, train
 from rawnet.weights import require_weights
 
@@ -400,24 +401,6 @@ class RawNet2Scorer(RawWaveformScorer):
 
 
 #: AASIST variant names (as in model files and the weights cache) → the official config names.
-AASIST_CONFIG_NAMES = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
-
-
-def read_aasist_config(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
-    """An AASIST model config from a mapping or a JSON file (an official ``.conf``: its ``model_config``)."""
-    if isinstance(source, Mapping):
-        raw, where = source, "config"
-    else:
-        where = str(source)
-        try:
-            raw = json.loads(Path(source).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CheckpointError(f"{source}: cannot read the AASIST config: {exc.strerror or exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
-    if isinstance(raw, Mapping) and isinstance(raw.get("model_config"), Mapping):
-        raw, where = raw["model_config"], f"{where} (model_config)"
-    return validate_aasist_config(raw, where)
 
 
 class AASISTScorer(RawWaveformScorer):
@@ -449,7 +432,7 @@ class AASISTScorer(RawWaveformScorer):
                                   "CUDA when available")
     default_threshold: ClassVar[float] = 0.0
     architecture: ClassVar[str] = "aasist"
-    variants: ClassVar[tuple[str, ...]] = tuple(AASIST_CONFIG_NAMES)
+    variants: ClassVar[tuple[str, ...]] = tuple(AASIST_VARIANTS)
 
     def __init__(
         self,
@@ -464,21 +447,21 @@ class AASISTScorer(RawWaveformScorer):
 
     def _spec(self) -> ModelSpec:
         if self.config is None:
-            return ModelSpec(self.architecture, self.variant, dict(CONFIGS[AASIST_CONFIG_NAMES[self.variant]]))
-        return ModelSpec(self.architecture, self.variant, read_aasist_config(self.config))
+            return ModelSpec(self.architecture, self.variant, dict(CONFIGS[AASIST_VARIANTS[self.variant]]))
+        return ModelSpec(self.architecture, self.variant, load_aasist_config(self.config))
 
     @classmethod
     def _default_weights(cls, *, variant=None, config=None) -> Path:
         name = variant or "aasist"
-        if name not in AASIST_CONFIG_NAMES:
-            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_CONFIG_NAMES)}")
+        if name not in AASIST_VARIANTS:
+            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_VARIANTS)}")
         return require_weights(name)
 
     @classmethod
     def _spec_for_state_dict(cls, state, path, *, variant=None, config=None) -> ModelSpec:
-        if variant is not None and variant not in AASIST_CONFIG_NAMES:
-            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_CONFIG_NAMES)}")
+        if variant is not None and variant not in AASIST_VARIANTS:
+            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
         # from_pretrained picks the official config whose parameter shapes match and checks the weights fit.
-        model = AASIST.from_pretrained(path, None if config is None else read_aasist_config(config))
-        matched = [name for name, official in AASIST_CONFIG_NAMES.items() if CONFIGS[official] == model.config]
+        model = AASIST.from_pretrained(path, None if config is None else load_aasist_config(config))
+        matched = [name for name, official in AASIST_VARIANTS.items() if CONFIGS[official] == model.config]
         return ModelSpec(cls.architecture, variant or (matched or ["aasist"])[0], model.config)

@@ -197,30 +197,16 @@ class ModelSpec:
         return cls(architecture, fields["variant"], dict(fields["config"]), fields.get("sinc_scale", "mel"))
 
 
-#: ``--model`` names of the official AASIST configs (:data:`rawnet.aasist.CONFIGS`).
-AASIST_VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
-
-
 def aasist_config(variant: str = "aasist", path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The official model config of ``variant``, or the one in a JSON file, validated.
+    """The official model config of ``variant`` (``"aasist"`` or ``"aasist-l"``), or the one in a file, validated.
 
     The file may be an official ``AASIST.conf`` (the model under ``model_config``) or the model config alone.
     """
-    from rawnet.aasist import CONFIGS, validate_config
+    from rawnet.aasist import CONFIGS, VARIANTS, load_config
 
-    if variant not in AASIST_VARIANTS:
-        raise ValueError(f"unknown AASIST model {variant!r}; expected one of {sorted(AASIST_VARIANTS)}")
-    if path is None:
-        return copy.deepcopy(CONFIGS[AASIST_VARIANTS[variant]])
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
-    if isinstance(raw, Mapping) and isinstance(raw.get("model_config"), Mapping):
-        raw = raw["model_config"]
-    return validate_config(raw, str(path))
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown AASIST model {variant!r}; expected one of {sorted(VARIANTS)}")
+    return copy.deepcopy(CONFIGS[VARIANTS[variant]]) if path is None else load_config(path)
 
 
 @dataclass
@@ -308,7 +294,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     ValueError
         naming the file, when it is not a weights-only state_dict or its keys or shapes do not fit ``model``.
     """
-    from rawnet.rawnet2 import load_state_dict_file
+    from rawnet.checkpoint import load_state_dict_file
 
     loaded = _read_torch_file(path)
     if isinstance(loaded, Mapping) and "format" in loaded and isinstance(loaded.get("state_dict"), Mapping):

@@ -11,14 +11,13 @@ import soundfile as sf
 import torch
 from scipy.signal import correlate
 
+from rawnet.checkpoint import ConfigError, load_state_dict_file
 from rawnet.functional import pad_or_truncate, random_crop_or_pad, sliding_windows
 from rawnet.rawnet2 import (
     ASVSPOOF2021_CONFIG,
     VARIANTS,
-    ConfigError,
     RawNet2,
     load_config,
-    load_state_dict_file,
 )
 from rawnet.sinc import SincConv, band_edges, sinc_filters
 
