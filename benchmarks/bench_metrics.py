@@ -13,21 +13,14 @@ reference files (``ANTISPOOF_REFERENCE_DIR``, default ``../shared/reference``) a
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from common import REFERENCE_DIR, median_seconds
 
 from lfcc_gmm.metrics import compute_eer, compute_min_tdcf, evaluate, per_attack_eer
 from lfcc_gmm.scorefiles import read_asv_scores, read_scores
 
-REFERENCE_DIR = Path(
-    os.environ.get("ANTISPOOF_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference")
-)
 P_SPOOF = 0.05
 COST = {"Pspoof": P_SPOOF, "Ptar": (1 - P_SPOOF) * 0.99, "Pnon": (1 - P_SPOOF) * 0.01,
         "Cmiss_asv": 1, "Cfa_asv": 10, "Cmiss_cm": 1, "Cfa_cm": 10}
@@ -66,16 +59,6 @@ def official_evaluation(scores, keys, attacks, asv_target, asv_nontarget, asv_sp
     c2 = COST["Cfa_cm"] * COST["Pspoof"] * (1 - p_miss_spoof_asv)
     tdcf = (c1 * p_miss_cm + c2 * p_fa_cm) / np.minimum(c1, c2)
     return eer, tdcf[np.argmin(tdcf)], per_attack
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
