@@ -43,7 +43,9 @@ def run(script: str, quick: bool) -> tuple[str, bool, float]:
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
         return f"**FAILED** (exit {done.returncode}):\n\n```\n{tail}\n```\n", False, seconds
-    return done.stdout.strip() + "\n", True, seconds
+    out = done.stdout.strip()
+    # Scripts that print a plain-text table are shown verbatim; Markdown ones are embedded as they are.
+    return (out if "|---" in out or "| ---" in out else f"```\n{out}\n```") + "\n", True, seconds
 
 
 def main() -> None:
