@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -38,6 +38,8 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 ArrayOrSequence = Union[np.ndarray, Sequence[np.ndarray]]
+# What np.dtype() accepts for the precision arguments: np.float32, np.dtype("float64"), "float32", ...
+FloatDType = Union[np.dtype, type, str]
 
 # VLFeat's rule (vl/gmm.c): a component whose soft count falls below 1 % of an even share of the frames
 # is treated as empty and re-seeded.
@@ -190,7 +192,7 @@ class Design(NamedTuple):
     dtype: np.dtype
 
 
-def design(params: GMMParams, dtype: np.dtype | type = np.float32) -> Design:
+def design(params: GMMParams, dtype: FloatDType = np.float32) -> Design:
     """The center and, per precision group, (component indices, (2d+1, k) matrix mapping [y, y**2, 1] rows
     to weighted log-densities log w_k + log N(x | k)).
 
@@ -251,15 +253,19 @@ def _chunks(arrays: Sequence[np.ndarray], center: np.ndarray, chunk_size: int) -
 
 
 def _log_prob_chunks(
-    arrays: Sequence[np.ndarray], params: GMMParams | Design, dtype: np.dtype | type, chunk_size: int
+    arrays: Sequence[np.ndarray], params: GMMParams | Design, dtype: FloatDType, chunk_size: int
 ) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
     """Per chunk: the float64 design rows and, per precision group, (component indices, (rows, k)
     weighted log-densities).
 
     All yielded arrays are reused buffers, valid until the next chunk is requested.
     """
-    if not isinstance(params, Design) or params.dtype != np.dtype(dtype):
+    if not isinstance(params, Design):
         params = design(params, dtype)
+    elif params.dtype != np.dtype(dtype):
+        # A Design keeps no parameters to rebuild from.
+        raise ValueError(f"a Design built for {params.dtype} cannot score in {np.dtype(dtype)}: "
+                         "build one with design(params, dtype) for that precision")
     center, groups, _ = params
     width = groups[0][1].shape[0]
     # Buffers no larger than the input: scoring one short utterance should not touch megabytes.
@@ -273,7 +279,8 @@ def _log_prob_chunks(
             np.copyto(rounded[:rows], chunk, casting="same_kind")
         parts = []
         for (index, matrix), lp in zip(groups, log_prob, strict=True):
-            np.matmul(chunk if matrix.dtype == np.float64 else rounded[:rows], matrix, out=lp[:rows])
+            rows_in = rounded[:rows] if rounded is not None and matrix.dtype != np.float64 else chunk
+            np.matmul(rows_in, matrix, out=lp[:rows])
             parts.append((index, lp[:rows]))
         yield chunk, parts
 
@@ -294,7 +301,7 @@ def _exp_normalise(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 
 def sufficient_statistics(
-    X: ArrayOrSequence, params: GMMParams, *, dtype: np.dtype | type = np.float32, chunk_size: int = 4096
+    X: ArrayOrSequence, params: GMMParams, *, dtype: FloatDType = np.float32, chunk_size: int = 4096
 ) -> SufficientStatistics:
     """E-step over frames: the statistics of ``X`` under ``params``, accumulated in float64.
 
@@ -422,13 +429,14 @@ def m_step(stats: SufficientStatistics, *, var_floor: float = 1e-4) -> GMMParams
         covariances[component] = covariances[donor]
         means[component, dim] += offset
         means[donor, dim] -= offset
-        covariances[[component, donor], dim] = max(sigma2 * (1.0 - 2.0 / math.pi), var_floor)
-        weights[[component, donor]] = weights[donor] / 2.0
+        pair = [int(component), donor]
+        covariances[pair, dim] = max(sigma2 * (1.0 - 2.0 / math.pi), var_floor)
+        weights[pair] = weights[donor] / 2.0
     return GMMParams(weights / weights.sum(), means, covariances)
 
 
 def log_likelihood(
-    X: ArrayOrSequence, params: GMMParams | Design, *, dtype: np.dtype | type = np.float32, chunk_size: int = 4096
+    X: ArrayOrSequence, params: GMMParams | Design, *, dtype: FloatDType = np.float32, chunk_size: int = 4096
 ) -> np.ndarray:
     """Per-frame log p(x) = log-sum-exp over components, as float64 of shape (n,).
 
@@ -438,7 +446,7 @@ def log_likelihood(
         A sequence gives the frames of all its arrays in order (score many utterances in one call, then
         ``np.add.reduceat`` by utterance: one large product is faster than many small ones).
     params : GMMParams or Design
-        A :class:`Design` (from :func:`design`) of the same ``dtype`` skips rebuilding it.
+        A :class:`Design` (from :func:`design`) skips rebuilding it; it must be built for ``dtype``.
     dtype : float32 or float64
         Precision of the matrix product (see :func:`sufficient_statistics`).
     chunk_size : int
@@ -516,7 +524,7 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         init_samples: int | None = 100_000,
         var_floor: float = 1e-4,
         chunk_size: int = 4096,
-        dtype: np.dtype | type | str = np.float32,
+        dtype: FloatDType = np.float32,
         tol: float | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -636,7 +644,7 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         return {key: value.copy() for key, value in self.params_._asdict().items()}
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], **params: object) -> DiagonalGMM:
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], **params: Any) -> DiagonalGMM:
         """A fitted model from :meth:`to_arrays` output; ``params`` are constructor arguments.
 
         ``n_components`` comes from the arrays. Training diagnostics (``lower_bounds_``, ``n_iter_``,
@@ -660,10 +668,10 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
 
     def _check_hyperparameters(self) -> None:
         def count(value: object, minimum: int) -> bool:
-            return isinstance(value, Integral) and value >= minimum
+            return isinstance(value, Integral) and int(value) >= minimum
 
         def positive(value: object, allow_zero: bool = False) -> bool:
-            return isinstance(value, Real) and (value >= 0 if allow_zero else value > 0)
+            return isinstance(value, Real) and (float(value) >= 0 if allow_zero else float(value) > 0)
 
         checks = (
             ("n_components", self.n_components, count(self.n_components, 1)),
