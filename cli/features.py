@@ -46,6 +46,7 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
     from lfcc_gmm.batch import write_errors
     from lfcc_gmm.distributed import absolute_trials, worker_threads
     from lfcc_gmm.extraction import iter_features
+    from lfcc_gmm.protocols import audio_paths
 
     trials = select_trials(protocol, audio_dir, file_list, extensions, audio)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -55,15 +56,15 @@ def lfcc_command(audio, protocol, audio_dir, file_list, extensions, output_dir, 
         click.echo(f"{skipped} file(s) already have features in {output_dir}; skipping them.", err=True)
     failures = []
     with progress_bar("Extracting LFCCs", len(todo)) as update:
-        paths = [t.path for t in (todo if client is None else absolute_trials(todo))]
+        paths = audio_paths(todo if client is None else absolute_trials(todo))
         results = iter_features(paths, preset, jobs=jobs if client is None else worker_threads(client),
                                 dtype=getattr(np, dtype), on_error="collect", progress=update)
         for trial, result in zip(todo, results, strict=True):
-            if result.ok:
+            if result.error is not None:
+                failures.append((trial.file_id, str(trial.path), result.error))
+            elif result.features is not None:
                 with atomic_write(output_dir / f"{trial.file_id}.npy", "wb") as handle:
                     np.save(handle, result.features, allow_pickle=False)
-            else:
-                failures.append((trial.file_id, str(trial.path), result.error))
     errors = errors_path(output_dir / "lfcc")
     write_errors(errors, failures)
     click.echo(f"Wrote {len(todo) - len(failures)} feature file(s) to {output_dir}.", err=True)

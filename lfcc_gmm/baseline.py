@@ -26,7 +26,7 @@ from .augment import Augmenter, item_seed
 from .extraction import extract_features, iter_file_lfcc
 from .features import get_config, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
-from .protocols import BONAFIDE, SPOOF, Trial
+from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
 from .scorers import Scorer
 
 MODEL_FORMAT = "antispoof-lfcc-gmm"
@@ -126,6 +126,11 @@ class LFCCGMMScorer(Scorer):
         Files, frames and failures per class, recorded in the model file.
     """
 
+    # Set by fit/load (through setattr, per class): declared for the type checker only.
+    bonafide_gmm_: DiagonalGMM
+    spoof_gmm_: DiagonalGMM
+    training_summary_: dict[str, Any]
+
     name: ClassVar[str] = "lfcc-gmm"
     description: ClassVar[str] = "LFCC + two diagonal GMMs (official ASVspoof 2019/2021 baseline); CPU, no torch"
     runtime_options: ClassVar[tuple[str, ...]] = ("jobs",)
@@ -178,22 +183,23 @@ class LFCCGMMScorer(Scorer):
         unlabelled = [t.file_id for t in trials if t.key not in _CLASSES]
         if unlabelled:
             raise ValueError(f"{len(unlabelled)} training trials have no bonafide/spoof key (e.g. {unlabelled[0]})")
+        paths = audio_paths(trials)
         if client is not None:
             from .distributed import fit_on_cluster
 
             return fit_on_cluster(self, trials, client, progress=progress)
         extraction = extract_features(
-            [t.path for t in trials], self.preset, jobs=self.jobs, cache_dir=self.cache_dir,
+            paths, self.preset, jobs=self.jobs, cache_dir=self.cache_dir,
             on_error="collect", progress=None if progress is None else lambda d, n: progress("features", d, n),
         )
         summary: dict[str, Any] = {"preset": self.preset, "failures": [
             {"file_id": t.file_id, "path": str(t.path), "reason": result.error}
             for t, result in zip(trials, extraction, strict=True) if not result.ok
         ]}
-        per_file = [[r.features] if r.ok else [] for r in extraction]
+        per_file = [[r.features] if r.features is not None else [] for r in extraction]
         if self.augment:
             good = [i for i, r in enumerate(extraction) if r.ok]
-            copies = augmented_features([trials[i].path for i in good], good, self.augment, self.augment_copies,
+            copies = augmented_features([paths[i] for i in good], good, self.augment, self.augment_copies,
                                         self.preset, self.random_state, self.jobs,
                                         None if progress is None else lambda d, n: progress("augment", d, n))
             for i, extra in zip(good, copies, strict=True):
@@ -271,7 +277,7 @@ class LFCCGMMScorer(Scorer):
             np.savez(handle, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **options: Any) -> LFCCGMMScorer:
+    def load(cls, path: str | os.PathLike | None, **options: Any) -> LFCCGMMScorer:
         """Read a model written by :meth:`save`; ``options`` (``jobs``) set runtime parameters."""
         if path is None:
             raise ValueError("the lfcc-gmm scorer needs a model file (--model), made by `antispoof train lfcc-gmm`")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .protocols import Trial
+from .protocols import Trial, audio_paths
 from .scorefiles import format_score_line, write_scores
 from .scorers import Scorer
 
@@ -89,8 +89,9 @@ def score_isolating_failures(
 
     Returns ``(trial, score, None)`` for each success and ``(trial, None, reason)`` for each failure.
     """
+    results: list[tuple[Trial, float | None, str | None]]
     try:
-        scores = np.asarray(scorer.score_files([t.path for t in chunk]), dtype=np.float64)
+        scores = np.asarray(scorer.score_files(audio_paths(chunk)), dtype=np.float64)
         if scores.shape != (len(chunk),):
             raise ValueError(f"scorer returned {scores.shape} scores for {len(chunk)} files")
         results = list(zip(chunk, scores, [None] * len(chunk), strict=True))
@@ -98,11 +99,11 @@ def score_isolating_failures(
         results = []
         for trial in chunk:
             try:
-                results.append((trial, float(scorer.score_files([trial.path])[0]), None))
+                results.append((trial, float(scorer.score_files(audio_paths([trial]))[0]), None))
             except Exception as exc:
                 results.append((trial, None, f"{type(exc).__name__}: {exc}"))
     return [
-        (t, s, r) if r is not None or np.isfinite(s) else (t, None, f"scorer returned a non-finite score ({s})")
+        (t, None, f"scorer returned a non-finite score ({s})") if s is not None and not np.isfinite(s) else (t, s, r)
         for t, s, r in results
     ]
 
@@ -154,11 +155,11 @@ def score_trials(
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             for trial, score, reason in score_isolating_failures(scorer, chunk):
-                if reason is None:
+                if reason is not None:
+                    failures.append((trial.file_id, str(trial.path), reason))
+                elif score is not None:
                     done[trial.file_id] = score
                     handle.write(format_score_line(trial.file_id, score))
-                else:
-                    failures.append((trial.file_id, str(trial.path), reason))
             handle.flush()
             os.fsync(handle.fileno())
             n_done += len(chunk)

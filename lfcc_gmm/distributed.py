@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from .audio import AudioConversionWarning
 from .extraction import extract_features
 from .gmm import DiagonalGMM, GMMParams, SufficientStatistics, initial_params, sufficient_statistics
-from .protocols import BONAFIDE, SPOOF, Trial
+from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -174,14 +174,15 @@ def load_shard(
         # Reported on the client, where the user sees them.
         warnings.simplefilter("ignore", AudioConversionWarning)
         extraction = extract_features(paths, preset, cache_dir=cache_dir, on_error="collect")
-    good = [(path, index, result) for path, index, result in zip(paths, indices, extraction, strict=True) if result.ok]
+    good = [(path, index, result.features) for path, index, result in zip(paths, indices, extraction, strict=True)
+            if result.features is not None]
     copies = (augmented_features([p for p, _, _ in good], [i for _, i, _ in good], augment, augment_copies,
                                  preset, seed) if augment else [[] for _ in good])
-    frames = [array for (_, _, result), extra in zip(good, copies, strict=True) for array in [result.features, *extra]]
+    frames = [array for (_, _, features), extra in zip(good, copies, strict=True) for array in [features, *extra]]
     report = ShardReport(
         lengths=tuple(len(a) for a in frames),
         n_files=len(good),
-        failures=tuple((i, r.error) for i, r in zip(indices, extraction, strict=True) if not r.ok),
+        failures=tuple((i, r.error) for i, r in zip(indices, extraction, strict=True) if r.error is not None),
         conversions=tuple((i, r.conversions) for i, r in zip(indices, extraction, strict=True) if r.conversions),
     )
     return Shard(frames, report)
@@ -226,7 +227,7 @@ def _block_moments(frames: Sequence[np.ndarray], shift: np.ndarray, chunk_size: 
 
 
 def _initial_params(client: Client, shards: Sequence[Future], lengths: Sequence[Sequence[int]], gmm: DiagonalGMM,
-                    rng: np.random.RandomState) -> GMMParams:
+                    init: str, rng: np.random.RandomState) -> GMMParams:
     """DiagonalGMM's own initialisation, with the subsample and the variance gathered from the shards.
 
     The subsample is drawn as frame indices into the whole (shard after shard) frame sequence with the
@@ -249,7 +250,7 @@ def _initial_params(client: Client, shards: Sequence[Future], lengths: Sequence[
             total += block_sum
             total_sq += block_sq
     variance = (total_sq - total**2 / n_frames) / max(n_frames - 1, 1)
-    return initial_params(sample, variance, gmm.n_components, init=gmm.init, var_floor=gmm.var_floor,
+    return initial_params(sample, variance, gmm.n_components, init=init, var_floor=gmm.var_floor,
                           random_state=rng)
 
 
@@ -273,14 +274,15 @@ def fit_gmm(client: Client, shards: Sequence[Future], gmm: DiagonalGMM) -> Diago
     rather than exactly, and exactly whatever the number of workers. With a single shard, and the same
     BLAS threading on the workers as locally, the fit is the local one bit for bit.
     """
-    if not isinstance(gmm.init, str):
+    init = gmm.init
+    if not isinstance(init, str):
         raise ValueError("fit_gmm seeds the means from the frames: init must be 'kmeans++' or 'random'")
     shapes = client.gather([client.submit(_shapes, s) for s in shards])
     lengths = [[n for n, _ in shard] for shard in shapes]
     n_frames = sum(map(sum, lengths))
     if n_frames < gmm.n_components:
         raise ValueError(f"X has {n_frames} frames, fewer than n_components={gmm.n_components}")
-    start = _initial_params(client, shards, lengths, gmm, check_random_state(gmm.random_state))
+    start = _initial_params(client, shards, lengths, gmm, init, check_random_state(gmm.random_state))
 
     def e_step(params: GMMParams) -> SufficientStatistics:
         [shared] = client.scatter([params], broadcast=True)
@@ -319,11 +321,11 @@ def fit_on_cluster(
     if shards_per_class < 1 or min_shard_files < 1:
         raise ValueError(f"shards_per_class and min_shard_files must be at least 1, got {shards_per_class} "
                          f"and {min_shard_files}")
-    paths = [str(t.path) for t in absolute_trials(trials)]
+    paths = [str(p) for p in audio_paths(absolute_trials(trials))]
     cache_dir = None if scorer.cache_dir is None else str(Path(scorer.cache_dir).absolute())
-    plan = {key: [i for i, t in enumerate(trials) if t.key == key] for key in (BONAFIDE, SPOOF)}
+    members_of = {key: [i for i, t in enumerate(trials) if t.key == key] for key in (BONAFIDE, SPOOF)}
     plan = {key: _consecutive_runs(members, min(shards_per_class, -(-len(members) // min_shard_files)))
-            for key, members in plan.items()}
+            for key, members in members_of.items()}
     futures: list[Future] = []
     try:
         loaded = {key: [client.submit(load_shard, [paths[i] for i in shard], shard, scorer.preset, cache_dir,

@@ -251,13 +251,23 @@ def resolve_audio(
     return resolved
 
 
+def audio_paths(trials: Iterable[Trial]) -> list[Path]:
+    """The trials' audio paths; ValueError naming a trial that has none (a protocol read without an audio folder)."""
+    trials = list(trials)
+    unresolved = [t.file_id for t in trials if t.path is None]
+    if unresolved:
+        raise ValueError(f"{len(unresolved)} trial(s) have no audio path (e.g. {unresolved[0]!r}); "
+                         "give the folder of their audio files")
+    return [t.path for t in trials if t.path is not None]
+
+
 def check_audio_exists(trials: Sequence[Trial], audio_dir: str | os.PathLike | None = None) -> None:
     """Raise :class:`MissingAudioError` listing every trial whose audio file does not exist.
 
     Something that exists but is not a readable audio file (a directory, say) is left to the batch to
-    report for that file alone.
+    report for that file alone; a trial with no path at all is listed under its ID.
     """
-    missing = [t.path for t in trials if t.path is None or not t.path.exists()]
+    missing = [Path(t.file_id) if t.path is None else t.path for t in trials if t.path is None or not t.path.exists()]
     if missing:
         raise MissingAudioError(missing, len(trials), audio_dir)
 

@@ -20,7 +20,7 @@ from .audio import AudioError, load_audio
 from .augment import item_seed
 from .degrade import Condition
 from .metrics import evaluate
-from .protocols import BONAFIDE, Trial
+from .protocols import BONAFIDE, Trial, audio_paths
 from .scorers import Scorer
 
 POOLED = "pooled"
@@ -81,9 +81,9 @@ def _safe(name: str) -> str:
 
 def _load(trials: Sequence[Trial]) -> tuple[list[np.ndarray], list[int], list[tuple[str, str, str]]]:
     signals, kept, failures = [], [], []
-    for index, trial in enumerate(trials):
+    for index, (trial, path) in enumerate(zip(trials, audio_paths(trials), strict=True)):
         try:
-            signals.append(load_audio(trial.path, warn=False).signal)
+            signals.append(load_audio(path, warn=False).signal)
             kept.append(index)
         except AudioError as exc:
             failures.append((trial.file_id, str(trial.path), exc.reason))
@@ -91,10 +91,11 @@ def _load(trials: Sequence[Trial]) -> tuple[list[np.ndarray], list[int], list[tu
 
 
 def _babble_pool(trials: Sequence[Trial], seed: int) -> list[tuple[int, np.ndarray]]:
+    paths = audio_paths(trials)
     bonafide = [i for i, t in enumerate(trials) if t.key == BONAFIDE]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(bonafide, size=min(len(bonafide), BABBLE_TALKERS + 1), replace=False)
-    return [(int(i), load_audio(trials[i].path, warn=False).signal) for i in sorted(chosen)]
+    return [(int(i), load_audio(paths[i], warn=False).signal) for i in sorted(chosen)]
 
 
 def evaluate_robustness(
