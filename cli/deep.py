@@ -122,9 +122,12 @@ def export_command(scorer_name: str, model_path: Path | None, output: Path, vari
     """
     from lfcc_gmm.scorers import get_scorer
     from rawnet.export import export_torchscript
+    from rawnet.scorers import RawWaveformScorer
 
     options = {k: v for k, v in {"variant": variant, "config": config}.items() if v is not None}
     scorer = get_scorer(scorer_name).load(model_path, device="cpu", **options)
+    if not isinstance(scorer, RawWaveformScorer):  # the registry name may belong to a plug-in
+        raise click.ClickException(f"scorer {scorer_name!r} ({type(scorer).__name__}) is not a RawNet2/AASIST network")
     metadata = export_torchscript(scorer, output)
     click.echo(f"Wrote {output}: {metadata['architecture']} {metadata['variant']}, input (batch, "
                f"{metadata['nb_samp']}), output {metadata['output']} (index 1 = bona fide).", err=True)

@@ -56,6 +56,8 @@ def runtime_options(cls, given: dict) -> dict:
 def _verdict(score: float | None, reason: str | None, threshold: float | None) -> str:
     if reason is not None:
         return f"FAILED ({reason})"
+    if score is None:
+        return "no score"
     if threshold is None:
         return f"score {score:.4f}"
     label = "bona fide" if score >= threshold else "spoof"

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from .fusion import LinearFusion
 from .protocols import Trial, read_protocol
 from .report import Comparison, compare_systems, spoof_attacks, write_report
 from .scorefiles import LabelledScores, label_scores, read_scores, write_scores
-from .scorers import ScorerNotFoundError, get_scorer
+from .scorers import Scorer, ScorerNotFoundError, get_scorer
 
 #: Where the corpus lives in a source checkout (``data/demo`` beside the packages).
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -81,7 +80,7 @@ def load_corpus(corpus_dir: str | os.PathLike = DEFAULT_CORPUS) -> dict[str, lis
             for split in SPLITS}
 
 
-def _score(scorer, trials: list[Trial], path: Path, progress: Progress | None, stage: str) -> LabelledScores:
+def _score(scorer: Scorer, trials: list[Trial], path: Path, progress: Progress | None, stage: str) -> LabelledScores:
     result = score_trials(scorer, trials, path, chunk_size=16,
                           progress=None if progress is None else lambda d, n: progress(stage, d, n))
     if result.failures:
@@ -90,17 +89,18 @@ def _score(scorer, trials: list[Trial], path: Path, progress: Progress | None, s
     return label_scores(read_scores(path))
 
 
-def _load_aasist(weights: str | os.PathLike | None) -> tuple[Any | None, str | None]:
+def _load_aasist(weights: str | os.PathLike | None) -> Scorer | str:
+    """The AASIST scorer, or why it is unavailable."""
     try:
-        return get_scorer("aasist").load(weights), None
+        return get_scorer("aasist").load(weights)
     except ScorerNotFoundError as exc:
-        return None, str(exc)
+        return str(exc)
     except (FileNotFoundError, ValueError) as exc:
-        return None, f"{exc} (fetch the official weights with `antispoof weights fetch aasist`, or pass --weights)"
+        return f"{exc} (fetch the official weights with `antispoof weights fetch aasist`, or pass --weights)"
 
 
 def _fuse(dev: dict[str, LabelledScores], ev: dict[str, LabelledScores], names: list[str]) -> LabelledScores:
-    def matrix(systems):
+    def matrix(systems: dict[str, LabelledScores]) -> np.ndarray:
         ids = systems[names[0]].ids
         for name in names[1:]:
             if systems[name].ids != ids:
@@ -165,9 +165,9 @@ def run_demo(
 
     if use_aasist:
         start = time.perf_counter()
-        aasist, reason = _load_aasist(aasist_weights)
-        if aasist is None:
-            skipped["AASIST"] = reason
+        aasist = _load_aasist(aasist_weights)
+        if isinstance(aasist, str):
+            skipped["AASIST"] = aasist
         else:
             dev["AASIST"] = _score(aasist, splits["dev"], output / "scores_dev_aasist.txt", progress, "aasist dev")
             ev["AASIST"] = _score(aasist, splits["eval"], output / "scores_eval_aasist.txt", progress, "aasist eval")
@@ -175,7 +175,9 @@ def run_demo(
 
     if with_rawnet2:
         start = time.perf_counter()
-        rawnet2 = get_scorer("rawnet2")(config=DEMO_RAWNET2_CONFIG)
+        # The registry types every scorer as the Scorer base, whose constructor takes no options;
+        # RawNet2Scorer's takes its model config (lfcc_gmm must not import rawnet to say so).
+        rawnet2 = get_scorer("rawnet2")(config=DEMO_RAWNET2_CONFIG)  # type: ignore[call-arg]
         run_dir = output / "rawnet2_run"
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a fresh quick run each time; the trainer refuses to overwrite a run

@@ -64,8 +64,12 @@ class Scorer(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: str | os.PathLike, **options: Any) -> Scorer:
-        """Read a scorer written by :meth:`save` (or an official checkpoint, where the scorer supports it)."""
+    def load(cls, path: str | os.PathLike | None, **options: Any) -> Scorer:
+        """Read a scorer written by :meth:`save` (or an official checkpoint, where the scorer supports it).
+
+        ``path`` is None when the user gave no model file: a scorer with default weights (AASIST) loads
+        those, the others raise ValueError saying what is missing.
+        """
 
 
 def available_scorers() -> dict[str, EntryPoint]:
