@@ -99,12 +99,12 @@ def select_trials(
         raise click.UsageError("give audio files, or --protocol with --audio-dir, or --list (exactly one)")
     if protocol is not None and audio_dir is None:
         raise click.UsageError("--protocol needs --audio-dir (the folder of FILE_ID.flac files)")
-    if audio:
-        trials = trials_from_paths(audio)
-    elif protocol is not None:
+    if protocol is not None:
         trials = read_protocol(protocol, audio_dir, tuple(e.strip() for e in extensions.split(",") if e.strip()))
-    else:
+    elif file_list is not None:
         trials = read_protocol(file_list)
+    else:
+        trials = trials_from_paths(audio)
     if require_labels:
         unlabelled = [t.file_id for t in trials if t.key is None]
         if unlabelled:

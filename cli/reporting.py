@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import click
@@ -60,7 +61,7 @@ def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, 
     if name_list is not None and len(name_list) != len(scores):
         raise click.UsageError(f"--names gives {len(name_list)} name(s) for {len(scores)} score file(s)")
     systems = load_systems(scores, read_protocol(protocol) if protocol else None, name_list)
-    seen = _split(seen_attacks)
+    seen: Collection[str] | None = _split(seen_attacks)
     if train_protocols:
         seen = spoof_attacks(trial for path in train_protocols for trial in read_protocol(path))
     asv = None

@@ -28,7 +28,7 @@ class AudioError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
         # Rebuilt from (path, reason) so the error survives crossing joblib's process boundary.
         return (type(self), (self.path, self.reason))
 

@@ -140,7 +140,7 @@ def ssi_additive_noise(
     rng = np.random.default_rng(rng)
     x = np.asarray(signal, dtype=np.float64)
     taps = notch_filter_bank(rng, params, sample_rate, (params.min_gain_db, params.max_gain_db))
-    noise = _filter(rng.standard_normal(x.shape[0]), taps)
+    noise = _filter(rng.standard_normal(len(x)), taps)
     return degrade.add_noise(x, noise, rng.uniform(params.snr_min, params.snr_max))
 
 
@@ -178,7 +178,7 @@ def rawboost(
     x = np.asarray(signal, dtype=np.float64)
     mode, stages = RAWBOOST_ALGOS[algo]
     if mode == "parallel":
-        return _peak_normalise(sum(_STAGES[stage](x, rng, params, sample_rate) for stage in stages))
+        return _peak_normalise(np.sum([_STAGES[stage](x, rng, params, sample_rate) for stage in stages], axis=0))
     y = x.copy()
     for stage in stages:
         y = _STAGES[stage](y, rng, params, sample_rate)

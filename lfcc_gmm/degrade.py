@@ -18,6 +18,7 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
@@ -99,7 +100,7 @@ def coloured_noise(n: int, exponent: float, rng: RngLike = None) -> np.ndarray:
 def add_white_noise(signal: np.ndarray, snr_db: float, rng: RngLike = None) -> np.ndarray:
     """Add white Gaussian noise at ``snr_db`` (over the whole signal)."""
     x = _as_signal(signal)
-    return add_noise(x, np.random.default_rng(rng).standard_normal(x.shape[0]), snr_db)
+    return add_noise(x, np.random.default_rng(rng).standard_normal(len(x)), snr_db)
 
 
 def add_coloured_noise(signal: np.ndarray, snr_db: float, exponent: float = 1.0, rng: RngLike = None) -> np.ndarray:
@@ -304,7 +305,7 @@ def alaw(signal: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ codecs
-def _g722_module():
+def _g722_module() -> ModuleType:
     try:
         return importlib.import_module("G722")
     except ImportError as error:
@@ -384,10 +385,17 @@ class _Context(NamedTuple):
     sample_rate: int
 
 
-def _babble_condition(x: np.ndarray, snr_db: float, context: _Context) -> np.ndarray:
+def _given(parameter: float | None) -> float:
+    # parse_condition always sets it for these kinds; a Condition built by hand may not.
+    if parameter is None:
+        raise ValueError("this degradation condition needs a parameter")
+    return parameter
+
+
+def _babble_condition(x: np.ndarray, snr_db: float | None, context: _Context) -> np.ndarray:
     if not context.babble:
         raise ValueError("the babble condition needs other utterances: pass babble=[array, ...]")
-    return add_babble(x, context.babble, snr_db, context.rng)
+    return add_babble(x, context.babble, _given(snr_db), context.rng)
 
 
 @dataclass(frozen=True)
@@ -400,9 +408,9 @@ class _Kind:
 
 _KINDS: dict[str, _Kind] = {
     "clean": _Kind(lambda x, p, c: x.copy()),
-    "noise": _Kind(lambda x, p, c: add_white_noise(x, p, c.rng), "SNR in dB"),
-    "pink": _Kind(lambda x, p, c: add_coloured_noise(x, p, 1.0, c.rng), "SNR in dB"),
-    "brown": _Kind(lambda x, p, c: add_coloured_noise(x, p, 2.0, c.rng), "SNR in dB"),
+    "noise": _Kind(lambda x, p, c: add_white_noise(x, _given(p), c.rng), "SNR in dB"),
+    "pink": _Kind(lambda x, p, c: add_coloured_noise(x, _given(p), 1.0, c.rng), "SNR in dB"),
+    "brown": _Kind(lambda x, p, c: add_coloured_noise(x, _given(p), 2.0, c.rng), "SNR in dB"),
     "babble": _Kind(_babble_condition, "SNR in dB"),
     "telephone": _Kind(lambda x, p, c: telephone_band(x, c.sample_rate)),
     "tel8k": _Kind(lambda x, p, c: resample_round_trip(x, c.sample_rate, 8000)),
@@ -411,18 +419,19 @@ _KINDS: dict[str, _Kind] = {
     "g722": _Kind(lambda x, p, c: g722_round_trip(x, c.sample_rate), codec="g722"),
     "mp3": _Kind(lambda x, p, c: mp3_round_trip(x, c.sample_rate), codec="mp3"),
     "opus": _Kind(lambda x, p, c: opus_round_trip(x, c.sample_rate), codec="opus"),
-    "gain": _Kind(lambda x, p, c: apply_gain(x, p), "gain in dB"),
+    "gain": _Kind(lambda x, p, c: apply_gain(x, _given(p)), "gain in dB"),
     "clip": _Kind(
-        lambda x, p, c: clip(x, p * np.max(np.abs(x))) if np.any(x) else x.copy(),
+        lambda x, p, c: clip(x, _given(p) * np.max(np.abs(x))) if np.any(x) else x.copy(),
         "level as a fraction of the peak, in (0, 1]",
         lambda v: 0 < v <= 1,
     ),
     "clipfrac": _Kind(
-        lambda x, p, c: clip_fraction(x, p), "fraction of samples clipped, in [0, 1)", lambda v: 0 <= v < 1
+        lambda x, p, c: clip_fraction(x, _given(p)), "fraction of samples clipped, in [0, 1)", lambda v: 0 <= v < 1
     ),
     # the upper bound catches RT60 given in milliseconds, which would build an impulse response of minutes
     "reverb": _Kind(
-        lambda x, p, c: add_reverb(x, p, c.sample_rate, rng=c.rng), "RT60 in seconds, in (0, 10]", lambda v: 0 < v <= 10
+        lambda x, p, c: add_reverb(x, _given(p), c.sample_rate, rng=c.rng), "RT60 in seconds, in (0, 10]",
+        lambda v: 0 < v <= 10,
     ),
 }
 CONDITIONS = tuple(_KINDS)

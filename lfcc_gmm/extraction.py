@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -128,7 +129,7 @@ def iter_features(
     dtype: DTypeLike = np.float32,
     progress: Callable[[int, int], None] | None = None,
     on_error: str = "raise",
-    **overrides,
+    **overrides: Any,
 ) -> Iterator[FileFeatures]:
     """A :class:`FileFeatures` per path, in order, computing up to ``jobs`` files at once.
 
@@ -171,7 +172,7 @@ def _deliver(
 ) -> Iterator[FileFeatures]:
     # A separate generator so that iter_features checks its arguments when called, not when first iterated.
     for done, result in enumerate(results, start=1):
-        if not result.ok and not collect:
+        if result.error is not None and not collect:
             raise AudioError(result.path, result.error)
         if result.conversions:
             warnings.warn(f"{result.path}: {'; '.join(result.conversions)}", AudioConversionWarning, stacklevel=2)
@@ -183,7 +184,7 @@ def _deliver(
 def extract_features(
     paths: Sequence[str | os.PathLike],
     preset: str | LFCCConfig = "asvspoof2019",
-    **options,
+    **options: Any,
 ) -> list[FileFeatures]:
     """:func:`iter_features` collected into a list (one entry per path, in order)."""
     return list(iter_features(paths, preset, **options))
@@ -196,7 +197,7 @@ def iter_file_lfcc(
     sample_rate: int = 16000,
     block_seconds: float = 60.0,
     dtype: DTypeLike = np.float64,
-    **overrides,
+    **overrides: Any,
 ) -> Iterator[np.ndarray]:
     """LFCC rows of one (long) file in chunks; their concatenation equals ``lfcc`` of the loaded file.
 

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -139,7 +139,7 @@ PRESETS: dict[str, LFCCConfig] = {
 }
 
 
-def get_config(preset: str | LFCCConfig = "asvspoof2019", **overrides) -> LFCCConfig:
+def get_config(preset: str | LFCCConfig = "asvspoof2019", **overrides: Any) -> LFCCConfig:
     """A named preset (or a config) with some fields replaced.
 
     Raises
@@ -396,7 +396,7 @@ def resolve_settings(
     preset: str | LFCCConfig = "asvspoof2019",
     sample_rate: int = 16000,
     dtype: DTypeLike = np.float64,
-    **overrides,
+    **overrides: Any,
 ) -> tuple[LFCCConfig, np.dtype]:
     """Check settings once, before any audio: the config with ``overrides`` applied, and the dtype.
 
@@ -454,7 +454,7 @@ def lfcc(
     sample_rate: int = 16000,
     preset: str | LFCCConfig = "asvspoof2019",
     dtype: DTypeLike = np.float64,
-    **overrides,
+    **overrides: Any,
 ) -> np.ndarray:
     """LFCC of a mono signal: shape (frames, n_features), [static | delta | delta-delta].
 
@@ -496,7 +496,7 @@ class LFCCStream:
         sample_rate: int = 16000,
         preset: str | LFCCConfig = "asvspoof2019",
         dtype: DTypeLike = np.float64,
-        **overrides,
+        **overrides: Any,
     ):
         self.sample_rate = sample_rate
         self.config, self.dtype = resolve_settings(preset, sample_rate, dtype, **overrides)
@@ -577,7 +577,7 @@ def iter_lfcc(
     sample_rate: int = 16000,
     preset: str | LFCCConfig = "asvspoof2019",
     dtype: DTypeLike = np.float64,
-    **overrides,
+    **overrides: Any,
 ) -> Iterator[np.ndarray]:
     """Yield LFCC rows of consecutive signal blocks; their concatenation equals :func:`lfcc` of the whole."""
     stream = LFCCStream(sample_rate, preset, dtype, **overrides)

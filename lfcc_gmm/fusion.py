@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -30,7 +31,7 @@ _FORMAT = "antispoof.linear_fusion"
 _FIELDS = ("format", "version", "prior", "regularization", "system_names", "weights", "offset")
 
 
-def _score_matrix(scores, n_systems: int | None = None) -> np.ndarray:
+def _score_matrix(scores: ArrayLike, n_systems: int | None = None) -> np.ndarray:
     matrix = np.asarray(scores, dtype=np.float64)
     if matrix.ndim == 1:
         matrix = matrix[:, None]
@@ -47,7 +48,7 @@ def _score_matrix(scores, n_systems: int | None = None) -> np.ndarray:
     return matrix
 
 
-def _labels(labels, n: int) -> np.ndarray:
+def _labels(labels: ArrayLike, n: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"{n} score rows but labels of shape {labels.shape}")
@@ -87,7 +88,7 @@ class LinearFusion(BaseEstimator):
         self.prior = prior
         self.regularization = regularization
 
-    def fit(self, scores, labels, system_names: Sequence[str] | None = None) -> LinearFusion:
+    def fit(self, scores: ArrayLike, labels: ArrayLike, system_names: Sequence[str] | None = None) -> LinearFusion:
         """Train on development scores.
 
         Parameters
@@ -131,12 +132,14 @@ class LinearFusion(BaseEstimator):
         self.n_features_in_ = matrix.shape[1]
         return self
 
-    def transform(self, scores) -> np.ndarray:
+    def transform(self, scores: ArrayLike) -> np.ndarray:
         """Fused, calibrated LLRs (natural log), shape (n_trials,)."""
         check_is_fitted(self, "coef_")
         return _score_matrix(scores, self.n_features_in_) @ self.coef_ + self.intercept_
 
-    def fit_transform(self, scores, labels, system_names: Sequence[str] | None = None) -> np.ndarray:
+    def fit_transform(
+        self, scores: ArrayLike, labels: ArrayLike, system_names: Sequence[str] | None = None
+    ) -> np.ndarray:
         return self.fit(scores, labels, system_names).transform(scores)
 
     def to_dict(self) -> dict:

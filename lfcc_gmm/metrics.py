@@ -254,7 +254,9 @@ def _per_attack(bona_sorted: np.ndarray, spoof: np.ndarray, attacks: np.ndarray)
     }
 
 
-def _check_trials(scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks: Sequence[str] | np.ndarray | None):
+def _check_trials(
+    scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks: Sequence[str] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     scores = _scores(scores, "scores")
     keys = np.asarray(keys)
     if keys.shape != scores.shape:
@@ -271,12 +273,12 @@ def per_attack_eer(
     scores: ArrayLike, keys: Sequence[str] | np.ndarray, attacks: Sequence[str] | np.ndarray
 ) -> dict[str, float]:
     """EER (fraction) of each attack's spoof trials against all bona fide trials, keyed by attack name."""
-    scores, bona, attacks = _check_trials(scores, keys, attacks)
-    if attacks is None:
+    values, bona, attack_names = _check_trials(scores, keys, attacks)
+    if attack_names is None:
         raise ValueError("per-attack EER needs the attack of every trial")
     if not bona.any():
         raise ValueError("no bona fide trials: each class needs at least one trial")
-    return _per_attack(np.sort(scores[bona]), scores[~bona], attacks[~bona])
+    return _per_attack(np.sort(values[bona]), values[~bona], attack_names[~bona])
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -324,7 +326,9 @@ def _check_dcf_params(prior: float, c_miss: float, c_fa: float) -> None:
         raise ValueError(f"DCF costs must be positive, got c_miss={c_miss}, c_fa={c_fa}")
 
 
-def _normalised_dcf(p_miss, p_fa, prior: float, c_miss: float, c_fa: float):
+def _normalised_dcf(
+    p_miss: float | np.ndarray, p_fa: float | np.ndarray, prior: float, c_miss: float, c_fa: float
+) -> float | np.ndarray:
     return (prior * c_miss * p_miss + (1 - prior) * c_fa * p_fa) / min(prior * c_miss, (1 - prior) * c_fa)
 
 

@@ -106,6 +106,12 @@ def _cell(value: float | None, percent: bool) -> str:
     return f"{100 * value:.4f}" if percent else f"{value:.4f}"
 
 
+def _csv_cell(value: float | None, percent: bool) -> str:
+    if value is None:
+        return ""
+    return repr(100 * value if percent else value)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Results of several systems side by side (see :func:`compare_systems`).
@@ -196,8 +202,7 @@ class Comparison:
         writer.writerow(self._headers())
         columns = self._columns()
         for i, name in enumerate(self.evaluations):
-            writer.writerow([name] + ["" if c.values[i] is None else repr(100 * c.values[i] if c.percent
-                                                                           else c.values[i]) for c in columns])
+            writer.writerow([name] + [_csv_cell(c.values[i], c.percent) for c in columns])
         return buffer.getvalue()
 
     def to_dict(self) -> dict:
@@ -302,8 +307,8 @@ def _system_details(name: str, result: Evaluation) -> str:
         f"- actual DCF {result.act_dcf:.4f}, min DCF {result.min_dcf:.4f} at P(bona fide) = {result.dcf_prior:g}",
     ]
     if result.per_attack_eer:
-        hardest = max(result.per_attack_eer, key=result.per_attack_eer.get)
-        easiest = min(result.per_attack_eer, key=result.per_attack_eer.get)
+        hardest = max(result.per_attack_eer, key=result.per_attack_eer.__getitem__)
+        easiest = min(result.per_attack_eer, key=result.per_attack_eer.__getitem__)
         lines.append(f"- hardest attack {hardest} (EER {100 * result.per_attack_eer[hardest]:.4f} %), "
                      f"easiest {easiest} (EER {100 * result.per_attack_eer[easiest]:.4f} %)")
     return "\n".join(lines) + "\n"
@@ -383,7 +388,7 @@ def _mismatches(paths: Sequence[PathLike], tables: Sequence[ScoreTable]) -> list
 
 def _file_labels(
     paths: Sequence[PathLike], tables: Sequence[ScoreTable], orders: Sequence[np.ndarray], ids: list[str]
-):
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Keys and attacks of the first 4-column file, checked against the keys of the other 4-column files."""
     labelled = [(path, table, order) for path, table, order in zip(paths, tables, orders, strict=True)
                 if table.labelled]
@@ -419,6 +424,8 @@ def align_score_files(paths: Sequence[PathLike], trials: Sequence[Trial] | None 
         position = {file_id: i for i, file_id in enumerate(table.ids)}
         orders.append(np.fromiter((position[file_id] for file_id in ids), dtype=np.intp, count=len(ids)))
     matrix = np.column_stack([table.scores[order] for table, order in zip(tables, orders, strict=True)])
+    keys: np.ndarray | None
+    attacks: np.ndarray | None
     if trials is not None:
         try:
             labelled = label_scores(ScoreTable(ids, matrix[:, 0]), trials)
@@ -447,9 +454,10 @@ class FusionRun:
 
     def fused_table(self) -> ScoreTable:
         """The fused LLRs as a score table, labelled when the apply files were."""
-        labelled = self.apply.keys is not None
-        return ScoreTable(list(self.apply.ids), self.fused,
-                          list(self.apply.attacks) if labelled else None, list(self.apply.keys) if labelled else None)
+        keys, attacks = self.apply.keys, self.apply.attacks
+        if keys is None:
+            return ScoreTable(list(self.apply.ids), self.fused)
+        return ScoreTable(list(self.apply.ids), self.fused, None if attacks is None else list(attacks), list(keys))
 
     def _sets(self) -> dict[str, tuple[AlignedScores, np.ndarray]]:
         train_llr = self.fusion.transform(self.train.matrix)

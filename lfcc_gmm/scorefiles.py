@@ -158,11 +158,11 @@ def write_scores(
         raise ValueError(f"{len(ids)} IDs but {scores.shape[0]} scores")
     if not np.isfinite(scores).all():
         raise ValueError("refusing to write non-finite scores")
-    four = keys is not None and all(k is not None for k in keys)
+    full_keys = keys if keys is not None and all(k is not None for k in keys) else None
     with atomic_write(path) as handle:
         for i, file_id in enumerate(ids):
-            if four:
-                handle.write(format_score_line(file_id, scores[i], attacks[i] if attacks else None, keys[i]))
+            if full_keys is not None:
+                handle.write(format_score_line(file_id, scores[i], attacks[i] if attacks else None, full_keys[i]))
             else:
                 handle.write(format_score_line(file_id, scores[i]))
 
