@@ -424,3 +424,14 @@ def test_official_lfcc_frames_fit_and_score_consistently(reference_dir):
     silence = np.isclose(frames[:, 0], 20**0.5 * math.log10(np.finfo(float).eps), atol=1e-6)
     assert silence.any()
     assert np.any(np.all(f64.covariances_ == f64.var_floor, axis=1))
+
+
+def test_design_of_another_precision_is_refused():
+    from lfcc_gmm.gmm import GMMParams, design, log_likelihood
+
+    params = GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.ones((2, 3)))
+    x = np.zeros((4, 3))
+    np.testing.assert_allclose(log_likelihood(x, design(params, np.float64), dtype=np.float64),
+                               log_likelihood(x, params, dtype=np.float64))
+    with pytest.raises(ValueError, match="a Design built for float32 cannot score in float64"):
+        log_likelihood(x, design(params, np.float32), dtype=np.float64)

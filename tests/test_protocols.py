@@ -142,3 +142,21 @@ def test_write_protocol_round_trip(tmp_path):
 def test_resolve_audio_needs_an_existing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="audio folder not found"):
         resolve_audio([Trial("A", None)], tmp_path / "none")
+
+
+def test_audio_paths_need_resolved_trials(tmp_path):
+    from lfcc_gmm.protocols import audio_paths
+
+    assert audio_paths([Trial("A", None, path=tmp_path / "a.wav")]) == [tmp_path / "a.wav"]
+    with pytest.raises(ValueError, match=r"2 trial\(s\) have no audio path \(e.g. 'B'\)"):
+        audio_paths([Trial("A", None, path=tmp_path / "a.wav"), Trial("B", None), Trial("C", None)])
+
+
+def test_id_list_without_audio_folder_is_a_clear_cli_error(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    ids = write(tmp_path, "ids.txt", "LA_E_1\nLA_E_2\n")
+    result = CliRunner().invoke(main, ["lfcc", "--list", str(ids), "-o", str(tmp_path / "feats")])
+    assert result.exit_code == 1 and "have no audio path" in result.output
