@@ -31,7 +31,7 @@ STAGES = {
               help="AASIST.pth for the AASIST row (default: the weights cache; see `antispoof weights`).")
 @click.option("--no-aasist", is_flag=True, help="Leave AASIST out even if its weights are available.")
 @click.option("--with-rawnet2", is_flag=True, help="Also quick-train a RawNet2 on the CPU (a few minutes more).")
-@click.option("--rawnet2-epochs", default=3, show_default=True, type=click.IntRange(min=1),
+@click.option("--rawnet2-epochs", default=20, show_default=True, type=click.IntRange(min=1),
               help="Epochs of the quick RawNet2 training.")
 @click.option("--components", default=64, show_default=True, type=click.IntRange(min=1),
               help="GMM components per class (the corpus is small; ASVspoof-scale training uses 512).")
@@ -46,7 +46,7 @@ def demo(output_dir, corpus_dir, weights, no_aasist, with_rawnet2, rawnet2_epoch
     1. trains the LFCC-GMM baseline on the train split;
     2. scores dev and eval with it;
     3. scores them with the pretrained AASIST when its weights are available;
-    4. with --with-rawnet2, quick-trains a RawNet2 and scores eval;
+    4. with --with-rawnet2, quick-trains a reduced RawNet2 (about a minute) and scores eval;
     5. fuses LFCC-GMM and AASIST on dev and applies the fusion to eval;
     6. prints pooled and per-attack EER on eval (attacks unseen in train/dev marked) and writes
        OUTPUT_DIR/report.md with DET curves, score histograms and all score files.

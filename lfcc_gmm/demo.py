@@ -121,7 +121,7 @@ def run_demo(
     aasist_weights: str | os.PathLike | None = None,
     use_aasist: bool = True,
     with_rawnet2: bool = False,
-    rawnet2_epochs: int = 3,
+    rawnet2_epochs: int = 20,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DemoResult:
