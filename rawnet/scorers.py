@@ -23,7 +23,7 @@ import dataclasses
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from lfcc_gmm.atomic import atomic_write
-from lfcc_gmm.audio import load_audio
+from lfcc_gmm.audio import load_audio, resample
 from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorers import Scorer
 from rawnet.aasist import AASIST, CONFIGS
@@ -201,12 +201,12 @@ class RawWaveformScorer(Scorer):
             out = self.network_(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_))
         return out.float().cpu().numpy()
 
-    def _batches(self, paths: Sequence[str | os.PathLike]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(owner file index per row, float32 rows) in batches of at most ``batch_size`` rows."""
+    def _batches(self, signals: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(owner signal index per row, float32 rows) in batches of at most ``batch_size`` rows."""
         owners: list[int] = []
         rows: list[np.ndarray] = []
-        for index, path in enumerate(paths):
-            for row in self.model_inputs(load_audio(path).signal):
+        for index, signal in enumerate(signals):
+            for row in self.model_inputs(signal):
                 rows.append(row)
                 owners.append(index)
                 if len(rows) == self.batch_size:
@@ -215,8 +215,18 @@ class RawWaveformScorer(Scorer):
         if rows:
             yield np.asarray(owners), np.stack(rows)
 
+    def _score(self, signals: Iterable[np.ndarray], n: int) -> np.ndarray:
+        totals = np.zeros(n)
+        counts = np.zeros(n)
+        for owners, batch in self._batches(signals):
+            np.add.at(totals, owners, self._forward(batch)[:, 1].astype(np.float64))
+            np.add.at(counts, owners, 1)
+        return totals / np.maximum(counts, 1)
+
     def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """Output index 1 (bona fide) of each file's input; with ``full_length``, its mean over the file's windows.
+
+        Files are read one at a time as batches fill, so memory stays bounded however many are given.
 
         Raises
         ------
@@ -225,12 +235,13 @@ class RawWaveformScorer(Scorer):
         """
         self._fitted()
         paths = list(paths)
-        totals = np.zeros(len(paths))
-        counts = np.zeros(len(paths))
-        for owners, batch in self._batches(paths):
-            np.add.at(totals, owners, self._forward(batch)[:, 1].astype(np.float64))
-            np.add.at(counts, owners, 1)
-        return totals / np.maximum(counts, 1)
+        return self._score((load_audio(path).signal for path in paths), len(paths))
+
+    def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
+        """As :meth:`score_files` for in-memory mono signals (resampled to 16 kHz if at another rate)."""
+        self._fitted()
+        return self._score((resample(np.asarray(x, dtype=np.float64), sample_rate, 16000) for x in signals),
+                           len(signals))
 
     # -- training and files -------------------------------------------------------------------------------------
     def fit(

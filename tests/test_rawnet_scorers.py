@@ -279,3 +279,18 @@ def test_fit_trains_through_the_shared_trainer(tiny_corpus, tmp_path):
     scorer.save(tmp_path / "model.pth")
     np.testing.assert_array_equal(RawNet2Scorer.load(tmp_path / "model.pth", batch_size=4).score_files(
         [t.path for t in tiny_corpus]), scores)
+
+
+def test_in_memory_signals_score_as_their_files(reference_dir):
+    import soundfile as sf
+
+    scorer = AASISTScorer.load(reference_dir / "aasist" / "AASIST-L.pth", batch_size=3)
+    paths = [reference_dir / "lfcc" / "audio" / name for name in ("LA_T_1272637.flac", "espeak_en.wav")]
+    signals = [sf.read(p, dtype="float64")[0] for p in paths]
+    np.testing.assert_allclose(scorer.score_signals(signals), scorer.score_files(paths), rtol=0, atol=1e-6)
+    # At another rate the signal is resampled first, as load_audio would.
+    from scipy.signal import resample_poly
+
+    at_8k = resample_poly(signals[0], 1, 2)
+    assert scorer.score_signals([at_8k], sample_rate=8000)[0] == pytest.approx(
+        scorer.score_signals([resample_poly(at_8k, 2, 1)])[0], abs=1e-5)

@@ -99,3 +99,13 @@ def test_heatmap_is_a_png(setup, tmp_path):
     result = evaluate_robustness(scorer, trials, parse_conditions("clean,gain:-6"))
     plot_heatmap(result, tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 5000
+
+
+def test_deep_scorers_run_under_conditions_too(setup, reference_dir):
+    from lfcc_gmm.scorers import get_scorer
+
+    _, trials, _ = setup
+    aasist = get_scorer("aasist").load(reference_dir / "aasist" / "AASIST-L.pth")
+    result = evaluate_robustness(aasist, trials[:6], parse_conditions("clean,mulaw"))
+    np.testing.assert_allclose(result.scores["clean"], aasist.score_files([t.path for t in trials[:6]]), atol=1e-6)
+    assert not np.allclose(result.scores["mulaw"], result.scores["clean"])
