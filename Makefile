@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The demo adds AASIST when its weights are found: in the cache (`antispoof weights fetch aasist`), or in the
+# project's reference folder when it sits beside the checkout.
+AASIST_WEIGHTS ?= $(wildcard ../shared/reference/aasist/AASIST.pth)
+DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
 .PHONY: install demo test lint bench clean
 
@@ -20,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/antispoof demo
+	$(BIN)/antispoof demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,4 +37,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
