@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -26,15 +25,13 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from common import REFERENCE_DIR, competing_processes
 
 from rawnet.aasist import AASIST
 from rawnet.functional import pad_or_truncate
 from rawnet.sinc import band_edges, sinc_filters
 
 TOLERANCE = 1e-4
-REFERENCE_DIR = Path(
-    os.environ.get("ANTISPOOF_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference")
-)
 CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
 
 State = dict[str, torch.Tensor]
@@ -146,6 +143,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="batch 1 only, 3 runs")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per case (default 7, quick 3)")
+    parser.add_argument("--competing", type=int, default=0,
+                        help="other processes kept busy during the timing (a shared machine); default 0")
     args = parser.parse_args()
     folder = REFERENCE_DIR / "aasist"
     if not folder.is_dir():
@@ -154,37 +153,46 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     runs = args.runs or (3 if args.quick else 7)
     batches = (1,) if args.quick else (1, 8)
-    audio = REFERENCE_DIR / "lfcc" / "audio"
     expected = json.loads((folder / "official_outputs.json").read_text())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {runs} timed runs per case")
-    for weights in ("AASIST.pth", "AASIST-L.pth"):
-        config = json.loads((folder / weights.replace(".pth", ".json")).read_text())
-        state = torch.load(folder / weights, map_location="cpu", weights_only=True)
-        model = AASIST.from_pretrained(folder / weights)
-        kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
-        band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
-        clips = [pad_or_truncate(sf.read(audio / name, dtype="float64")[0], config["nb_samp"]) for name in CLIPS]
-        for batch in batches:
-            x = torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])).float()
-            with torch.inference_mode():
-                official, ours = official_forward(state, config, band_pass, x), model(x)
-            diff = (official - ours).abs().max().item()
-            want = torch.tensor([expected[weights][CLIPS[i % len(CLIPS)]]["logits"] for i in range(batch)])
-            diff_json = (ours - want).abs().max().item()
-            if diff > TOLERANCE or diff_json > TOLERANCE:
-                sys.exit(
-                    f"{weights} batch {batch}: logits differ by {diff:.2e} (transcription), {diff_json:.2e} (JSON)"
-                )
-            t_official, t_ours = [], []
-            with torch.inference_mode():
-                for _ in range(runs):
-                    t_official.append(timed(official_forward, state, config, band_pass, x))
-                    t_ours.append(timed(model, x))
-            official_s, ours_s = statistics.median(t_official), statistics.median(t_ours)
-            print(
-                f"{weights:13s} batch {batch}: official {official_s:.3f} s, ours {ours_s:.3f} s, "
-                f"speed-up {official_s / ours_s:.2f}x (max |diff| {diff:.1e}, vs official_outputs.json {diff_json:.1e})"
+    load = f"{args.competing} other busy process(es)" if args.competing else "nothing else running"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load}, {runs} timed runs per case")
+    with competing_processes(args.competing):
+        for weights in ("AASIST.pth", "AASIST-L.pth"):
+            compare(folder / weights, expected[weights], batches, runs)
+
+
+def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int) -> None:
+    """Check ours against the transcription and the official logits, then time both in alternation."""
+    weights = path.name
+    folder = path.parent
+    audio = REFERENCE_DIR / "lfcc" / "audio"
+    config = json.loads((folder / weights.replace(".pth", ".json")).read_text())
+    state = torch.load(folder / weights, map_location="cpu", weights_only=True)
+    model = AASIST.from_pretrained(folder / weights)
+    kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
+    band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
+    clips = [pad_or_truncate(sf.read(audio / name, dtype="float64")[0], config["nb_samp"]) for name in CLIPS]
+    for batch in batches:
+        x = torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])).float()
+        with torch.inference_mode():
+            official, ours = official_forward(state, config, band_pass, x), model(x)
+        diff = (official - ours).abs().max().item()
+        want = torch.tensor([expected[CLIPS[i % len(CLIPS)]]["logits"] for i in range(batch)])
+        diff_json = (ours - want).abs().max().item()
+        if diff > TOLERANCE or diff_json > TOLERANCE:
+            sys.exit(
+                f"{weights} batch {batch}: logits differ by {diff:.2e} (transcription), {diff_json:.2e} (JSON)"
             )
+        t_official, t_ours = [], []
+        with torch.inference_mode():
+            for _ in range(runs):
+                t_official.append(timed(official_forward, state, config, band_pass, x))
+                t_ours.append(timed(model, x))
+        official_s, ours_s = statistics.median(t_official), statistics.median(t_ours)
+        print(
+            f"{weights:13s} batch {batch}: official {official_s:.3f} s, ours {ours_s:.3f} s, "
+            f"speed-up {official_s / ours_s:.2f}x (max |diff| {diff:.1e}, vs official_outputs.json {diff_json:.1e})"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import competing_processes
 
 from rawnet.rawnet2 import VARIANTS, RawNet2
 from rawnet.sinc import band_edges
@@ -88,15 +89,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repeats, batch 1 only")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--competing", type=int, default=0,
+                        help="other processes kept busy during the timing (a shared machine); default 0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # Batch 8 gets fewer repeats: one official icassp2021 call takes seconds on 2 cores.
     repeats = {1: 3} if args.quick else {1: 7, 8: 3}
     batches = tuple(repeats)
 
+    with competing_processes(args.competing):
+        run(batches, repeats, args.competing)
+
+
+def run(batches: tuple[int, ...], repeats: dict[int, int], competing: int) -> None:
     counts = ", ".join(f"batch {b}: {repeats[b]}" for b in batches)
+    load = f"{competing} other busy process(es) competing for the cores" if competing else "nothing else running"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, median seconds per call of "
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, {load}; median seconds per call of "
         f"{counts} timed repeats, official and ours alternating. *official*: the official computation; "
         "*ours, GRU as set*: fixed filters, FFT sinc where faster, GRU on the caller's threads; *ours*: the default "
         "(GRU on one thread). Speed-up = official / ours, of the medians and of the best times (the best times "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import platform
 import resource
@@ -9,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,26 @@ def machine_summary() -> str:
             versions.append(f"{name} (not installed)")
     return (f"{cpu}; {os.cpu_count()} logical cores; {mem:.1f} GiB RAM; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}; " + ", ".join(versions))
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def competing_processes(n: int) -> Iterator[None]:
+    """Keep ``n`` other processes spinning on the CPU while the block runs, as on a shared machine.
+
+    Multithreaded kernels (BLAS, torch intra-op) degrade very differently when a core is taken by someone
+    else; timing both situations side by side shows it.
+    """
+    workers = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join()
