@@ -158,6 +158,9 @@ class SincConv(nn.Module):
     Input (batch, 1, samples) → output (batch, out_channels, samples - kernel_size + 1).
     """
 
+    # Registered as a buffer in __init__; declared so that type checkers see a Tensor, not Tensor | Module.
+    filters: torch.Tensor
+
     def __init__(
         self,
         out_channels: int,
