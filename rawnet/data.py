@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -45,7 +45,9 @@ def warn_conversions(trials: Sequence[Trial], what: str, sample_rate: int = DEFA
 
     Reads only the headers. Returns the number of such files.
     """
-    converted = [(t.path, notes) for t in trials if (notes := probe_conversions(t.path, sample_rate))]
+    converted = [
+        (t.path, notes) for t in trials if t.path is not None and (notes := probe_conversions(t.path, sample_rate))
+    ]
     if converted:
         path, notes = converted[0]
         warnings.warn(
@@ -124,6 +126,8 @@ class WaveformDataset(Dataset):
     def waveform(self, index: int) -> np.ndarray:
         """The float64 example of ``index`` in the current epoch, before conversion to a tensor."""
         trial = self.trials[index]
+        if trial.path is None:  # refused by __init__; only a trial list changed afterwards gets here
+            raise ValueError(f"trial {trial.file_id!r} has no audio path")
         signal = load_audio(trial.path, self.sample_rate, warn=False).signal
         if not self.train:
             return pad_or_truncate(signal, self.nb_samp)
@@ -188,7 +192,9 @@ def make_loader(
     num_replicas, rank : the process group's size and this process's rank.
     pin_memory : page-locked batches, for faster copies to a GPU.
     """
-    sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed
+    )
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -202,13 +208,14 @@ def make_loader(
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     """Set the epoch of a :func:`make_loader` loader's shuffle and of its dataset's random choices."""
-    loader.sampler.set_epoch(epoch)
-    loader.dataset.set_epoch(epoch)
+    # DataLoader types its sampler and dataset as the base classes; make_loader's are these.
+    cast(DistributedSampler, loader.sampler).set_epoch(epoch)
+    cast(WaveformDataset, loader.dataset).set_epoch(epoch)
 
 
 def shard_indices(loader: DataLoader) -> list[int]:
     """Dataset indices of the examples this process's :func:`make_loader` loader yields, in order."""
     indices: list[Any] = list(loader.sampler)
-    if loader.drop_last:
+    if loader.drop_last and loader.batch_size is not None:  # drop_last implies a batch size
         indices = indices[: len(indices) - len(indices) % loader.batch_size]
     return [int(i) for i in indices]
