@@ -102,10 +102,24 @@ def frequency_mask(n_channels: int, generator: torch.Generator | None = None) ->
     return mask
 
 
+def _running_stats(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError(f"{bn} keeps no running statistics (track_running_stats=False)")
+    return bn.running_mean, bn.running_var
+
+
+def _conv_bias(conv: nn.Conv2d) -> Tensor:
+    # Every convolution of AASIST has a bias.
+    if conv.bias is None:
+        raise ValueError(f"{conv} has no bias")
+    return conv.bias
+
+
 def fold_batchnorm(weight: Tensor, bias: Tensor, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """Weight and bias of ``bn(conv(x))`` as one convolution, with ``bn`` in eval mode (running statistics)."""
-    gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return weight * gain.view(-1, 1, 1, 1), (bias - bn.running_mean) * gain + bn.bias
+    running_mean, running_var = _running_stats(bn)
+    gain = bn.weight / torch.sqrt(running_var + bn.eps)
+    return weight * gain.view(-1, 1, 1, 1), (bias - running_mean) * gain + bn.bias
 
 
 def max_pool_time(x: Tensor, size: int = 3) -> Tensor:
@@ -187,8 +201,11 @@ class HeteroGraphAttention(nn.Module):
         self.proj_type2 = nn.Linear(in_dim, in_dim)
         self.att_proj = nn.Linear(in_dim, out_dim)
         self.att_projM = nn.Linear(in_dim, out_dim)
-        for name in ("att_weight11", "att_weight22", "att_weight12", "att_weightM"):
-            setattr(self, name, nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1))))
+        # Assigned one by one (in the official order, which fixes the initial values drawn) so that their type is known.
+        self.att_weight11 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weight22 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weight12 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weightM = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
         self.proj_with_att = nn.Linear(in_dim, out_dim)
         self.proj_without_att = nn.Linear(in_dim, out_dim)
         self.proj_with_attM = nn.Linear(in_dim, out_dim)
@@ -232,6 +249,14 @@ class GraphPool(nn.Module):
         return graph_pool(h, torch.sigmoid(self.proj(self.drop(h))), self.ratio)
 
 
+#: :meth:`ResidualBlock.fused_weights`: (conv1 weight, bias, conv2 weight, bias, (downsample weight, bias) or None).
+FusedWeights = tuple[Tensor, Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]
+
+
+def _channels_last(weight: Tensor) -> Tensor:
+    return weight.contiguous(memory_format=torch.channels_last)
+
+
 class ResidualBlock(nn.Module):
     """Residual block on (batch, channels, freq, time): conv (2, 3) → BN → SELU → conv (2, 3), + identity
     (through a (1, 3) ``conv_downsample`` where the channel counts differ), then max-pool (1, 3) over time.
@@ -259,23 +284,19 @@ class ResidualBlock(nn.Module):
         identity = x if self.conv_downsample is None else self.conv_downsample(x)
         return F.max_pool2d(out + identity, (1, 3))
 
-    def fused_weights(self) -> tuple[Tensor | None, ...]:
+    def fused_weights(self) -> FusedWeights:
         """Eval-mode weights for :func:`residual_block_segment`: ``bn2`` folded into ``conv1``, channels-last.
 
-        Returns (conv1 weight, conv1 bias, conv2 weight, conv2 bias, downsample weight, downsample bias); the last
-        two are None without ``conv_downsample``.
+        Returns (conv1 weight, conv1 bias, conv2 weight, conv2 bias, (downsample weight, downsample bias)); the
+        last is None without ``conv_downsample``.
         """
-        w1, b1 = fold_batchnorm(self.conv1.weight, self.conv1.bias, self.bn2)
+        w1, b1 = fold_batchnorm(self.conv1.weight, _conv_bias(self.conv1), self.bn2)
         ds = self.conv_downsample
-        weights = (w1, b1, self.conv2.weight, self.conv2.bias) + ((None, None) if ds is None else (ds.weight, ds.bias))
-        return tuple(
-            w if w is None or w.dim() < 4 else w.contiguous(memory_format=torch.channels_last) for w in weights
-        )
+        downsample = None if ds is None else (_channels_last(ds.weight), _conv_bias(ds))
+        return _channels_last(w1), b1, _channels_last(self.conv2.weight), _conv_bias(self.conv2), downsample
 
 
-def residual_block_segment(
-    seg: Tensor, weights: tuple[Tensor | None, ...], signal_start: bool, signal_end: bool
-) -> Tensor:
+def residual_block_segment(seg: Tensor, weights: FusedWeights, signal_start: bool, signal_end: bool) -> Tensor:
     """Eval-mode :class:`ResidualBlock` on a time segment, channels-last in and out.
 
     Parameters
@@ -291,7 +312,7 @@ def residual_block_segment(
     Tensor
         (batch, out_channels, freq, n).
     """
-    w1, b1, w2, b2, wd, bd = weights
+    w1, b1, w2, b2, downsample = weights
     seg = seg.contiguous(memory_format=torch.channels_last)
     hidden = torch.selu_(conv2d_channels_last(seg, w1, b1, pad_freq=1))
     if signal_start:
@@ -300,7 +321,7 @@ def residual_block_segment(
         hidden[..., -1] = 0
     y = conv2d_channels_last(hidden, w2, b2)
     # The downsampling convolution runs over the margins too (two extra steps) so that seg is not copied again.
-    y += seg[..., 2:-2] if wd is None else conv2d_channels_last(seg, wd, bd)[..., 1:-1]
+    y += seg[..., 2:-2] if downsample is None else conv2d_channels_last(seg, *downsample)[..., 1:-1]
     return max_pool_time(y)
 
 
@@ -424,7 +445,8 @@ class AASIST(nn.Module):
         lengths = [(x.shape[-1] - kernel + 1) // 3]
         for _ in self.encoder:
             lengths.append(lengths[-1] // 3)
-        weights = [seq[0].fused_weights() for seq in self.encoder]
+        # The blocks in order (each sits alone in its nested Sequential).
+        weights = [m.fused_weights() for m in self.encoder.modules() if isinstance(m, ResidualBlock)]
         chunks = [max(1, INFERENCE_CHUNK_ELEMENTS // (3 * x.shape[0] * n_sinc))]
         chunks += [
             max(1, INFERENCE_CHUNK_ELEMENTS // (3 * x.shape[0] * w[0].shape[0] * (n_sinc // 3 + 1))) for w in weights
@@ -436,8 +458,9 @@ class AASIST(nn.Module):
             return list(itertools.pairwise(lo + (hi - lo) * k // n_parts for k in range(n_parts + 1)))
 
         bn = self.first_bn
-        gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * gain
+        running_mean, running_var = _running_stats(bn)
+        gain = bn.weight / torch.sqrt(running_var + bn.eps)
+        shift = bn.bias - running_mean * gain
         front = x.new_empty(x.shape[0], 1, n_sinc // 3, lengths[0])
         for a, b in split(0, lengths[0], chunks[0]):
             y = self.conv_time(x[:, None, 3 * a : 3 * b + kernel - 1])
@@ -462,6 +485,7 @@ class AASIST(nn.Module):
                     if hi < stop:
                         out[..., hi - start :] = 0
                 out[..., a - start : b - start] = part
+            assert out is not None  # split() always yields at least one segment
             return out
 
         return stage(len(weights), 0, lengths[-1])
@@ -491,14 +515,14 @@ class AASIST(nn.Module):
             t_aug, s_aug, m_aug = second(t, s, m)
             branches.append([self.drop_way(t + t_aug), self.drop_way(s + s_aug), self.drop_way(m + m_aug)])
         (t1, s1, m1), (t2, s2, m2) = branches
-        out_T, out_S, master = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
+        out_T, out_S, out_M = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
         return torch.cat(
             [
                 out_T.abs().amax(dim=1),
                 out_T.mean(dim=1),
                 out_S.abs().amax(dim=1),
                 out_S.mean(dim=1),
-                master.squeeze(1),
+                out_M.squeeze(1),
             ],
             dim=1,
         )
