@@ -409,9 +409,9 @@ def _data_summary(trials: Sequence[Trial] | None) -> dict[str, Any] | None:
 
 
 def _check_classes(trials: Sequence[Trial], what: str) -> None:
-    keys = {t.key for t in trials}
-    if None in keys:
+    if any(t.key is None for t in trials):
         raise ValueError(f"{what} set: every trial needs a bonafide/spoof key")
+    keys = {t.key for t in trials if t.key is not None}
     if keys != {"bonafide", "spoof"}:
         raise ValueError(f"{what} set needs both bona fide and spoof trials; it has only {sorted(keys)}")
 
@@ -439,7 +439,7 @@ def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: st
     return names
 
 
-def _read_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+def _read_checkpoint(path: Path, settings: dict[str, Any]) -> Mapping[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -459,7 +459,7 @@ def _read_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def _open_run_dir(run_dir: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _open_run_dir(run_dir: Path, resume: bool, settings: dict[str, Any]) -> Mapping[str, Any] | None:
     """The checkpoint to resume from, or None for a new run; refuses to overwrite an earlier run by accident."""
     path = run_dir / CHECKPOINT
     if resume:
@@ -540,7 +540,7 @@ def _dev_pass(model, loader, weights, device, amp, report) -> tuple[np.ndarray, 
 def _evaluate(model, loader, weights, device, amp, report, env: _Distributed) -> tuple[float, float]:
     """Dev loss (weighted mean cross-entropy) and EER over the whole dev set, gathered from every process."""
     scores, losses = _dev_pass(model, loader, weights, device, amp, report)
-    shards = [(shard_indices(loader), scores, losses)]
+    shards: list[Any] = [(shard_indices(loader), scores, losses)]
     if env.active:
         shards = [None] * env.world_size
         dist.all_gather_object(shards, (shard_indices(loader), scores, losses))
@@ -674,7 +674,7 @@ def train(
     settings = _run_settings(spec, recipe, seed, train_trials, dev_trials)
     checkpoint = _open_run_dir(run_dir, resume, settings)
     pin = device.type == "cuda"
-    shard = {"num_replicas": env.world_size, "rank": env.rank, "workers": workers, "pin_memory": pin}
+    shard: dict[str, Any] = {"num_replicas": env.world_size, "rank": env.rank, "workers": workers, "pin_memory": pin}
     train_set = WaveformDataset(train_trials, spec.nb_samp, train=True, random_crop=recipe.random_crop,
                                 augment=augment, seed=seed)
     train_loader = make_loader(train_set, recipe.batch_size, shuffle=True, drop_last=recipe.drop_last, seed=seed,
