@@ -117,13 +117,17 @@ class RawWaveformScorer(Scorer):
         """Constructor arguments that describe ``spec``."""
         return {"variant": spec.variant, "config": spec.config}
 
+    # The hooks below take the keyword options of :meth:`load`; each subclass names the ones it accepts, which
+    # ``*args: Any, **options: Any`` lets it do (to a type checker, a signature any override may narrow).
     @classmethod
-    def _spec_for_state_dict(cls, state: Mapping[str, torch.Tensor], path: Path, **options: Any) -> ModelSpec:
+    def _spec_for_state_dict(
+        cls, state: Mapping[str, torch.Tensor], path: Path, *args: Any, **options: Any
+    ) -> ModelSpec:
         """The network a bare state_dict belongs to (``options`` are those of :meth:`load`)."""
         raise NotImplementedError
 
     @classmethod
-    def _default_weights(cls, **options: Any) -> Path:
+    def _default_weights(cls, *args: Any, **options: Any) -> Path:
         """The weights :meth:`load` reads when no path is given."""
         raise ValueError(f"the {cls.name} scorer needs a model file (--model), e.g. RUN_DIR/best.pth of "
                          f"`antispoof train {cls.name}`")
@@ -376,7 +380,9 @@ class RawNet2Scorer(RawWaveformScorer):
         super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
         self.sinc_scale = sinc_scale
         if self.output_kind == "logits":
-            self.default_threshold = 0.0
+            # The class attribute is the asvspoof2021 threshold; an icassp2021 instance shadows it on purpose
+            # (Scorer declares it a ClassVar, which mypy does not let an instance set).
+            self.default_threshold = 0.0  # type: ignore[misc]
 
     @property
     def output_kind(self) -> str:
@@ -391,7 +397,15 @@ class RawNet2Scorer(RawWaveformScorer):
         return {**super()._params(spec), "sinc_scale": spec.sinc_scale}
 
     @classmethod
-    def _spec_for_state_dict(cls, state, path, *, config=None, variant=None, sinc_scale=None) -> ModelSpec:
+    def _spec_for_state_dict(
+        cls,
+        state: Mapping[str, torch.Tensor],
+        path: Path,
+        *,
+        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        variant: str | None = None,
+        sinc_scale: str | None = None,
+    ) -> ModelSpec:
         first_bn = state.get("first_bn.weight")
         if first_bn is None or "fc2_gru.weight" not in state:
             raise CheckpointError(f"{path}: not a RawNet2 state_dict (no first_bn/fc2_gru weights)")
@@ -462,14 +476,23 @@ class AASISTScorer(RawWaveformScorer):
         return ModelSpec(self.architecture, self.variant, load_aasist_config(self.config))
 
     @classmethod
-    def _default_weights(cls, *, variant=None, config=None) -> Path:
+    def _default_weights(
+        cls, *, variant: str | None = None, config: Mapping[str, Any] | str | os.PathLike | None = None
+    ) -> Path:
         name = variant or "aasist"
         if name not in AASIST_VARIANTS:
             raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_VARIANTS)}")
         return require_weights(name)
 
     @classmethod
-    def _spec_for_state_dict(cls, state, path, *, variant=None, config=None) -> ModelSpec:
+    def _spec_for_state_dict(
+        cls,
+        state: Mapping[str, torch.Tensor],
+        path: Path,
+        *,
+        variant: str | None = None,
+        config: Mapping[str, Any] | str | os.PathLike | None = None,
+    ) -> ModelSpec:
         if variant is not None and variant not in AASIST_VARIANTS:
             raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
         # from_pretrained picks the official config whose parameter shapes match and checks the weights fit.
