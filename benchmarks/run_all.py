@@ -4,7 +4,8 @@ Each script runs in its own process (so one's memory or threads cannot affect th
 Markdown section; this collects them under a header naming the machine and library versions. A script
 that fails is reported in the file and makes this exit non-zero; the others still run.
 
-Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``.
+Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``. With ``--only``, the
+sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone.
 """
 
 from __future__ import annotations
@@ -20,23 +21,31 @@ from common import machine_summary
 
 HERE = Path(__file__).resolve().parent
 
-#: (script, title, what it shows). Order: cheap and core first.
-BENCHMARKS = [
-    ("bench_lfcc.py", "LFCC throughput", "issue 3: ≥ 1,500× real time (float64) and ≥ 3,000× (float32), one thread"),
-    ("bench_metrics.py", "Metrics on 71,237 trials", "issue 2: full evaluation well under 2 s"),
-    ("bench_gmm.py", "GMM training at ASVspoof 2019 LA scale",
+#: (script, extra arguments, title, what it shows). Order: cheap and core first.
+BENCHMARKS: list[tuple[str, list[str], str, str]] = [
+    ("bench_lfcc.py", [], "LFCC throughput",
+     "issue 3: ≥ 1,500× real time (float64) and ≥ 3,000× (float32), one thread"),
+    ("bench_metrics.py", [], "Metrics on 71,237 trials", "issue 2: full evaluation well under 2 s"),
+    ("bench_gmm.py", [], "GMM training at ASVspoof 2019 LA scale",
      "issue 3: both classes (8.6 M × 60 frames, 512 components, 10 iterations) ≤ 15 min, peak RSS ≤ 4 GB"),
-    ("bench_scoring.py", "End-to-end LFCC-GMM scoring", "issue 3: ≥ 200 files/s on 3–4 s files"),
-    ("bench_long_file.py", "One-hour recording", "issue 7: LFCC-GMM peak RSS ≤ 1 GB"),
-    ("bench_asvspoof_scale.py", "ASVspoof-size dry run", "issue 8: every stage timed, extrapolated to 25,380 clips"),
-    ("bench_dask.py", "Dask backend", "issue 8: cluster vs local, identical results"),
-    ("bench_rawnet2.py", "RawNet2 CPU inference", "issue 4: ≥ 2× faster than the official forward"),
-    ("bench_aasist.py", "AASIST CPU inference", "issue 5: ≥ 2× faster than the official forward"),
+    ("bench_scoring.py", [], "End-to-end LFCC-GMM scoring", "issue 3: ≥ 200 files/s on 3–4 s files"),
+    ("bench_long_file.py", [], "One-hour recording", "issue 7: LFCC-GMM peak RSS ≤ 1 GB"),
+    ("bench_asvspoof_scale.py", [], "ASVspoof-size dry run",
+     "issue 8: every stage timed, extrapolated to 25,380 clips"),
+    ("bench_dask.py", [], "Dask backend", "issue 8: cluster vs local, identical results"),
+    ("bench_rawnet2.py", [], "RawNet2 CPU inference", "issue 4: ≥ 2× faster than the official forward"),
+    # The spec's official timing (1.63 s per clip) is that of a loaded 2-core machine; one busy process
+    # competing for the cores reproduces that regime side by side.
+    ("bench_rawnet2.py", ["--competing", "1"], "RawNet2 CPU inference, one competing process",
+     "issue 4: ≥ 2× faster than the official forward, on a shared machine"),
+    ("bench_aasist.py", [], "AASIST CPU inference", "issue 5: ≥ 2× faster than the official forward"),
+    ("bench_aasist.py", ["--competing", "1"], "AASIST CPU inference, one competing process",
+     "issue 5: ≥ 2× faster than the official forward, on a shared machine"),
 ]
 
 
-def run(script: str, quick: bool) -> tuple[str, bool, float]:
-    command = [sys.executable, str(HERE / script)] + (["--quick"] if quick else [])
+def run(script: str, extra: list[str], quick: bool) -> tuple[str, bool, float]:
+    command = [sys.executable, str(HERE / script), *extra] + (["--quick"] if quick else [])
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
     seconds = time.perf_counter() - start
@@ -48,6 +57,23 @@ def run(script: str, quick: bool) -> tuple[str, bool, float]:
     return (out if "|---" in out or "| ---" in out else f"```\n{out}\n```") + "\n", True, seconds
 
 
+def previous_sections(path: Path) -> dict[str, str]:
+    """The sections of an earlier RESULTS.md by title (a section's body may hold ``##`` headings of its own)."""
+    if not path.exists():
+        return {}
+    titles = {title for _, _, title, _ in BENCHMARKS}
+    sections: dict[str, str] = {}
+    current: str | None = None
+    for line in path.read_text().splitlines(keepends=True):
+        heading = line[3:].strip() if line.startswith("## ") else None
+        if heading in titles:
+            current = heading
+            sections[current] = ""
+        if current is not None:
+            sections[current] += line
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
@@ -55,19 +81,26 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     selected = [b for b in BENCHMARKS if not args.only or Path(b[0]).stem in args.only or b[0] in args.only]
+    kept = previous_sections(args.output) if args.only else {}
     sections, failed = [], []
-    for script, title, target in selected:
+    for script, extra, title, target in BENCHMARKS:
+        if (script, extra, title, target) not in selected:
+            if title in kept:
+                sections.append(kept[title].rstrip("\n") + "\n")
+            continue
         if not (HERE / script).exists():
             continue
-        print(f"running {script} …", file=sys.stderr, flush=True)
-        body, ok, seconds = run(script, args.quick)
+        command = " ".join([script, *extra] + (["--quick"] if args.quick else []))
+        print(f"running {command} …", file=sys.stderr, flush=True)
+        body, ok, seconds = run(script, extra, args.quick)
         if not ok:
-            failed.append(script)
-        sections.append(f"## {title}\n\n*Target — {target}.* `python benchmarks/{script}`"
-                        f"{' --quick' if args.quick else ''}, {seconds:.0f} s.\n\n{body}")
+            failed.append(command)
+        sections.append(f"## {title}\n\n*Target — {target}.* `python benchmarks/{command}`, {seconds:.0f} s."
+                        f"\n\n{body}")
     header = (
         "# Benchmark results\n\n"
-        f"Written by `benchmarks/run_all.py{' --quick' if args.quick else ''}` on "
+        f"Last written by `benchmarks/run_all.py{' --quick' if args.quick else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}` on "
         f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.\n\n"
         f"Machine: {machine_summary()}.\n\n"
         "Every ratio below compares implementations measured side by side in the same run; medians of repeats.\n"
