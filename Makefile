@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # e.g. `make TORCH_SPEC='torch>=2.1' demo`, or install your own torch build first.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 # The demo adds AASIST when its weights are found: in the cache (`antispoof weights fetch aasist`), or in the
 # project's reference folder when it sits beside the checkout.
@@ -33,7 +34,11 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[rawnet,dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
