@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from common import self_peak_rss_mib, speech_like
+from common import self_peak_rss_mib, write_clip
 
 from lfcc_gmm.baseline import LFCCGMMScorer
 from lfcc_gmm.batch import score_trials
@@ -29,14 +28,8 @@ LA_BONAFIDE_SHARE = 2_580 / 25_380
 
 def generate(folder: Path, n: int, seed: int = 0) -> list[Trial]:
     rng = np.random.default_rng(seed)
-    trials = []
-    for i in range(n):
-        bonafide = rng.random() < LA_BONAFIDE_SHARE
-        x = speech_like(rng.uniform(3.0, 4.0), rng, band_limit=not bonafide)
-        path = folder / f"LA_T_{i:07d}.flac"
-        sf.write(path, x, 16000, subtype="PCM_16")
-        trials.append(Trial(path.stem, "bonafide" if bonafide else "spoof", "-" if bonafide else "A0X", path=path))
-    return trials
+    # The class is drawn before the clip, as the generator has always done, so the data stay the same.
+    return [write_clip(folder, f"LA_T_{i:07d}", rng.random() >= LA_BONAFIDE_SHARE, "A0X", rng) for i in range(n)]
 
 
 def main() -> None:

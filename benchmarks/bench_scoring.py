@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from common import median_seconds, speech_like
+from common import median_seconds, write_clip
 
 from lfcc_gmm.baseline import LFCCGMMScorer
 from lfcc_gmm.batch import score_trials
@@ -28,14 +28,7 @@ TARGET_FILES_PER_SECOND = 200
 
 def make_files(folder: Path, n: int, seed: int = 0) -> list[Trial]:
     rng = np.random.default_rng(seed)
-    trials = []
-    for i in range(n):
-        spoof = i % 2 == 1
-        x = speech_like(rng.uniform(3.0, 4.0), rng, band_limit=spoof)
-        path = folder / f"B_{i:05d}.flac"
-        sf.write(path, x, 16000, subtype="PCM_16")
-        trials.append(Trial(path.stem, "spoof" if spoof else "bonafide", "X01" if spoof else "-", path=path))
-    return trials
+    return [write_clip(folder, f"B_{i:05d}", i % 2 == 1, "X01", rng) for i in range(n)]
 
 
 def main() -> None:

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from lfcc_gmm.protocols import Trial
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("ANTISPOOF_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference"))
@@ -77,6 +80,14 @@ def speech_like(seconds: float, rng: np.random.Generator, sample_rate: int = 160
 
         y = sosfilt(butter(8, 4000, fs=sample_rate, output="sos"), y)
     return 0.5 * y / (np.max(np.abs(y)) + 1e-12)
+
+
+def write_clip(folder: Path, file_id: str, spoof: bool, attack: str, rng: np.random.Generator) -> Trial:
+    """Write a 3–4 s speech-like 16 kHz FLAC (band-limited when ``spoof``) and return its trial."""
+    x = speech_like(rng.uniform(3.0, 4.0), rng, band_limit=spoof)
+    path = folder / f"{file_id}.flac"
+    sf.write(path, x, 16000, subtype="PCM_16")
+    return Trial(file_id, "spoof" if spoof else "bonafide", attack if spoof else "-", path=path)
 
 
 def machine_summary() -> str:
