@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
+from rawnet.gru import GRULayer, gru_last_output, gru_layers
 from rawnet.sinc import SincConv
-from rawnet.threads import intra_op_threads
+from rawnet.threads import ThreadCountTuner, intra_op_threads
 
 VARIANTS = ("asvspoof2021", "icassp2021")
 
@@ -155,9 +156,12 @@ class RawNet2(nn.Module):
     sinc_scale : band-edge scale of the sinc filters; ``"mel"``, or for ``icassp2021`` also ``"inverse-mel"``
         or ``"linear"``.
     sinc_method : how the sinc filters are applied, see :class:`rawnet.sinc.SincConv`.
-    recurrent_threads : torch intra-op threads while the GRU runs on the CPU (``None``: unchanged). The recurrence
-        is a chain of small memory-bound matrix-vector products; on a busy 2-core machine, synchronising two
-        threads at every step made it several times slower than one thread (benchmarks/bench_rawnet2.py).
+    recurrent_threads : intra-op threads for the GRU in CPU inference (eval mode, no autograd), where the
+        recurrence runs as :func:`rawnet.gru.gru_last_output` with its product split over threads. ``"auto"``
+        times one thread against torch's current count on the real calls and keeps the faster
+        (:class:`rawnet.threads.ThreadCountTuner`): on an idle 2-core machine two threads halve the recurrence,
+        on a busy one every step would wait for the descheduled thread (benchmarks/bench_rawnet2.py). An
+        integer fixes the count; ``None`` leaves torch's setting. Outputs agree to float rounding for any choice.
 
     ``forward(x)`` takes (batch, samples) float32 and returns (batch, nb_classes): log-softmax for
     ``asvspoof2021``, logits for ``icassp2021``. Class 1 is bona fide.
@@ -169,14 +173,18 @@ class RawNet2(nn.Module):
         variant: str = "asvspoof2021",
         sinc_scale: str = "mel",
         sinc_method: str = "auto",
-        recurrent_threads: int | None = 1,
+        recurrent_threads: int | str | None = "auto",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown RawNet2 variant {variant!r}; expected one of {VARIANTS}")
+        if not (recurrent_threads in (None, "auto") or _is_positive_int(recurrent_threads)):
+            raise ValueError(f"recurrent_threads must be 'auto', None or a positive integer, got {recurrent_threads!r}")
         self.config = validate_config(DEFAULT_CONFIGS[variant] if config is None else config)
         self.variant = variant
         self.recurrent_threads = recurrent_threads
+        self._thread_tuner = ThreadCountTuner()
+        self._packed_gru: tuple[tuple, list[GRULayer]] | None = None
         cfg = self.config
         filts = cfg["filts"]
         self.sinc_conv = SincConv(filts[0], cfg["first_conv"], layout=variant, scale=sinc_scale, method=sinc_method)
@@ -215,10 +223,33 @@ class RawNet2(nn.Module):
             scale = torch.sigmoid(getattr(self, f"fc_attention{i}")(F.adaptive_avg_pool1d(x, 1).flatten(1)))
             scale = scale.unsqueeze(-1)
             x = x * scale + scale
-        x = self.selu(self.bn_before_gru(x))
-        with intra_op_threads(self.recurrent_threads if x.device.type == "cpu" else None):
-            x, _ = self.gru(x.transpose(1, 2))
-        x = self.fc2_gru(self.fc1_gru(x[:, -1, :]))
+        x = self.selu(self.bn_before_gru(x)).transpose(1, 2)
+        x = self._recurrent_inference(x) if self._cpu_inference(x) else self.gru(x)[0][:, -1]
+        x = self.fc2_gru(self.fc1_gru(x))
         if self.variant == "asvspoof2021":
             return F.log_softmax(x, dim=1)
         return x
+
+    def _cpu_inference(self, x: torch.Tensor) -> bool:
+        grad_or_trace = self.training or torch.is_grad_enabled() or torch.jit.is_tracing()
+        return x.device.type == "cpu" and not grad_or_trace
+
+    def _gru_layers(self) -> list[GRULayer]:
+        """The GRU weights laid out for inference, rebuilt whenever a weight is replaced or changed in place."""
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.gru.parameters())
+        if self._packed_gru is None or self._packed_gru[0] != key:
+            self._packed_gru = (key, gru_layers(self.gru))
+        return self._packed_gru[1]
+
+    def _recurrent_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """The GRU's last output, (batch, gru_node), for (batch, time, features) input, on the chosen threads."""
+        layers = self._gru_layers()
+        # The split of the product follows the caller's thread count, not the tuner's pick: the pick then only
+        # decides how many threads share the parts, not how the sums are grouped.
+        n_parts = torch.get_num_threads()
+        threads = self.recurrent_threads
+        if isinstance(threads, str):  # "auto"
+            with self._thread_tuner.timed_threads(x.shape[0], (1, n_parts)):
+                return gru_last_output(x, layers, n_parts)
+        with intra_op_threads(threads):
+            return gru_last_output(x, layers, n_parts)

@@ -1,9 +1,10 @@
-"""torch's intra-op thread count, changed for one stretch of work."""
+"""torch's intra-op thread count: changed for one stretch of work, or chosen for it by timing."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Hashable, Iterator, Sequence
 
 import torch
 
@@ -24,3 +25,48 @@ def intra_op_threads(n_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class ThreadCountTuner:
+    """Picks the faster intra-op thread count for a repeated stretch of work by timing the real calls.
+
+    A loop of short multithreaded steps wins on an idle machine and loses badly when another process holds a
+    core, because every step then waits for the descheduled thread. Each candidate count is tried once; after
+    that the one with the lowest running average is used, and every ``explore_every``-th call times another one
+    again, so that a change of load is noticed. Timings are kept apart by ``key`` (a batch size, say).
+
+    Parameters
+    ----------
+    explore_every : how often (in calls per key) a count other than the current fastest is re-timed.
+    """
+
+    def __init__(self, explore_every: int = 8) -> None:
+        self.explore_every = explore_every
+        self.seconds: dict[tuple[Hashable, int], float] = {}
+        self._calls: dict[Hashable, int] = {}
+
+    def choose(self, key: Hashable, candidates: Sequence[int]) -> int:
+        """The thread count to use for this call (and count the call)."""
+        ranked = sorted(set(candidates))
+        calls = self._calls[key] = self._calls.get(key, 0) + 1
+        untimed = [n for n in ranked if (key, n) not in self.seconds]
+        if untimed:
+            return untimed[0]
+        ranked.sort(key=lambda n: self.seconds[(key, n)])
+        if len(ranked) > 1 and calls % self.explore_every == 0:
+            return ranked[1 + (calls // self.explore_every) % (len(ranked) - 1)]
+        return ranked[0]
+
+    def record(self, key: Hashable, n_threads: int, seconds: float) -> None:
+        """Fold one measured call into the running average (equal weight to the past and to the new time)."""
+        past = self.seconds.get((key, n_threads))
+        self.seconds[(key, n_threads)] = seconds if past is None else 0.5 * (past + seconds)
+
+    @contextlib.contextmanager
+    def timed_threads(self, key: Hashable, candidates: Sequence[int]) -> Iterator[int]:
+        """Run the block on the chosen thread count (yielded) and record how long it took; failures are not timed."""
+        n_threads = self.choose(key, candidates)
+        start = time.perf_counter()
+        with intra_op_threads(n_threads):
+            yield n_threads
+        self.record(key, n_threads, time.perf_counter() - start)

@@ -145,19 +145,51 @@ def test_output_kind_per_variant():
     assert not torch.allclose(logits.exp().sum(dim=1), torch.ones(3))
 
 
-def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_official_outputs_one_clip_at_a_time(reference_dir, official, variant):
+    # Batch 1 takes the embedding-bag recurrence (rawnet.gru), larger batches a matrix product.
+    model = _small_model(reference_dir, variant)
+    for name, case in official["cases"][variant].items():
+        audio = pad_or_truncate(sf.read(reference_dir / "lfcc" / "audio" / name, dtype="float64")[0], 64600)
+        with torch.inference_mode():
+            out = model(torch.from_numpy(audio).to(torch.float32)[None]).numpy()
+        np.testing.assert_allclose(out[0], case["output"], rtol=0, atol=PARITY_ATOL)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged(batch):
     torch.manual_seed(0)
-    model = RawNet2(SMALL, recurrent_threads=1).eval()
-    plain = RawNet2(SMALL, recurrent_threads=None).eval()
-    plain.load_state_dict(model.state_dict())
-    x = torch.randn(2, 4000)
+    models = [RawNet2(SMALL, recurrent_threads=threads).eval() for threads in ("auto", 1, None)]
+    for model in models[1:]:
+        model.load_state_dict(models[0].state_dict())
+    x = torch.randn(batch, 4000)
     threads = torch.get_num_threads()
     with torch.no_grad():
-        torch.testing.assert_close(model(x), plain(x), rtol=0, atol=1e-6)
+        outputs = [model(x) for model in models for _ in range(3)]
+    for output in outputs[1:]:
+        torch.testing.assert_close(output, outputs[0], rtol=0, atol=1e-6)
     assert torch.get_num_threads() == threads
 
 
+def test_inference_and_autograd_paths_agree_and_follow_new_weights():
+    torch.manual_seed(0)
+    model = RawNet2(SMALL).eval()
+    x = torch.randn(1, 4000)
+    with torch.no_grad():
+        first = model(x)  # packs the GRU weights for inference
+    other = RawNet2(SMALL).eval()
+    model.load_state_dict(other.state_dict())  # copies in place: same storage, new values
+    with torch.no_grad():
+        inference = model(x)
+    autograd = model(x)  # autograd on: nn.GRU itself
+    torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=1e-6)
+    assert not torch.allclose(first, inference)
+
+
 def test_bad_arguments():
+    for threads in (0, 1.5, "fast"):
+        with pytest.raises(ValueError, match="recurrent_threads"):
+            RawNet2(SMALL, recurrent_threads=threads)
     with pytest.raises(ValueError, match="variant"):
         RawNet2(SMALL, "rawnet3")
     with pytest.raises(ValueError, match="only has the 'mel' scale"):

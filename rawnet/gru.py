@@ -1,0 +1,103 @@
+"""GRU inference on the CPU with the recurrent product spread over torch's intra-op threads.
+
+``nn.GRU`` on the CPU computes each step's recurrent product ``W_hh h`` with one BLAS matrix-vector call, which
+does not split over threads at RawNet2's sizes (3,072 x 1,024): at batch 1 the 3 x 29 steps of RawNet2's GRU
+each read 12 MiB of weights on one core, and that is most of the network's CPU time. Here that product is an
+embedding bag over the rows of ``W_hhᵀ`` weighted by ``h``, summed in ``n_parts`` bags that torch computes on
+separate threads. For a batch of several sequences the product is one matrix-matrix call, as in ``nn.GRU``.
+
+The gate equations are ``nn.GRU``'s; outputs agree with it to float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GRULayer(NamedTuple):
+    """One GRU layer's weights laid out for :func:`gru_last_output`.
+
+    ``weight_ih``: (3H, in), as in ``nn.GRU``; ``weight_hh_t``: (H, 3H) contiguous, the transposed recurrent
+    weights; ``bias``: (3H,), ``b_ih`` with ``b_hh`` added to its reset and update parts; ``bias_hn``: (H,), the
+    new-gate part of ``b_hh``, which the reset gate scales.
+    """
+
+    weight_ih: Tensor
+    weight_hh_t: Tensor
+    bias: Tensor
+    bias_hn: Tensor
+
+
+def gru_layers(gru: nn.GRU) -> list[GRULayer]:
+    """The layers of a unidirectional, batch-first ``nn.GRU`` with biases, as :class:`GRULayer` tuples (copies).
+
+    Raises
+    ------
+    ValueError
+        for a GRU this implementation does not cover (bidirectional, no bias, time-major, projections).
+    """
+    if gru.bidirectional or not gru.bias or not gru.batch_first or gru.proj_size:
+        raise ValueError("gru_layers needs a unidirectional, batch-first nn.GRU with biases")
+    hidden = gru.hidden_size
+    layers = []
+    with torch.no_grad():
+        for i in range(gru.num_layers):
+            b_hh = getattr(gru, f"bias_hh_l{i}")
+            bias = getattr(gru, f"bias_ih_l{i}").clone()
+            bias[: 2 * hidden] += b_hh[: 2 * hidden]
+            layers.append(
+                GRULayer(
+                    getattr(gru, f"weight_ih_l{i}").detach().clone(),
+                    getattr(gru, f"weight_hh_l{i}").detach().t().contiguous(),
+                    bias,
+                    b_hh[2 * hidden :].clone(),
+                )
+            )
+    return layers
+
+
+def gru_last_output(x: Tensor, layers: list[GRULayer], n_parts: int = 2) -> Tensor:
+    """Output of the last layer at the last time step of a multi-layer GRU started from a zero state.
+
+    Parameters
+    ----------
+    x : (batch, time, features), batch first.
+    layers : from :func:`gru_layers`.
+    n_parts : at batch 1, the recurrent product is summed in this many parts, one per intra-op thread at most.
+
+    Returns
+    -------
+    Tensor
+        (batch, hidden), equal to ``gru(x)[0][:, -1]`` to float rounding.
+    """
+    if x.dim() != 3 or x.shape[1] == 0:
+        raise ValueError(f"expected input of shape (batch, time >= 1, features), got {tuple(x.shape)}")
+    batch, steps, _ = x.shape
+    hidden = layers[0].bias_hn.shape[0]
+    parts = max(1, min(n_parts, hidden))
+    rows = torch.arange(hidden, device=x.device)
+    offsets = torch.arange(parts, device=x.device) * hidden // parts
+    sequence = x
+    for layer in layers:
+        # The input projection of all steps at once: one matrix product, not one per step.
+        gates_in = torch.addmm(layer.bias, sequence.reshape(batch * steps, -1), layer.weight_ih.t())
+        gates_in = gates_in.view(batch, steps, 3 * hidden)
+        h = x.new_zeros(batch, hidden)
+        outputs = x.new_empty(batch, steps, hidden)
+        for t in range(steps):
+            if batch == 1:
+                partial = F.embedding_bag(rows, layer.weight_hh_t, offsets, mode="sum", per_sample_weights=h[0])
+                gates_h = partial.sum(0, keepdim=True)
+            else:
+                gates_h = h @ layer.weight_hh_t
+            reset_update = torch.sigmoid_(gates_h[:, : 2 * hidden].add_(gates_in[:, t, : 2 * hidden]))
+            new = gates_h[:, 2 * hidden :].add_(layer.bias_hn).mul_(reset_update[:, :hidden])
+            new = torch.tanh_(new.add_(gates_in[:, t, 2 * hidden :]))
+            # h' = (1 - z) n + z h, written n + z (h - n) to save an operation.
+            h = torch.addcmul(new, reset_update[:, hidden:], h - new, out=outputs[:, t])
+        sequence = outputs
+    return h

@@ -1,0 +1,106 @@
+"""GRU inference with a thread-split recurrent product, and the timed choice of thread count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rawnet.gru import gru_last_output, gru_layers
+from rawnet.threads import ThreadCountTuner
+
+
+def _gru(input_size: int = 5, hidden: int = 7, layers: int = 3) -> torch.nn.GRU:
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(input_size, hidden, num_layers=layers, batch_first=True).eval()
+    with torch.no_grad():
+        for parameter in gru.parameters():  # larger than the default init, so the gates do not all sit near 0.5
+            parameter.mul_(3)
+    return gru
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 7, 50])
+def test_last_output_equals_nn_gru(batch, n_parts):
+    gru = _gru()
+    x = torch.randn(batch, 11, 5)
+    with torch.no_grad():
+        expected = gru(x)[0][:, -1]
+        got = gru_last_output(x, gru_layers(gru), n_parts)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_float64_and_a_single_step():
+    gru = _gru().double()
+    x = torch.randn(1, 1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(gru_last_output(x, gru_layers(gru)), gru(x)[0][:, -1], rtol=0, atol=1e-12)
+
+
+def test_one_or_two_threads_agree():
+    gru = _gru(64, 256, 2)
+    x = torch.randn(1, 9, 64)
+    layers = gru_layers(gru)
+    previous = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            torch.set_num_threads(1)
+            one = gru_last_output(x, layers, n_parts=2)
+            torch.set_num_threads(2)
+            two = gru_last_output(x, layers, n_parts=2)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(one, two, rtol=0, atol=1e-6)
+
+
+def test_unsupported_grus_and_inputs_are_refused():
+    for gru in (
+        torch.nn.GRU(4, 4, bidirectional=True, batch_first=True),
+        torch.nn.GRU(4, 4, bias=False, batch_first=True),
+        torch.nn.GRU(4, 4),
+    ):
+        with pytest.raises(ValueError, match="unidirectional, batch-first"):
+            gru_layers(gru)
+    layers = gru_layers(_gru())
+    with pytest.raises(ValueError, match=r"\(batch, time >= 1, features\)"):
+        gru_last_output(torch.zeros(1, 0, 5), layers)
+    with pytest.raises(ValueError, match=r"\(batch, time >= 1, features\)"):
+        gru_last_output(torch.zeros(10, 5), layers)
+
+
+def test_tuner_times_each_count_then_keeps_the_fastest_and_re_times_the_others():
+    tuner = ThreadCountTuner(explore_every=4)
+    seconds = {1: 3.0, 2: 1.0}
+    chosen = []
+    for _ in range(12):
+        n = tuner.choose("b1", (2, 1))
+        chosen.append(n)
+        tuner.record("b1", n, seconds[n])
+    # calls 1 and 2 time each count once; then the faster, except every 4th call, which re-times the slower one.
+    assert chosen == [1, 2, 2, 1, 2, 2, 2, 1, 2, 2, 2, 1]
+    assert tuner.seconds == {("b1", 1): 3.0, ("b1", 2): 1.0}
+    # A key of its own starts again; one candidate is always chosen.
+    assert tuner.choose("b8", (2, 1)) == 1
+    assert [tuner.choose("solo", (2,)) for _ in range(9)] == [2] * 9
+
+
+def test_tuner_follows_a_change_of_load():
+    tuner = ThreadCountTuner(explore_every=2)
+    tuner.record("k", 1, 2.0)
+    tuner.record("k", 2, 1.0)
+    # Two threads become slow (a busy machine): the running average soon ranks one thread first.
+    for _ in range(3):
+        tuner.record("k", 2, 8.0)
+    assert tuner.seconds[("k", 2)] == pytest.approx(7.125)
+    assert tuner.choose("k", (1, 2)) == 1
+
+
+def test_timed_threads_sets_and_restores_the_count_and_skips_failed_calls():
+    tuner = ThreadCountTuner()
+    previous = torch.get_num_threads()
+    with tuner.timed_threads("k", (1, previous)) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == previous
+    assert set(tuner.seconds) == {("k", 1)}
+    with pytest.raises(RuntimeError), tuner.timed_threads("k", (1, 2)):
+        raise RuntimeError("boom")
+    assert set(tuner.seconds) == {("k", 1)} and torch.get_num_threads() == previous
