@@ -85,19 +85,20 @@ def gru_last_output(x: Tensor, layers: list[GRULayer], n_parts: int = 2) -> Tens
     for layer in layers:
         # The input projection of all steps at once: one matrix product, not one per step.
         gates_in = torch.addmm(layer.bias, sequence.reshape(batch * steps, -1), layer.weight_ih.t())
-        gates_in = gates_in.view(batch, steps, 3 * hidden)
+        # Per-step views made up front: at about 3 µs per op, a step's dozen small ops cost as much as its product.
+        inputs_rz, inputs_n = (part.unbind(1) for part in gates_in.view(batch, steps, 3 * hidden).split(2 * hidden, 2))
         h = x.new_zeros(batch, hidden)
         outputs = x.new_empty(batch, steps, hidden)
-        for t in range(steps):
+        for t, h_next in enumerate(outputs.unbind(1)):
             if batch == 1:
                 partial = F.embedding_bag(rows, layer.weight_hh_t, offsets, mode="sum", per_sample_weights=h[0])
                 gates_h = partial.sum(0, keepdim=True)
             else:
                 gates_h = h @ layer.weight_hh_t
-            reset_update = torch.sigmoid_(gates_h[:, : 2 * hidden].add_(gates_in[:, t, : 2 * hidden]))
-            new = gates_h[:, 2 * hidden :].add_(layer.bias_hn).mul_(reset_update[:, :hidden])
-            new = torch.tanh_(new.add_(gates_in[:, t, 2 * hidden :]))
-            # h' = (1 - z) n + z h, written n + z (h - n) to save an operation.
-            h = torch.addcmul(new, reset_update[:, hidden:], h - new, out=outputs[:, t])
+            gates_h_rz, gates_h_n = gates_h.split(2 * hidden, 1)
+            reset, update = torch.sigmoid_(gates_h_rz.add_(inputs_rz[t])).chunk(2, 1)
+            new = torch.tanh_(torch.addcmul(inputs_n[t], reset, gates_h_n.add_(layer.bias_hn)))
+            # h' = (1 - z) n + z h
+            h = torch.lerp(new, h, update, out=h_next)
         sequence = outputs
     return h
