@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .protocols import Trial, audio_paths
+from .protocols import Trial, audio_paths, decode_id
 from .scorefiles import format_score_line, write_scores
 from .scorers import Scorer
 
@@ -67,7 +67,7 @@ def read_partial(path: Path) -> dict[str, float]:
                 break
             cols = line.split()
             if cols:
-                done[cols[0]] = float(cols[-1])
+                done[decode_id(cols[0])] = float(cols[-1])
     return done
 
 

@@ -14,12 +14,20 @@ CSV / TSV   ``path,label[,attack]`` with an optional header line                
 
 ``SYSTEM``/``ATTACK`` is ``-`` for bona fide trials. A CSV/TSV list is recognised by its ``.csv`` or
 ``.tsv`` extension; its paths are taken relative to the list's folder.
+
+IDs (and the other text columns) of whitespace-separated files, protocols here and score files in
+:mod:`lfcc_gmm.scorefiles`, are written with :func:`encode_id` and read with :func:`decode_id`: ``%``, whitespace
+and non-printable characters are percent-encoded as UTF-8 bytes (``my clip (1)`` is written ``my%20clip%20(1)``),
+so any file name gives an ID that stays one column. Text without those characters, such as every ASVspoof ID, is
+written unchanged.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import urllib.parse
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -98,6 +106,26 @@ class Trial:
         return self.key == BONAFIDE
 
 
+def _needs_escape(char: str) -> bool:
+    # str.split() splits on every str.isspace() character; "%" must be escaped for decoding to be exact.
+    return char == "%" or char.isspace() or not char.isprintable()
+
+
+def encode_id(file_id: str) -> str:
+    """The ID as one whitespace-free column: ``%``, whitespace and non-printable characters as ``%XX`` (UTF-8).
+
+    Injective and undone by :func:`decode_id`; an ID without such characters comes back unchanged.
+    """
+    if not any(_needs_escape(char) for char in file_id):
+        return file_id
+    return "".join(urllib.parse.quote(char, safe="") if _needs_escape(char) else char for char in file_id)
+
+
+def decode_id(column: str) -> str:
+    """The ID that :func:`encode_id` wrote as ``column`` (``%XX`` sequences decoded as UTF-8)."""
+    return urllib.parse.unquote(column, errors="strict") if "%" in column else column
+
+
 def parse_label(label: str) -> str:
     """Map a label spelling to ``"bonafide"`` or ``"spoof"``; raise ValueError otherwise."""
     try:
@@ -146,7 +174,7 @@ def _read_whitespace(path: Path) -> tuple[list[Trial], list[int]]:
             elif len(cols) != width:
                 raise ProtocolError(path, f"{len(cols)} columns where earlier lines have {width}", number)
             try:
-                trials.append(_trial_from_columns(cols))
+                trials.append(_trial_from_columns([decode_id(col) for col in cols]))
             except ValueError as exc:
                 raise ProtocolError(path, str(exc), number) from None
             lines.append(number)
@@ -273,19 +301,32 @@ def check_audio_exists(trials: Sequence[Trial], audio_dir: str | os.PathLike | N
 
 
 def trials_from_paths(paths: Iterable[str | os.PathLike]) -> list[Trial]:
-    """Unlabelled trials for loose audio files (ID = file name without extension)."""
+    """Unlabelled trials for loose audio files: ID = file name without extension, or the paths as given when
+    two files share that name (``a/x.wav`` and ``b/x.wav``, ``tts.mp3`` and ``tts.ogg``).
+
+    Raises
+    ------
+    ValueError
+        A path given more than once (its two scores would share one ID).
+    """
     trials = [Trial(Path(p).stem, None, path=Path(p)) for p in paths]
-    ids = [t.file_id for t in trials]
-    if len(set(ids)) != len(ids):
-        # Loose files from different folders may share a stem: fall back to full paths as IDs.
+    repeated = [(path, n) for path, n in Counter(t.path for t in trials).items() if n > 1]
+    if repeated:
+        path, n = repeated[0]
+        raise ValueError(f"{path} is given {n} times; name each audio file once")
+    if len({t.file_id for t in trials}) != len(trials):
         trials = [replace(t, file_id=str(t.path)) for t in trials]
     return trials
 
 
 def write_protocol(path: str | os.PathLike, trials: Sequence[Trial]) -> None:
-    """Write trials in the 2019 LA CM layout (``SPEAKER FILE_ID - SYSTEM KEY``), atomically."""
+    """Write trials in the 2019 LA CM layout (``SPEAKER FILE_ID - SYSTEM KEY``), atomically.
+
+    Speakers, IDs and attacks are written by :func:`encode_id`, so any text reads back unchanged.
+    """
     with atomic_write(path) as handle:
         for t in trials:
             if t.key is None:
                 raise ValueError(f"trial {t.file_id!r} has no key; the 2019 layout needs one")
-            handle.write(f"{t.speaker or '-'} {t.file_id} - {t.attack} {t.key}\n")
+            speaker, file_id, attack = (encode_id(text) for text in (t.speaker or NO_ATTACK, t.file_id, t.attack))
+            handle.write(f"{speaker} {file_id} - {attack} {t.key}\n")
