@@ -27,7 +27,8 @@ DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reve
                    "gain:DB, clip:FRACTION_OF_PEAK, clipfrac:FRACTION, reverb:RT60.")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for robustness.csv, robustness.json, the heat map and per-condition score files.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random degradations.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random degradations (combined with each file's ID and each condition's name).")
 @click.option("--save-audio", is_flag=True, help="Also write the degraded audio (OUTPUT_DIR/audio/CONDITION/).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device for deep scorers.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Files per forward pass (deep scorers).")
@@ -37,9 +38,11 @@ def robustness(protocol, audio_dir, file_list, extensions, scorer_name, model_pa
                save_audio, device, batch_size, jobs, as_json) -> None:
     """Measure how a scorer's EER degrades under noise, codecs, band-limiting and reverberation.
 
-    Every file of the labelled set is degraded in memory under each condition (seeded per file, so
-    reruns are identical) and scored; the EER is reported per condition for the pooled set and for
-    each attack. Degraded audio is not written unless --save-audio.
+    Every file of the labelled set is degraded in memory under each condition and scored; the EER is
+    reported per condition for the pooled set and for each attack. Degraded audio is not written
+    unless --save-audio. The random degradations are seeded by --seed, the file's ID and the
+    condition's name, never by positions: reruns are identical, and a condition gives the same
+    row whatever other conditions are listed, in any order.
 
     \b
     Example:

@@ -2,7 +2,8 @@
 
 Degraded copies are made in memory (one condition at a time, a chunk of files at a time) and scored
 with :meth:`lfcc_gmm.scorers.Scorer.score_signals`, so nothing is written to disk unless asked. Each
-degradation is seeded by (seed, condition, file index): reruns reproduce the same noise and reverb.
+degradation is seeded by (seed, file ID, condition name), never by a position in a list: reruns reproduce the
+same noise and reverb, and a condition's result is the same whatever other conditions or files come with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .audio import AudioError, load_audio
-from .augment import item_seed
+from .augment import named_seed
 from .degrade import Condition
 from .metrics import evaluate
 from .protocols import BONAFIDE, Trial, audio_paths
@@ -90,12 +91,14 @@ def _load(trials: Sequence[Trial]) -> tuple[list[np.ndarray], list[int], list[tu
     return signals, kept, failures
 
 
-def _babble_pool(trials: Sequence[Trial], seed: int) -> list[tuple[int, np.ndarray]]:
-    paths = audio_paths(trials)
-    bonafide = [i for i, t in enumerate(trials) if t.key == BONAFIDE]
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(bonafide, size=min(len(bonafide), BABBLE_TALKERS + 1), replace=False)
-    return [(int(i), load_audio(paths[i], warn=False).signal) for i in sorted(chosen)]
+def _babble_pool(trials: Sequence[Trial], seed: int) -> list[tuple[str, np.ndarray]]:
+    """(file ID, signal) of the talkers, drawn from the bona fide trials by ID (not by their order)."""
+    bonafide = sorted((t for t in trials if t.key == BONAFIDE), key=lambda t: t.file_id)
+    rng = np.random.default_rng(named_seed(seed, "babble talkers"))
+    chosen = rng.choice(len(bonafide), size=min(len(bonafide), BABBLE_TALKERS + 1), replace=False)
+    talkers = [bonafide[i] for i in sorted(chosen)]
+    return [(t.file_id, load_audio(path, warn=False).signal) for t, path in zip(talkers, audio_paths(talkers),
+                                                                               strict=True)]
 
 
 def evaluate_robustness(
@@ -119,7 +122,9 @@ def evaluate_robustness(
     conditions : sequence of Condition
         From :func:`lfcc_gmm.degrade.parse_conditions`.
     seed : int
-        Base seed of the random degradations.
+        Base seed of the random degradations; file ``f`` under condition ``c`` is degraded with
+        :func:`~lfcc_gmm.augment.named_seed` ``(seed, f.file_id, c.name)``, so its result does not depend on the
+        other files or conditions, nor on their order.
     chunk_size : int
         Files held in memory (and scored per call) at a time.
     audio_dir : path-like, optional
@@ -141,12 +146,12 @@ def evaluate_robustness(
         chunk = trials[start : start + chunk_size]
         signals, kept, chunk_failures = _load(chunk)
         failures.extend(chunk_failures)
-        for c_index, condition in enumerate(conditions):
+        for condition in conditions:
             degraded = []
             for local, signal in zip(kept, signals, strict=True):
-                index = start + local
-                others = [x for i, x in pool if i != index][:BABBLE_TALKERS]
-                degraded.append(condition(signal, rng=item_seed(seed, c_index, index), babble=others))
+                file_id = chunk[local].file_id
+                others = [x for talker, x in pool if talker != file_id][:BABBLE_TALKERS]
+                degraded.append(condition(signal, rng=named_seed(seed, file_id, condition.name), babble=others))
             if audio_dir is not None:
                 _write_audio(Path(audio_dir) / _safe(condition.name), [chunk[i] for i in kept], degraded)
             if degraded:

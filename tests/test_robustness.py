@@ -55,6 +55,27 @@ def test_degradations_are_seeded_per_file(setup):
     assert not np.array_equal(first.scores["noise:10"], other.scores["noise:10"])
 
 
+def test_a_condition_gives_the_same_result_in_any_list_of_conditions(setup):
+    # Seeds come from (seed, file ID, condition name), never from positions in the lists.
+    _, trials, scorer = setup
+    first = evaluate_robustness(scorer, trials, parse_conditions("noise:10,clean"), seed=3)
+    second = evaluate_robustness(scorer, trials, parse_conditions("clean,reverb:0.3,noise:10"), seed=3)
+    np.testing.assert_array_equal(first.scores["noise:10"], second.scores["noise:10"])
+    np.testing.assert_array_equal(first.eer[0], second.eer[2])
+    # Nor from the file's position: the trials reversed, or one of them alone, see the same noise.
+    backwards = evaluate_robustness(scorer, trials[::-1], parse_conditions("noise:10"), seed=3)
+    np.testing.assert_array_equal(backwards.scores["noise:10"], first.scores["noise:10"][::-1])
+    alone = evaluate_robustness(scorer, trials[2:3] + trials[7:8], parse_conditions("noise:10"), seed=3)
+    np.testing.assert_array_equal(alone.scores["noise:10"], first.scores["noise:10"][[2, 7]])
+
+
+def test_babble_does_not_depend_on_the_order_of_the_trials(setup):
+    _, trials, scorer = setup
+    forwards = evaluate_robustness(scorer, trials, parse_conditions("babble:5"), seed=2)
+    backwards = evaluate_robustness(scorer, trials[::-1], parse_conditions("babble:5"), seed=2)
+    np.testing.assert_array_equal(backwards.scores["babble:5"], forwards.scores["babble:5"][::-1])
+
+
 def test_unreadable_files_are_left_out_and_reported(setup, tmp_path):
     import dataclasses
 
@@ -92,6 +113,23 @@ def test_cli_writes_tables_figure_and_scores(setup, tmp_path):
     assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list((out / "audio" / "mulaw").glob("*.flac"))) == len(trials)
     assert (out / "scores_babble_10.txt").exists()
+
+
+def test_cli_rows_do_not_depend_on_the_order_of_conditions(setup, tmp_path):
+    folder, trials, _ = setup
+    listing = tmp_path / "list.csv"
+    listing.write_text("".join(f"{t.path},{t.key},{t.attack}\n" for t in trials))
+    tables = []
+    for conditions in ("noise:10,clean", "clean,noise:10"):
+        out = tmp_path / conditions.replace(",", "_").replace(":", "")
+        result = CliRunner().invoke(main, ["robustness", "--model", str(folder / "model.npz"), "--list",
+                                           str(listing), "--conditions", conditions, "-o", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        tables.append(json.loads((out / "robustness.json").read_text())["eer_percent"])
+        assert (out / "scores_noise_10.txt").read_text() == (tmp_path / "noise10_clean" / "scores_noise_10.txt"
+                                                              ).read_text()
+    assert tables[0]["noise:10"] == tables[1]["noise:10"] and tables[0]["clean"] == tables[1]["clean"]
+    assert "never by positions" in CliRunner().invoke(main, ["robustness", "--help"]).output
 
 
 def test_heatmap_is_a_png(setup, tmp_path):
