@@ -10,10 +10,12 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
+from error_bounds import U64, gamma, gmm_order_bound, lfcc_order_bound
 from sklearn.mixture import GaussianMixture
 
 from lfcc_gmm.audio import AudioConversionWarning, AudioError, load_audio
 from lfcc_gmm.baseline import LFCCGMMScorer, ModelFileError, file_score
+from lfcc_gmm.extraction import iter_file_lfcc
 from lfcc_gmm.features import lfcc
 from lfcc_gmm.scorers import get_scorer
 
@@ -104,15 +106,30 @@ def test_training_needs_both_classes(corpus):
         LFCCGMMScorer(n_components=2).fit([dataclasses.replace(corpus[0], key=None)])
 
 
-def test_long_file_streams_to_the_whole_file_score(trained, tmp_path):
-    rng = np.random.default_rng(0)
-    x = 0.1 * rng.standard_normal(16000 * 70)  # longer than two 30 s streaming blocks
+def test_long_file_streams_to_the_whole_file_score(trained, corpus, tmp_path):
+    # 70 s of the corpus's clips one after another (longer than two 30 s streaming blocks, whose frames score
+    # very differently): the streamed score must weigh every frame once, as the whole-file mean does.
+    clips = [load_audio(t.path).signal for t in corpus]
+    x = np.concatenate([clips[i % len(clips)] for i in range(47)])[: 16000 * 70]
     sf.write(tmp_path / "long.wav", x, 16000, subtype="FLOAT")
     frames = lfcc(x.astype(np.float32).astype(np.float64), dtype=np.float32)
+    # The streamed rows (file_score reads 30 s blocks) are the whole file's, up to the order of their sums.
+    rows = np.concatenate(list(iter_file_lfcc(tmp_path / "long.wav", block_seconds=30.0, dtype=np.float32)))
+    rows_bound = lfcc_order_bound(frames)
+    assert rows.shape == frames.shape and np.all(np.abs(rows - frames.astype(np.float64)) <= rows_bound)
     bona, spoof = trained.bonafide_gmm_, trained.spoof_gmm_
-    expected = bona.score_samples(frames).mean() - spoof.score_samples(frames).mean()
+    ll_bona, ll_spoof = bona.score_samples(frames), spoof.score_samples(frames)
+    expected = ll_bona.mean() - ll_spoof.mean()
     streamed = file_score(tmp_path / "long.wav", bona.params_, spoof.params_, "asvspoof2019")
-    assert streamed == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    # Streaming scores each block in its own float32 products (another order than the whole file's chunks, and
+    # per-row results differ between BLAS kernels): bounded per frame by tests/error_bounds.py, for both models,
+    # with the rows' own bound; the float64 means of n frames add 2 gamma_n sum|LL| / n.
+    n = len(frames)
+    tolerance = (gmm_order_bound(frames, bona.params_, rows_bound).mean()
+                 + gmm_order_bound(frames, spoof.params_, rows_bound).mean()
+                 + 2 * gamma(n, U64) * (np.abs(ll_bona).sum() + np.abs(ll_spoof).sum()) / n)
+    assert tolerance < 1e-3 * abs(expected)  # the bound is tight enough for the test to mean something
+    assert streamed == pytest.approx(expected, rel=0, abs=tolerance)
 
 
 def test_other_rates_and_in_memory_signals(trained, corpus, tmp_path):
