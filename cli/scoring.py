@@ -73,7 +73,8 @@ def _verdict(score: float | None, reason: str | None, threshold: float | None) -
 @click.option("--model", "--weights", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Trained model / checkpoint / weights file. AASIST finds its weights in the cache if omitted.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Score file to write (4 columns when labels are known, else FILE_ID SCORE).")
+              help="Score file to write (4 columns when labels are known, else FILE_ID SCORE; an ID with spaces "
+                   "or % is written percent-encoded, e.g. my%20clip).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (lfcc-gmm).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device for deep scorers.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Files per forward pass (deep scorers).")
