@@ -5,11 +5,12 @@ or without fused multiply-adds, is within ``gamma(n, u) * sum(|terms|)`` of the 
 ``gamma(n, u) = n u / (1 - n u)`` (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1 and
 §4.2); two evaluations in different orders (another BLAS kernel, thread count, batch or chunk) are within twice
 that of each other. Elementwise +, -, *, / and sqrt are correctly rounded, so they give the same bits everywhere;
-``exp`` and ``log`` are not, and are allowed ``TRANSCENDENTAL_ULPS`` ulps here (NumPy's SIMD float32 loops
-document at most 4).
+``exp`` and ``log`` are not, and are allowed ``TRANSCENDENTAL_ULPS`` ulps here (NumPy documents its SIMD float32
+loops within 4).
 
-The functions below turn these rules into elementwise bounds for the two computations whose results the tests
-compare across summation orders: the LFCC (either precision) and the GMM log-likelihood of :mod:`lfcc_gmm.gmm`.
+The functions below turn these rules into elementwise bounds for the computations whose results the tests compare
+across summation orders: the LFCC (either precision), the GMM log-likelihood of :mod:`lfcc_gmm.gmm`, its EM
+statistics and the LFCC-GMM score. For deep networks, :func:`order_tolerance` measures the rounding instead.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ TRANSCENDENTAL_ULPS = 4
 
 
 def unit_roundoff(dtype) -> float:
+    """u of a float dtype: half its machine epsilon."""
     return float(np.finfo(dtype).eps) / 2
 
 
@@ -60,11 +62,12 @@ def lfcc_order_bound(signal: np.ndarray, preset: str = "asvspoof2019", dtype=np.
     """Elementwise bound on |x' - x| between two evaluations of ``lfcc(signal, sample_rate, preset, dtype,
     **overrides)`` whose matrix products run in other batches or kernels (LFCCStream blocks, another BLAS).
 
-    Each frame goes through the same elementwise steps and the same FFT in every evaluation; only the two products
-    depend on the order. Filterbank energies E = P F sum non-negative terms: relative error gamma_nbins in each
-    evaluation. The log adds ``TRANSCENDENTAL_ULPS`` ulps; the cepstra c = log(E) B sum n_filters terms; the deltas
-    subtract rows (:func:`_deltas_bound`). Magnitudes are bounded from |log E| of a float64 evaluation, with 1 % to
-    spare for the evaluations' own error.
+    Each frame goes through the same elementwise steps and the same FFT in every evaluation (pocketfft transforms
+    every frame with the same operations, whatever its batch); only the two products depend on the order.
+    Filterbank energies E = P F sum non-negative terms: relative error gamma_nbins in each evaluation. The log
+    adds ``TRANSCENDENTAL_ULPS`` ulps; the cepstra c = log(E) B sum n_filters terms; the deltas subtract rows
+    (:func:`_deltas_bound`). Magnitudes are bounded from |log E| of a float64 evaluation, with 1 % to spare for
+    the evaluations' own error.
     """
     config = get_config(preset, **overrides)
     u = unit_roundoff(dtype)
