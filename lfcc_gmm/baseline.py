@@ -21,9 +21,9 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .atomic import atomic_write
-from .audio import load_audio, resample
-from .augment import Augmenter, item_seed
-from .extraction import extract_features, iter_file_lfcc
+from .audio import resample
+from .augment import Augmenter
+from .extraction import augmented_features, extract_features, iter_file_lfcc
 from .features import get_config, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
 from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
@@ -54,36 +54,6 @@ def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMM
     """Mean frame log-likelihood ratio of one file; a long 16 kHz file is streamed with bounded memory."""
     chunks = iter_file_lfcc(path, preset, block_seconds=_BLOCK_SECONDS, dtype=np.float32)
     return frames_llr(chunks, bonafide, spoof)
-
-
-def _augmented_lfcc(path: str | os.PathLike, index: int, spec: str, copies: int, preset: str,
-                    seed: int) -> list[np.ndarray]:
-    augmenter = Augmenter(spec)
-    signal = load_audio(path, warn=False).signal
-    return [lfcc(augmenter(signal, item_seed(seed, copy, index)), preset=preset, dtype=np.float32)
-            for copy in range(copies)]
-
-
-def augmented_features(
-    paths: Sequence[str | os.PathLike],
-    indices: Sequence[int],
-    spec: str,
-    copies: int,
-    preset: str,
-    seed: int,
-    jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[list[np.ndarray]]:
-    """LFCCs of ``copies`` augmented versions of each file; copy c of file i is seeded by (seed, c, indices[i])."""
-    from joblib import Parallel, delayed
-
-    tasks = (delayed(_augmented_lfcc)(p, i, spec, copies, preset, seed) for p, i in zip(paths, indices, strict=True))
-    results = []
-    for done, result in enumerate(Parallel(n_jobs=jobs, return_as="generator")(tasks), start=1):
-        results.append(result)
-        if progress is not None:
-            progress(done, len(paths))
-    return results
 
 
 def _score_group(paths: Sequence[str | os.PathLike], bonafide: Design, spoof: Design, preset: str) -> list[float]:
@@ -158,9 +128,11 @@ class LFCCGMMScorer(Scorer):
         self.augment = augment
         self.augment_copies = augment_copies
 
-    def _gmm(self, seed_offset: int) -> DiagonalGMM:
+    def untrained_gmm(self, class_index: int) -> DiagonalGMM:
+        """The GMM :meth:`fit` trains for class ``class_index`` (0 bona fide, 1 spoof), seeded ``random_state +
+        class_index``."""
         return DiagonalGMM(self.n_components, max_iter=self.max_iter, init_samples=self.init_samples,
-                           random_state=self.random_state + seed_offset)
+                           random_state=self.random_state + class_index)
 
     def fit(
         self,
@@ -211,7 +183,7 @@ class LFCCGMMScorer(Scorer):
                 raise ValueError(f"no usable {key} training files: both classes are needed")
             frames = [rows for f in files for rows in f]
             summary[key] = {"files": len(files), "frames": int(sum(f.shape[0] for f in frames))}
-            gmm = self._gmm(offset)
+            gmm = self.untrained_gmm(offset)
             if progress is not None:
                 gmm.set_params(callback=lambda it, _ll, k=key: progress(k, it, self.max_iter))
             gmm.fit(frames)
