@@ -27,7 +27,7 @@ from .extraction import augmented_features, extract_features, iter_file_lfcc
 from .features import get_config, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
 from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
-from .scorers import Scorer
+from .scorers import Scorer, ScorerOptionError
 
 MODEL_FORMAT = "antispoof-lfcc-gmm"
 _CLASSES = (BONAFIDE, SPOOF)
@@ -252,7 +252,8 @@ class LFCCGMMScorer(Scorer):
     def load(cls, path: str | os.PathLike | None, **options: Any) -> LFCCGMMScorer:
         """Read a model written by :meth:`save`; ``options`` (``jobs``) set runtime parameters."""
         if path is None:
-            raise ValueError("the lfcc-gmm scorer needs a model file (--model), made by `antispoof train lfcc-gmm`")
+            raise ScorerOptionError("the lfcc-gmm scorer needs a model file (--model), made by "
+                                    "`antispoof train lfcc-gmm`")
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
