@@ -1,7 +1,7 @@
 """``antispoof train rawnet2`` and ``antispoof train aasist``: the official recipes through :mod:`rawnet.training`.
 
 torch is imported only when one of these commands runs, so the rest of the command line stays fast. The recipe
-numbers quoted in the help are those of ``rawnet.training.RECIPES`` (a test keeps them in step).
+numbers quoted in the help are those of ``rawnet.catalog.RECIPES`` (a test keeps them in step).
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def _train(spec, trials, dev_trials, run_dir: Path, overrides: dict[str, Any], *
            resume, augment, init_weights=None) -> None:
     import dataclasses
 
-    from rawnet.training import RECIPES, train
+    from rawnet.catalog import RECIPES
+    from rawnet.training import train
 
     recipe = dataclasses.replace(RECIPES[spec.architecture], **{k: v for k, v in overrides.items() if v is not None})
     augmenter = None
@@ -176,7 +177,7 @@ def train_rawnet2(protocol, audio_dir, file_list, extensions, dev_protocol, dev_
       torchrun --nproc_per_node 4 $(which antispoof) train rawnet2 --list train.csv -o runs/r2 --augment rawboost:5
     """
     from rawnet.rawnet2 import RawNet2, load_config
-    from rawnet.training import ModelSpec
+    from rawnet.spec import ModelSpec
 
     trials, dev_trials = _trials(protocol, audio_dir, file_list, extensions, dev_protocol, dev_audio_dir, dev_list)
     config = load_config(config_path) if config_path is not None else RawNet2.default_config(variant)
@@ -220,10 +221,10 @@ def train_aasist(protocol, audio_dir, file_list, extensions, dev_protocol, dev_a
       antispoof train aasist --list mydata.csv --dev-list mydev.csv --init-weights AASIST.pth \\
           --epochs 5 --lr 1e-5 -o runs/aasist-finetuned
     """
-    from rawnet.training import ModelSpec, aasist_config
+    from rawnet.spec import ModelSpec, model_config
 
     trials, dev_trials = _trials(protocol, audio_dir, file_list, extensions, dev_protocol, dev_audio_dir, dev_list)
-    config = aasist_config(variant, config_path)
+    config = model_config("aasist", variant, config_path)
     if nb_samp is not None:
         config["nb_samp"] = nb_samp
     spec = ModelSpec("aasist", variant, config)

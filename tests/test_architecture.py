@@ -117,3 +117,18 @@ def test_packages_import_only_what_their_layer_allows(package):
         if target.split(".")[0] in FORBIDDEN[package]
     )
     assert not wrong, "\n".join(wrong)
+
+
+def torch_load_calls(path: Path) -> int:
+    calls = 0
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+            calls += 1
+    return calls
+
+
+def test_every_torch_file_is_read_in_one_place():
+    calls = {str(path.relative_to(ROOT)): n for path in sorted((ROOT / "rawnet").glob("*.py"))
+             if (n := torch_load_calls(path))}
+    assert calls == {"rawnet/checkpoint.py": 1}

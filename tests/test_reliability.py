@@ -621,7 +621,7 @@ def test_package_sources_never_unpickle():
     assert problems == []
     # The scan sees the real loaders it vouches for: made unsafe, they are flagged (else it proves nothing).
     for name, safe, unsafe in [("lfcc_gmm/baseline.py", "allow_pickle=False", "allow_pickle=True"),
-                               ("rawnet/training.py", "weights_only=True", "weights_only=False")]:
+                               ("rawnet/checkpoint.py", "weights_only=True", "weights_only=False")]:
         text = (REPO_ROOT / name).read_text(encoding="utf-8")
         assert safe in text, name
         assert unsafe_calls(text) == [] and unsafe_calls(text.replace(safe, unsafe)), name
