@@ -437,7 +437,8 @@ _KINDS: dict[str, _Kind] = {
 CONDITIONS = tuple(_KINDS)
 
 
-def _usage() -> str:
+def describe_conditions() -> str:
+    """The conditions :func:`parse_condition` accepts, with what each parameter means, as one line."""
     return ", ".join(name if kind.parameter is None else f"{name}:<{kind.parameter}>" for name, kind in _KINDS.items())
 
 
@@ -469,7 +470,7 @@ def _parse_step(text: str) -> tuple[str, float | None]:
     name, sep, value = text.partition(":")
     kind = _KINDS.get(name)
     if kind is None:
-        raise ValueError(f"unknown condition {name!r}; available: {_usage()}")
+        raise ValueError(f"unknown condition {name!r}; available: {describe_conditions()}")
     if kind.parameter is None:
         if sep:
             raise ValueError(f"condition {name!r} takes no parameter, got {text!r}")
@@ -501,7 +502,7 @@ def parse_condition(text: str) -> Condition:
     """
     name = text.strip().lower()
     if not name:
-        raise ValueError(f"empty condition; available: {_usage()}")
+        raise ValueError(f"empty condition; available: {describe_conditions()}")
     return Condition(name, tuple(_parse_step(step.strip()) for step in name.split("+")))
 
 
