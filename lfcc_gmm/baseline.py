@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .atomic import atomic_write
-from .audio import resample
+from .audio import AudioConversionWarning, probe_conversions, resample
 from .augment import Augmenter
 from .extraction import augmented_features, extract_features, iter_file_lfcc
 from .features import get_config, lfcc
@@ -59,8 +60,18 @@ def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMM
 def _score_group(paths: Sequence[str | os.PathLike], bonafide: Design, spoof: Design, preset: str) -> list[float]:
     # One file's products are small (hundreds of frames): a second BLAS thread only adds wake-ups, and
     # under load it made them many times slower. Parallelism comes from ``jobs`` (one file per core).
-    with threadpool_limits(1):
+    # Conversions are reported by score_files in the caller's process; a worker's warnings would reach the
+    # terminal raw, beside the caller's own report.
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AudioConversionWarning)
         return [file_score(p, bonafide, spoof, preset) for p in paths]
+
+
+def _warn_conversions(paths: Sequence[str | os.PathLike]) -> None:
+    for path in paths:
+        notes = probe_conversions(path)
+        if notes:
+            warnings.warn(f"{path}: {'; '.join(notes)}", AudioConversionWarning, stacklevel=3)
 
 
 class LFCCGMMScorer(Scorer):
@@ -197,8 +208,12 @@ class LFCCGMMScorer(Scorer):
         return design(self.bonafide_gmm_.params_), design(self.spoof_gmm_.params_)
 
     def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """Mean frame log-likelihood ratio (bona fide − spoof) of each file."""
+        """Mean frame log-likelihood ratio (bona fide − spoof) of each file.
+
+        Files that are resampled or down-mixed on load are reported as :class:`AudioConversionWarning`, one per file.
+        """
         bonafide, spoof = self._designs()
+        _warn_conversions(paths)
         if self.jobs == 1 or len(paths) == 1:
             return np.asarray(_score_group(paths, bonafide, spoof, self.preset))
         from joblib import Parallel, delayed, effective_n_jobs

@@ -132,3 +132,33 @@ def test_every_torch_file_is_read_in_one_place():
     calls = {str(path.relative_to(ROOT)): n for path in sorted((ROOT / "rawnet").glob("*.py"))
              if (n := torch_load_calls(path))}
     assert calls == {"rawnet/checkpoint.py": 1}
+
+
+def is_click_command(node: ast.FunctionDef) -> bool:
+    """Decorated with ``click.command``/``click.group`` or a group's ``.command(...)``."""
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute) and target.attr in ("command", "group"):
+            return True
+    return False
+
+
+def logic_lines(node: ast.FunctionDef, source: list[str]) -> int:
+    """Lines of the body that hold code: the docstring, blank lines and comments left out."""
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    if not body:
+        return 0
+    lines = source[body[0].lineno - 1 : node.end_lineno]
+    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def test_click_commands_stay_thin():
+    # CONTRIBUTING: a command parses its options, calls the library, prints; the work lives in the packages.
+    sizes = {}
+    for path in sorted((ROOT / "cli").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef) and is_click_command(node):
+                sizes[f"{path.name}:{node.name}"] = logic_lines(node, text.splitlines())
+    assert len(sizes) >= 15, sizes
+    assert {name: n for name, n in sizes.items() if n > 30} == {}

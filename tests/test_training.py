@@ -339,7 +339,7 @@ def test_cli_usage_errors(cli, data, tmp_path):
 
 @pytest.mark.parametrize("command", [train_rawnet2, train_aasist])
 def test_cli_help_quotes_the_recipe(command):
-    # The command module cannot import the recipes (that would import torch), so its help quotes them: keep in step.
+    # The help quotes the recipes (the options' defaults from rawnet.catalog, the prose by hand): keep in step.
     recipe = RECIPES[command.name]
     quoted = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": f"{recipe.lr:.0e}".replace("e-0", "e-"),
               "weight_decay": f"{recipe.weight_decay:.0e}".replace("e-0", "e-")}
