@@ -119,6 +119,13 @@ def test_packages_import_only_what_their_layer_allows(package):
     assert not wrong, "\n".join(wrong)
 
 
+def test_core_holds_no_path_into_the_data_folder():
+    # The demo corpus belongs to the demo application (cli/demo.py), not to the library's defaults.
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "lfcc_gmm").glob("*.py")
+                 if '"data"' in path.read_text(encoding="utf-8")]
+    assert not offenders
+
+
 def torch_load_calls(path: Path) -> int:
     calls = 0
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
