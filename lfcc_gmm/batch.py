@@ -18,15 +18,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import DTypeLike
 
 from .atomic import atomic_write
 from .audio import AudioError, probe_conversions
 from .protocols import Trial, audio_paths
 from .scorefiles import format_score_line, write_scores
 from .scorers import Scorer
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 Progress = Callable[[int, int], None]
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.fft
 from numpy.typing import ArrayLike, DTypeLike
 
 #: Added to filterbank energies before the log (MATLAB's ``eps``, float64 machine epsilon).
@@ -252,6 +251,10 @@ def power_spectrum(frames: ArrayLike, n_fft: int | None = None, *, overwrite: bo
     ``n_fft=None`` uses the frame length. ``overwrite=True`` lets the FFT reuse ``frames`` as scratch
     space (faster; ``frames`` is then garbage).
     """
+    # scipy.fft is imported where it is used: the command line reads this module's presets for its --help,
+    # which SciPy would slow down several times.
+    import scipy.fft
+
     frames = np.asarray(frames)
     n_fft = frames.shape[-1] if n_fft is None else n_fft
     if frames.shape[-1] > n_fft:
@@ -322,6 +325,8 @@ def _check_band(sample_rate: float, f_min: float, f_max: float) -> None:
 
 def dct_matrix(n_inputs: int, n_outputs: int) -> np.ndarray:
     """Orthonormal DCT-II as a matrix, shape (n_outputs, n_inputs): ``D @ v`` = ``dct(v, norm='ortho')[:n]``."""
+    import scipy.fft
+
     return scipy.fft.dct(np.eye(n_inputs), type=2, norm="ortho", axis=0)[:n_outputs]
 
 
