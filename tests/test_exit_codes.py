@@ -89,6 +89,7 @@ def test_unlabelled_training_data_is_a_data_error_naming_the_file(corpus, tmp_pa
     assert f"{folder / 'ids.txt'}: 8 of 8 trials have no bonafide/spoof key" in result.output
 
 
+@pytest.mark.slow
 def test_each_converted_file_is_named_once(corpus, tmp_path):
     folder, trials = corpus
     converted = {folder / "at8k.wav": "resampled 8000 Hz -> 16000 Hz", folder / "stereo.wav": "averaged 2 channels"}
@@ -138,6 +139,7 @@ def test_model_out_default_is_described_as_it_is_named(tmp_path):
     assert (tmp_path / "cal.fusion.json").is_file() and not (tmp_path / "cal.txt.fusion.json").exists()
 
 
+@pytest.mark.slow
 def test_export_names_the_network_once(tmp_path):
     torch = pytest.importorskip("torch")
     from rawnet.aasist import AASIST
