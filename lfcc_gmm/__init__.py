@@ -36,6 +36,8 @@ _EXPORTS = {
     "write_report": "report",
     "Scorer": "scorers",
     "get_scorer": "scorers",
+    "load_scorer": "scorers",
+    "create_scorer": "scorers",
     "LFCCGMMScorer": "baseline",
     "parse_condition": "degrade",
     "parse_conditions": "degrade",

@@ -397,6 +397,23 @@ class Evaluation:
             "dcf_prior": self.dcf_prior,
         }
 
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report: pooled figures under ``title``, then one line per attack."""
+        lines = [
+            f"{title}: {self.n_bonafide + self.n_spoof:,} trials "
+            f"({self.n_bonafide:,} bona fide, {self.n_spoof:,} spoof)",
+            f"  EER        {100 * self.eer:8.4f} %   (threshold {self.threshold:.6g})",
+        ]
+        if self.min_tdcf is not None:
+            lines.append(f"  min t-DCF  {self.min_tdcf:8.5f}")
+        lines.append(f"  Cllr       {self.cllr:8.4f}     min Cllr {self.min_cllr:.4f}   (scores read as LLRs)")
+        lines.append(f"  act DCF    {self.act_dcf:8.4f}     min DCF  {self.min_dcf:.4f}   "
+                     f"(P_bonafide {self.dcf_prior:g})")
+        if self.per_attack_eer:
+            lines.append("  per-attack EER (each attack against all bona fide trials):")
+            lines.extend(f"    {attack:<8} {100 * eer:8.4f} %" for attack, eer in self.per_attack_eer.items())
+        return "\n".join(lines)
+
 
 def evaluate(
     scores: ArrayLike,

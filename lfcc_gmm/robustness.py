@@ -4,11 +4,13 @@ Degraded copies are made in memory (one condition at a time, a chunk of files at
 with :meth:`lfcc_gmm.scorers.Scorer.score_signals`, so nothing is written to disk unless asked. Each
 degradation is seeded by (seed, file ID, condition name), never by a position in a list: reruns reproduce the
 same noise and reverb, and a condition's result is the same whatever other conditions or files come with it.
+:func:`write_robustness_report` writes a result's report folder.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -205,3 +207,22 @@ def plot_heatmap(result: RobustnessResult, path: str | os.PathLike, title: str =
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=120)
     plt.close(fig)
+
+
+def write_robustness_report(
+    result: RobustnessResult, trials: Sequence[Trial], output_dir: str | os.PathLike, *, title: str = "EER (%)"
+) -> list[Path]:
+    """Write the report folder of a robustness run and return the files written.
+
+    ``robustness.csv`` and ``robustness.json`` (the table), ``robustness.png`` (the heat map, titled ``title``) and
+    one 4-column ``scores_<condition>.txt`` per condition; every file atomically.
+    """
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.write_csv(folder / "robustness.csv")
+    with atomic_write(folder / "robustness.json") as handle:
+        json.dump(result.to_dict(), handle, indent=1)
+    result.write_scores(folder, trials)
+    plot_heatmap(result, folder / "robustness.png", title=title)
+    return [folder / name for name in ("robustness.csv", "robustness.json", "robustness.png")] + [
+        folder / f"scores_{_safe(name)}.txt" for name in result.conditions]

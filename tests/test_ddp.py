@@ -19,7 +19,7 @@ from error_bounds import U32, gamma, order_tolerance
 
 from lfcc_gmm.metrics import compute_eer
 from rawnet.data import WaveformDataset
-from rawnet.training import load_model_file
+from rawnet.spec import load_model_file
 
 CONFIG = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
           "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
@@ -30,7 +30,9 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import torch
     from lfcc_gmm.protocols import read_protocol
-    from rawnet.training import ModelSpec, Recipe, train
+    from rawnet.catalog import Recipe
+    from rawnet.spec import ModelSpec
+    from rawnet.training import train
 
     root = Path(sys.argv[1])
     torch.set_num_threads(1)

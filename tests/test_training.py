@@ -21,18 +21,10 @@ from error_bounds import TRANSCENDENTAL_ULPS, U32, U64
 
 from cli.deep_training import train_aasist, train_rawnet2
 from lfcc_gmm.metrics import compute_eer
+from rawnet.catalog import RECIPES, Recipe
 from rawnet.data import WaveformDataset
-from rawnet.training import (
-    RECIPES,
-    ModelSpec,
-    Recipe,
-    RunDirError,
-    aasist_config,
-    load_model_file,
-    make_optimizer,
-    resolve_device,
-    train,
-)
+from rawnet.spec import ModelSpec, load_model_file, model_config
+from rawnet.training import RunDirError, make_optimizer, resolve_device, train
 
 TINY_RAWNET2 = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
                 "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
@@ -293,15 +285,16 @@ def test_aasist_resume_reproduces_dropout(data, tmp_path):
 def test_aasist_configs(tmp_path):
     from rawnet.aasist import CONFIGS
 
-    assert aasist_config("aasist-l") == CONFIGS["AASIST-L"] and aasist_config() == CONFIGS["AASIST"]
+    assert model_config("aasist", "aasist-l") == CONFIGS["AASIST-L"]
+    assert model_config("aasist", "aasist") == CONFIGS["AASIST"]
     conf = tmp_path / "AASIST.conf"
     conf.write_text(json.dumps({"batch_size": 24, "model_config": TINY_AASIST}))
-    assert aasist_config("aasist", conf) == TINY_AASIST
+    assert model_config("aasist", "aasist", conf) == TINY_AASIST
     conf.write_text('{"model_config": {\n  "filts": [70,\n}')
     with pytest.raises(ValueError, match=r"AASIST.conf:3: invalid JSON"):
-        aasist_config("aasist", conf)
+        model_config("aasist", "aasist", conf)
     with pytest.raises(ValueError, match="unknown AASIST model 'aasist-xl'"):
-        aasist_config("aasist-xl")
+        model_config("aasist", "aasist-xl")
 
 
 # --- command line --------------------------------------------------------------------------------------------------
@@ -354,7 +347,7 @@ def test_cli_usage_errors(cli, data, tmp_path):
 
 @pytest.mark.parametrize("command", [train_rawnet2, train_aasist])
 def test_cli_help_quotes_the_recipe(command):
-    # The command module cannot import the recipes (that would import torch), so its help quotes them: keep in step.
+    # The help quotes the recipes (the options' defaults from rawnet.catalog, the prose by hand): keep in step.
     recipe = RECIPES[command.name]
     quoted = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": f"{recipe.lr:.0e}".replace("e-0", "e-"),
               "weight_decay": f"{recipe.weight_decay:.0e}".replace("e-0", "e-")}
