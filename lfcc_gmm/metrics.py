@@ -186,12 +186,19 @@ def asv_error_rates(target: ArrayLike, nontarget: ArrayLike, spoof: ArrayLike) -
     nontarget = _scores(nontarget, "ASV non-target scores")
     spoof = _scores(spoof, "ASV spoof scores")
     _, threshold = compute_eer(target, nontarget)
-    return AsvErrorRates(
-        threshold,
-        np.count_nonzero(nontarget >= threshold) / nontarget.size,
-        np.count_nonzero(target < threshold) / target.size,
-        np.count_nonzero(spoof < threshold) / spoof.size,
-    )
+    p_miss, p_fa = error_rates_at(target, nontarget, threshold)
+    # A spoof is "missed" (rejected) by the ASV like a target: below the threshold.
+    return AsvErrorRates(threshold, p_fa, p_miss, error_rates_at(spoof, nontarget, threshold)[0])
+
+
+def error_rates_at(positive: np.ndarray, negative: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(miss rate, false-alarm rate) when "accept" means score >= threshold, counted as the official code counts.
+
+    Miss: a positive (bona fide, target) trial scored below the threshold; false alarm: a negative trial at or
+    above it. Each is a count divided by its class size, so equal inputs give equal floats.
+    """
+    return (np.count_nonzero(positive < threshold) / positive.size,
+            np.count_nonzero(negative >= threshold) / negative.size)
 
 
 def _tdcf_norm(curve: _Curve, asv: AsvErrorRates, cost: CostModel) -> np.ndarray:
@@ -282,17 +289,30 @@ def per_attack_eer(
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
+    """log(1 + e^x) without overflow.
+
+    Written as the ASVspoof 5 package writes it, ``log1p(exp(x))``, so the two agree bit for bit wherever e^x is
+    finite; where e^x overflows (x > 709.78) the package gives inf and the exact value is x (the correction
+    log1p(e^-x) is below 1e-308).
+    """
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    out = np.log1p(e)
+    overflow = np.isinf(e) & np.isfinite(x)
+    out[overflow] = x[overflow]
+    return out
 
 
 def cllr(bonafide_llr: ArrayLike, spoof_llr: ArrayLike) -> float:
     """Log-likelihood-ratio cost in bits (Brümmer): 0 is perfect, 1 is what LLR = 0 everywhere scores.
 
-    Cllr = [mean log2(1 + e^-llr) over bona fide + mean log2(1 + e^llr) over spoof] / 2.
+    Cllr = [mean log2(1 + e^-llr) over bona fide + mean log2(1 + e^llr) over spoof] / 2, evaluated in the
+    ASVspoof 5 package's order of operations; finite for any finite LLRs, where the package's formula overflows
+    to inf beyond |llr| ≈ 710.
     """
     bona = _scores(bonafide_llr, "bona fide LLRs")
     spoof = _scores(spoof_llr, "spoof LLRs")
-    return float((np.mean(_softplus(-bona)) + np.mean(_softplus(spoof))) / (2 * math.log(2)))
+    return float(0.5 * (np.mean(_softplus(-bona)) + np.mean(_softplus(spoof))) / np.log(2))
 
 
 def min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
@@ -343,8 +363,7 @@ def act_dcf(
     bona = _scores(bonafide_llr, "bona fide LLRs")
     spoof = _scores(spoof_llr, "spoof LLRs")
     threshold = math.log((1 - prior) * c_fa) - math.log(prior * c_miss)
-    p_miss = np.count_nonzero(bona < threshold) / bona.size
-    p_fa = np.count_nonzero(spoof >= threshold) / spoof.size
+    p_miss, p_fa = error_rates_at(bona, spoof, threshold)
     return float(_normalised_dcf(p_miss, p_fa, prior, c_miss, c_fa))
 
 
