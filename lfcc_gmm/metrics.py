@@ -201,7 +201,7 @@ def error_rates_at(positive: np.ndarray, negative: np.ndarray, threshold: float)
             np.count_nonzero(negative >= threshold) / negative.size)
 
 
-def _tdcf_norm(curve: _Curve, asv: AsvErrorRates, cost: CostModel) -> np.ndarray:
+def _tdcf_norm(frr: np.ndarray, far: np.ndarray, asv: AsvErrorRates, cost: CostModel) -> np.ndarray:
     c1 = cost.p_tar * (cost.c_miss_cm - cost.c_miss_asv * asv.p_miss) - cost.p_non * cost.c_fa_asv * asv.p_fa
     c2 = cost.c_fa_cm * cost.p_spoof * (1 - asv.p_miss_spoof)
     if c1 < 0 or c2 < 0:
@@ -209,7 +209,7 @@ def _tdcf_norm(curve: _Curve, asv: AsvErrorRates, cost: CostModel) -> np.ndarray
             f"negative t-DCF weight (C1={c1:.6g}, C2={c2:.6g}): the ASV error rates "
             f"(P_fa={asv.p_fa:.4g}, P_miss={asv.p_miss:.4g}) are worse than chance; check the ASV scores"
         )
-    return (c1 * curve.frr + c2 * curve.far) / min(c1, c2)
+    return (c1 * frr + c2 * far) / min(c1, c2)
 
 
 def tdcf_curve(
@@ -222,7 +222,7 @@ def tdcf_curve(
     C2 = C_fa_cm·P_spoof·(1 − P_miss_spoof_asv). Returns ``(tdcf_norm, thresholds)``.
     """
     curve = _curve(bonafide_cm, spoof_cm)
-    return _tdcf_norm(curve, asv, cost_model or ASVSPOOF2019_COST_MODEL), _official_thresholds(curve)
+    return _tdcf_norm(curve.frr, curve.far, asv, cost_model or ASVSPOOF2019_COST_MODEL), _official_thresholds(curve)
 
 
 def compute_min_tdcf(
@@ -455,7 +455,7 @@ def evaluate(
     min_tdcf = None
     if asv is not None:
         rates = asv_error_rates(asv.target, asv.nontarget, asv.spoof)
-        min_tdcf = float(np.min(_tdcf_norm(curve, rates, ASVSPOOF2019_COST_MODEL)))
+        min_tdcf = float(np.min(_tdcf_norm(curve.frr, curve.far, rates, ASVSPOOF2019_COST_MODEL)))
     return Evaluation(
         eer=eer,
         threshold=threshold,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -427,3 +429,14 @@ def test_a_condition_with_one_class_has_no_entry():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_exported_lazily_and_without_torch():
+    import lfcc_gmm
+    from lfcc_gmm import asvspoof5, bootstrap
+
+    assert lfcc_gmm.evaluate_track1 is asvspoof5.evaluate_track1 and lfcc_gmm.t_eer is asvspoof5.t_eer
+    assert lfcc_gmm.paired_bootstrap is bootstrap.paired_bootstrap
+    code = ("import sys, lfcc_gmm; lfcc_gmm.evaluate_sasv; lfcc_gmm.bootstrap_ci; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
