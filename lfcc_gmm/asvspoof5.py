@@ -42,8 +42,9 @@ from .metrics import (
     _merge,
     _official_thresholds,
     _scores,
+    _softplus,
     bonafide_mask,
-    cllr,
+    cllr_from_costs,
     compute_eer,
     error_rates_at,
 )
@@ -110,15 +111,33 @@ def track1_act_dcf(
     Threshold −ln β with β = C_miss·(1 − P_spoof) / (C_fa·P_spoof); a bona fide trial below it is a miss, a spoof
     at or above it a false alarm.
     """
-    return _act_dcf(_scores(bonafide_llr, "bona fide LLRs"), _scores(spoof_llr, "spoof LLRs"), cost_model)
+    bona, spoof = _scores(bonafide_llr, "bona fide LLRs"), _scores(spoof_llr, "spoof LLRs")
+    return _act_dcf(*error_rates_at(bona, spoof, _bayes_threshold(cost_model)), cost_model)
 
 
-def _act_dcf(bonafide: np.ndarray, spoof: np.ndarray, cost_model: DCFCostModel) -> float:
+def _bayes_threshold(cost_model: DCFCostModel) -> float:
     c = cost_model
-    beta = c.c_miss * (1 - c.p_spoof) / (c.c_fa * c.p_spoof)
-    p_miss, p_fa = error_rates_at(bonafide, spoof, -np.log(beta))
+    return float(-np.log(c.c_miss * (1 - c.p_spoof) / (c.c_fa * c.p_spoof)))
+
+
+def _act_dcf(p_miss: float, p_fa: float, cost_model: DCFCostModel) -> float:
+    c = cost_model
     return float((c.c_miss * (1 - c.p_spoof) * p_miss + c.c_fa * c.p_spoof * p_fa)
                  / min(c.c_fa * c.p_spoof, c.c_miss * (1 - c.p_spoof)))
+
+
+class _Bonafide(NamedTuple):
+    """What the Track 1 metrics need of the bona fide trials, computed once for all the attacks they face."""
+
+    scores: np.ndarray
+    sorted: np.ndarray
+    log_loss: float  # mean log(1 + e^−s), the bona fide half of Cllr (nats)
+    p_miss: float  # at the Bayes threshold of the actual DCF
+
+
+def _bonafide(scores: np.ndarray, cost_model: DCFCostModel) -> _Bonafide:
+    p_miss = np.count_nonzero(scores < _bayes_threshold(cost_model)) / scores.size
+    return _Bonafide(scores, np.sort(scores), float(np.mean(_softplus(-scores))), p_miss)
 
 
 @dataclass(frozen=True)
@@ -137,17 +156,17 @@ class Track1Result:
         return asdict(self)
 
 
-def _track1(bonafide: np.ndarray, spoof: np.ndarray, bonafide_sorted: np.ndarray,
-            cost_model: DCFCostModel) -> Track1Result:
-    curve = _merge(bonafide_sorted, np.sort(spoof))
+def _track1(bonafide: _Bonafide, spoof: np.ndarray, cost_model: DCFCostModel) -> Track1Result:
+    curve = _merge(bonafide.sorted, np.sort(spoof))
     eer, threshold = _eer(curve)
+    p_fa = np.count_nonzero(spoof >= _bayes_threshold(cost_model)) / spoof.size
     return Track1Result(
         min_dcf=_min_dcf(curve, cost_model),
-        act_dcf=_act_dcf(bonafide, spoof, cost_model),
-        cllr_bits=cllr(bonafide, spoof),
+        act_dcf=_act_dcf(bonafide.p_miss, p_fa, cost_model),
+        cllr_bits=cllr_from_costs(bonafide.log_loss, np.mean(_softplus(spoof))),
         eer_percent=eer * 100,
         eer_threshold=threshold,
-        n_bonafide=int(bonafide.size),
+        n_bonafide=int(bonafide.scores.size),
         n_spoof=int(spoof.size),
     )
 
@@ -210,7 +229,7 @@ def _by_condition(scores: np.ndarray, bona: np.ndarray, condition: np.ndarray,
         chosen = codes == i
         bonafide, spoof = scores[chosen & bona], scores[chosen & ~bona]
         if bonafide.size and spoof.size:
-            results[str(name)] = _track1(bonafide, spoof, np.sort(bonafide), cost_model)
+            results[str(name)] = _track1(_bonafide(bonafide, cost_model), spoof, cost_model)
     return results
 
 
@@ -250,14 +269,13 @@ def evaluate_track1(
     if quality_column is not None and codec_column is None:
         raise ValueError("codec qualities are broken down within codecs: give the codecs too")
 
-    bonafide, spoof = values[bona], values[~bona]
-    bonafide_sorted = np.sort(bonafide)
-    pooled = _track1(bonafide, spoof, bonafide_sorted, cost_model)
+    bonafide, spoof = _bonafide(values[bona], cost_model), values[~bona]
+    pooled = _track1(bonafide, spoof, cost_model)
     per_attack = {}
     if attack_column is not None:
         spoof_attacks = attack_column[~bona]
         names, codes = np.unique(spoof_attacks, return_inverse=True)
-        per_attack = {str(name): _track1(bonafide, spoof[codes == i], bonafide_sorted, cost_model)
+        per_attack = {str(name): _track1(bonafide, spoof[codes == i], cost_model)
                       for i, name in enumerate(names)}
     per_codec, per_quality = {}, {}
     if codec_column is not None:

@@ -312,7 +312,13 @@ def cllr(bonafide_llr: ArrayLike, spoof_llr: ArrayLike) -> float:
     """
     bona = _scores(bonafide_llr, "bona fide LLRs")
     spoof = _scores(spoof_llr, "spoof LLRs")
-    return float(0.5 * (np.mean(_softplus(-bona)) + np.mean(_softplus(spoof))) / np.log(2))
+    return cllr_from_costs(np.mean(_softplus(-bona)), np.mean(_softplus(spoof)))
+
+
+def cllr_from_costs(bonafide_cost: float, spoof_cost: float) -> float:
+    """Cllr in bits from each class's mean log loss in nats (mean log(1 + e^∓llr)), so that one class's share can
+    be computed once and paired with several others (per-attack tables)."""
+    return float(0.5 * (bonafide_cost + spoof_cost) / np.log(2))
 
 
 def min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
