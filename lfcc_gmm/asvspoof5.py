@@ -44,6 +44,7 @@ from .metrics import (
     _scores,
     _softplus,
     bonafide_mask,
+    check_tandem_costs,
     cllr_from_costs,
     compute_eer,
     error_rates_at,
@@ -304,12 +305,7 @@ class SASVCostModel:
     c_fa_spoof: float = 10.0
 
     def __post_init__(self) -> None:
-        priors = (self.p_tar, self.p_non, self.p_spoof)
-        if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
-            raise ValueError(f"SASV priors must be non-negative and sum to 1, got {priors}")
-        costs = (self.c_miss, self.c_fa, self.c_fa_spoof)
-        if min(costs) < 0:
-            raise ValueError(f"SASV costs must be non-negative, got {costs}")
+        check_tandem_costs("SASV", (self.p_tar, self.p_non, self.p_spoof), (self.c_miss, self.c_fa, self.c_fa_spoof))
 
 
 #: The ASVspoof 5 Track 2 cost model.

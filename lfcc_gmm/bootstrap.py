@@ -263,13 +263,6 @@ def _prepare(scores: ArrayLike, keys: Labels, speakers: Labels | None) -> tuple[
     return values, bona, speaker_column
 
 
-def _check_settings(confidence: float, n_resamples: int) -> None:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-
-
 def _replicates(systems: Sequence[_System], bona: np.ndarray, speakers: np.ndarray | None, n_resamples: int,
                 seed: int | None, cost: DetCost) -> list[tuple[np.ndarray, np.ndarray]]:
     """(EER %, DCF) of every resample for each system; all systems see the same resamples."""
@@ -288,6 +281,32 @@ def _replicates(systems: Sequence[_System], bona: np.ndarray, speakers: np.ndarr
 def _interval(estimate: float, replicates: np.ndarray, confidence: float) -> Interval:
     low, high = np.quantile(replicates, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Interval(float(estimate), float(low), float(high))
+
+
+class _Run(NamedTuple):
+    dcf_name: str
+    unit: str
+    estimates: list[tuple[float, float]]  # (EER %, DCF) of each system on all trials
+    replicates: list[tuple[np.ndarray, np.ndarray]]  # the same on every resample
+
+
+def _run(systems: Sequence[ArrayLike], keys: Labels, speakers: Labels | None, asv: ASVScores | None,
+         cost_model: DCFCostModel, confidence: float, n_resamples: int, seed: int | None) -> _Run:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    prepared = [_prepare(scores, keys, speakers) for scores in systems]
+    _, bona, speaker_column = prepared[0]
+    name, cost = _cost_function(asv, cost_model)
+    ordered = [_system(values, bona) for values, _, _ in prepared]
+    everything = np.ones((1, bona.size), dtype=np.int64)
+    estimates = []
+    for system in ordered:
+        eer, dcf = _eer_and_cost(system, everything, cost)
+        estimates.append((float(100 * eer[0]), float(dcf[0])))
+    replicates = _replicates(ordered, bona, speaker_column, n_resamples, seed, cost)
+    return _Run(name, "trial" if speakers is None else "speaker", estimates, replicates)
 
 
 def bootstrap_ci(
@@ -320,17 +339,13 @@ def bootstrap_ci(
     seed : int or None
         Seed of the resampling; the same seed gives the same intervals.
     """
-    _check_settings(confidence, n_resamples)
-    values, bona, speaker_column = _prepare(scores, keys, speakers)
-    name, cost = _cost_function(asv, cost_model)
-    system = _system(values, bona)
-    ((eer, dcf),) = _replicates([system], bona, speaker_column, n_resamples, seed, cost)
-    full_eer, full_dcf = _eer_and_cost(system, np.ones((1, values.size), dtype=np.int64), cost)
+    run = _run([scores], keys, speakers, asv, cost_model, confidence, n_resamples, seed)
+    (eer, dcf), ((eer_replicates, dcf_replicates),) = run.estimates[0], run.replicates
     return BootstrapCI(
-        intervals={"eer_percent": _interval(100 * full_eer[0], eer, confidence),
-                   name: _interval(full_dcf[0], dcf, confidence)},
-        confidence=confidence, n_resamples=n_resamples, unit="trial" if speakers is None else "speaker", seed=seed,
-        replicates={"eer_percent": eer, name: dcf},
+        intervals={"eer_percent": _interval(eer, eer_replicates, confidence),
+                   run.dcf_name: _interval(dcf, dcf_replicates, confidence)},
+        confidence=confidence, n_resamples=n_resamples, unit=run.unit, seed=seed,
+        replicates={"eer_percent": eer_replicates, run.dcf_name: dcf_replicates},
     )
 
 
@@ -349,22 +364,17 @@ def paired_bootstrap(
     """Paired bootstrap of the difference A − B in EER (%) and primary DCF between two systems on the same trials.
 
     Both systems are scored on the same resamples, so what the trials have in common cancels and the interval of
-    the difference is much narrower than the two intervals side by side. The difference is significant when its
+    the difference is narrower than two independent bootstraps would give. The difference is significant when its
     interval excludes 0. Parameters as :func:`bootstrap_ci`; ``scores_a`` and ``scores_b`` are aligned trial by
     trial with ``keys`` (and ``speakers``).
     """
-    _check_settings(confidence, n_resamples)
-    values_a, bona, speaker_column = _prepare(scores_a, keys, speakers)
-    values_b, _, _ = _prepare(scores_b, keys, speakers)
-    name, cost = _cost_function(asv, cost_model)
-    systems = [_system(values_a, bona), _system(values_b, bona)]
-    (eer_a, dcf_a), (eer_b, dcf_b) = _replicates(systems, bona, speaker_column, n_resamples, seed, cost)
-    ones = np.ones((1, bona.size), dtype=np.int64)
-    (full_eer_a, full_dcf_a), (full_eer_b, full_dcf_b) = (_eer_and_cost(s, ones, cost) for s in systems)
-    eer, dcf = eer_a - eer_b, dcf_a - dcf_b
+    run = _run([scores_a, scores_b], keys, speakers, asv, cost_model, confidence, n_resamples, seed)
+    (eer_a, dcf_a), (eer_b, dcf_b) = run.estimates
+    (eer_rep_a, dcf_rep_a), (eer_rep_b, dcf_rep_b) = run.replicates
+    eer_difference, dcf_difference = eer_rep_a - eer_rep_b, dcf_rep_a - dcf_rep_b
     return PairedBootstrap(
-        differences={"eer_percent": _interval(100 * full_eer_a[0] - 100 * full_eer_b[0], eer, confidence),
-                     name: _interval(full_dcf_a[0] - full_dcf_b[0], dcf, confidence)},
-        confidence=confidence, n_resamples=n_resamples, unit="trial" if speakers is None else "speaker", seed=seed,
-        replicates={"eer_percent": eer, name: dcf},
+        differences={"eer_percent": _interval(eer_a - eer_b, eer_difference, confidence),
+                     run.dcf_name: _interval(dcf_a - dcf_b, dcf_difference, confidence)},
+        confidence=confidence, n_resamples=n_resamples, unit=run.unit, seed=seed,
+        replicates={"eer_percent": eer_difference, run.dcf_name: dcf_difference},
     )

@@ -45,12 +45,17 @@ class CostModel:
     c_fa_cm: float = 10.0
 
     def __post_init__(self) -> None:
-        priors = (self.p_tar, self.p_non, self.p_spoof)
-        if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
-            raise ValueError(f"t-DCF priors must be non-negative and sum to 1, got {priors}")
-        costs = (self.c_miss_asv, self.c_fa_asv, self.c_miss_cm, self.c_fa_cm)
-        if min(costs) < 0:
-            raise ValueError(f"t-DCF costs must be non-negative, got {costs}")
+        check_tandem_costs("t-DCF", (self.p_tar, self.p_non, self.p_spoof),
+                           (self.c_miss_asv, self.c_fa_asv, self.c_miss_cm, self.c_fa_cm))
+
+
+def check_tandem_costs(what: str, priors: tuple[float, ...], costs: tuple[float, ...]) -> None:
+    """The official codes' checks of a tandem cost model: priors non-negative and summing to 1 (to 1e-10, their
+    tolerance), costs non-negative."""
+    if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
+        raise ValueError(f"{what} priors must be non-negative and sum to 1, got {priors}")
+    if min(costs) < 0:
+        raise ValueError(f"{what} costs must be non-negative, got {costs}")
 
 
 ASVSPOOF2019_COST_MODEL = CostModel()
