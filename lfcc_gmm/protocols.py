@@ -280,6 +280,65 @@ def _read_delimited(path: Path) -> tuple[list[Trial], list[int]]:
     return trials, lines
 
 
+# What protocol_layout() reports.
+IDS, RAWNET2, ASVSPOOF2019, ASVSPOOF2021, LIST = "ids", "rawnet2", "asvspoof2019", "asvspoof2021", "list"
+UNKNOWN = "unknown"
+ASVSPOOF5, ASVSPOOF5_CM_KEYS, ASVSPOOF5_SASV_KEYS = "asvspoof5", "asvspoof5-cm-keys", "asvspoof5-sasv-keys"
+#: The layouts whose trials are scored with the ASVspoof 5 metrics (:mod:`lfcc_gmm.asvspoof5`).
+ASVSPOOF5_LAYOUTS = frozenset({ASVSPOOF5, ASVSPOOF5_CM_KEYS, ASVSPOOF5_SASV_KEYS})
+
+
+def protocol_layout(path: str | os.PathLike) -> str:
+    """Which layout of the module docstring :func:`read_protocol` reads ``path`` as, from its first line.
+
+    One of ``"ids"``, ``"rawnet2"``, ``"asvspoof2019"``, ``"asvspoof2021"``, ``"asvspoof5"`` (the released
+    protocols), ``"asvspoof5-cm-keys"``, ``"asvspoof5-sasv-keys"`` (the evaluation package's key files) or
+    ``"list"`` (CSV/TSV); see :data:`ASVSPOOF5_LAYOUTS`. ``"unknown"`` for an empty file or a first line of
+    another width, which :func:`read_protocol` rejects with the line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProtocolError(path, "protocol file not found" if not path.exists() else "is not a file")
+    try:
+        header = _header(path)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(path, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    if _is_key_table(header):
+        named = {_KEY_TABLE_FIELDS.get(name.lower()) for name in header or []}
+        return ASVSPOOF5_SASV_KEYS if "asv_label" in named else ASVSPOOF5_CM_KEYS
+    if header is not None and _is_asvspoof5(header):
+        # The released ASVspoof 5 protocols are named .tsv but are whitespace-separated protocols, not lists.
+        return ASVSPOOF5
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return LIST
+    width = 0 if header is None else len(header)
+    return {1: IDS, 4: RAWNET2, 5: ASVSPOOF2019}.get(width, ASVSPOOF2021 if width >= 8 else UNKNOWN)
+
+
+def trial_column(trials: Sequence[Trial], name: str, ids: Sequence[str] | None = None) -> list[str] | None:
+    """One label per trial, for breakdowns and resampling: ``"speaker"``, ``"attack"`` or a metadata name
+    (``"codec"``, ``"codec_quality"``, ``"gender"``, …), in the order of ``ids`` (file IDs, e.g. a score file's)
+    or of the trials. A SASV key repeats file IDs (one trial per target speaker): take its trials' order.
+
+    Returns None when no trial carries the label. Raises ValueError when only some do, or an ID has no trial.
+    """
+    by_id = {t.file_id: t for t in trials}
+    missing = [] if ids is None else [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} ID(s) are not among the trials, e.g. {missing[0]!r}")
+    chosen = list(trials) if ids is None else [by_id[i] for i in ids]
+    if name == "attack":
+        return [t.attack for t in chosen]
+    values = [t.speaker if name == "speaker" else t.metadata.get(name) for t in chosen]
+    present = [v is not None for v in values]
+    if not any(present):
+        return None
+    if not all(present):
+        lacking = chosen[present.index(False)]
+        raise ValueError(f"{present.count(False)} of {len(values)} trials have no {name}, e.g. {lacking.file_id!r}")
+    return [str(v) for v in values]
+
+
 def read_protocol(
     path: str | os.PathLike,
     audio_dir: str | os.PathLike | None = None,
@@ -308,14 +367,10 @@ def read_protocol(
         Some audio files do not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ProtocolError(path, "protocol file not found" if not path.exists() else "is not a file")
+    layout = protocol_layout(path)
+    key_table = layout in (ASVSPOOF5_CM_KEYS, ASVSPOOF5_SASV_KEYS)
+    delimited = layout == LIST
     try:
-        header = _header(path)
-        key_table = _is_key_table(header)
-        # The released ASVspoof 5 protocols are named .tsv but are whitespace-separated protocols, not lists.
-        released = header is not None and _is_asvspoof5(header)
-        delimited = not key_table and not released and path.suffix.lower() in (".csv", ".tsv")
         if key_table:
             trials, lines = _read_key_table(path)
         else:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lfcc_gmm.protocols import ProtocolError, Trial, read_protocol
+from lfcc_gmm.protocols import ASVSPOOF5_LAYOUTS, ProtocolError, Trial, protocol_layout, read_protocol, trial_column
 
 # The released protocols' layout: SPEAKER FILE GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK KEY TMP.
 TRAIN = ("T_4850 T_0000000001 F - - - AC3 A05 spoof -\n"
@@ -114,3 +114,39 @@ def test_shared_key_files(reference_dir):
     rows = [line.split("\t") for line in (folder / "dev_half.sasv.keys.tsv").read_text().splitlines()[1:]]
     assert Counter(t.metadata["asv_label"] for t in sasv) == Counter(row[3] for row in rows)
     assert {t.file_id: t.key for t in sasv} == {t.file_id: t.key for t in cm}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "layout"),
+    [
+        ("ASVspoof5.eval.track_1.tsv", EVAL, "asvspoof5"),
+        ("keys.tsv", "filename\tcm-label\nE_1\tspoof\n", "asvspoof5-cm-keys"),
+        ("keys.txt", "spk filename cm-label asv-label\nS E_1 spoof spoof\n", "asvspoof5-sasv-keys"),
+        ("p.txt", "LA_0079 LA_T_1 - - bonafide\n", "asvspoof2019"),
+        ("p.txt", "LA_0009 LA_E_1 alaw ita_tx A07 spoof notrim eval\n", "asvspoof2021"),
+        ("p.txt", "flac LA_T_1 - bonafide\n", "rawnet2"),
+        ("ids.txt", "LA_E_1\n", "ids"),
+        ("list.csv", "a.wav,spoof\n", "list"),
+        ("p.txt", "A B C\n", "unknown"),
+    ],
+)
+def test_protocol_layout_names_what_read_protocol_reads(tmp_path, name, text, layout):
+    path = write(tmp_path, name, text)
+    assert protocol_layout(path) == layout
+    assert (layout in ASVSPOOF5_LAYOUTS) == layout.startswith("asvspoof5")
+
+
+def test_trial_column_follows_the_score_ids(tmp_path):
+    trials = read_protocol(write(tmp_path, "ASVspoof5.eval.track_1.tsv", EVAL))
+    ids = ["E_0000000002", "E_0000000001"]
+    assert trial_column(trials, "codec", ids) == ["C11", "C05"]
+    assert trial_column(trials, "codec_quality") == ["4", "0"]
+    assert trial_column(trials, "speaker", ids) == ["E_0101", "E_0101"]
+    assert trial_column(trials, "attack", ids) == ["-", "A17"]
+    assert trial_column(read_protocol(write(tmp_path, "keys.tsv", "filename\tcm-label\nE_1\tspoof\n")),
+                        "codec") is None
+    with pytest.raises(ValueError, match="1 ID\\(s\\) are not among the trials, e.g. 'E_9'"):
+        trial_column(trials, "codec", ["E_9"])
+    mixed = [Trial("A", "spoof", metadata={"codec": "C01"}), Trial("B", "spoof")]
+    with pytest.raises(ValueError, match="1 of 2 trials have no codec, e.g. 'B'"):
+        trial_column(mixed, "codec")
