@@ -207,6 +207,10 @@ def test_track2_equals_the_official_package_on_the_shared_set(shared):
     for name, value in shared["official"]["track2"].items():
         assert getattr(result, name) == pytest.approx(value, rel=REL), name
     assert result.asv_rates == ORGANISERS_ASV_RATES
+    summary = json.loads(json.dumps(result.to_dict()))
+    assert summary["asv_rates"] == {"p_fa_non": 0.01881016557566423, "p_miss": 0.01880141010575793,
+                                    "p_fa_spoof": 0.4607082907604729}
+    assert (summary["n_target"], summary["t_eer_thresholds"]["cm"]) == (result.n_target, result.t_eer_thresholds[1])
     # The stand-alone functions agree with the single entry point.
     assert a_dcf(s["sasv"], s["labels"]) == result.a_dcf
     assert min_tdcf_revised(s["cm"], s["labels"]) == result.min_tdcf
