@@ -170,7 +170,7 @@ class SpeechActivity:
         if not (mask.shape[0] - 1) * frame_s < duration <= mask.shape[0] * frame_s + 1e-9 * frame_s and mask.size:
             raise ValueError(f"{mask.shape[0]} frames of {frame_s} s cannot describe {duration} s")
         mask.setflags(write=False)
-        starts, stops = _runs(mask)
+        starts, stops = true_runs(mask)
         regions = [(float(a * frame_s), float(min(b * frame_s, duration))) for a, b in zip(starts, stops, strict=True)]
         return cls(frame_s=float(frame_s), mask=mask, regions=regions,
                    speech_s=float(sum(b - a for a, b in regions)), duration_s=duration, f0=f0)
@@ -398,8 +398,8 @@ def _hop_energy_db(x: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
     return 10 * np.log10(squares.reshape(n_frames, hop).sum(axis=1) / counts + 1e-30)
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and stop (exclusive) indices of the runs of True."""
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop (exclusive) indices of the runs of True in a 1-D bool array."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
@@ -408,7 +408,7 @@ def _voiced_runs(f0: np.ndarray, config: SpeechConfig, frames_per_s: float) -> l
     """Chains of voiced frames whose pitch moves smoothly, at least ``min_voiced_s`` long."""
     semitones = 12 * np.log2(f0)
     linked = np.abs(np.diff(semitones)) <= config.max_f0_jump_st  # NaN (unvoiced) compares False
-    starts, stops = _runs(linked)  # a run of links i..j-1 chains frames i..j
+    starts, stops = true_runs(linked)  # a run of links i..j-1 chains frames i..j
     minimum = max(1, round(config.min_voiced_s * frames_per_s))
     runs = [(int(a), int(b) + 1) for a, b in zip(starts, stops, strict=True) if b + 1 - a >= minimum]
     return runs
@@ -427,7 +427,7 @@ def _join(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
 
 def _fill_gaps(mask: np.ndarray, max_gap: int) -> None:
     """Set the runs of False of at most ``max_gap`` frames that lie between two runs of True."""
-    starts, stops = _runs(~mask)
+    starts, stops = true_runs(~mask)
     for start, stop in zip(starts, stops, strict=True):
         if start > 0 and stop < mask.shape[0] and stop - start <= max_gap:
             mask[start:stop] = True
