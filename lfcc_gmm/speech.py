@@ -1,43 +1,55 @@
 """A light speech-activity detector: voiced speech found by its harmonics, its moving pitch and its syllables.
 
-Energy alone cannot tell speech from a tone, a hum or loud noise, so :func:`detect_speech` asks for the cues
-that only a voice has, and every threshold is relative to the file (the level of the recording does not
-matter) except one absolute floor for digital silence. The steps, with the defaults of :class:`SpeechConfig`:
+Energy alone cannot tell speech from a tone, a hum or loud noise, so :func:`detect_speech` asks for cues that
+only a voice has together. Every threshold is relative to the file, so the level of the recording does not
+matter, except one absolute floor for digital silence. The steps, with the defaults of :class:`SpeechConfig`:
 
-1. **Frames.** 50 ms Hann windows every 10 ms, centred on the 10 ms hop intervals they describe, so mask frame
-   ``i`` covers ``[i·hop, (i+1)·hop)``. 50 ms holds three periods of a 60 Hz voice and resolves its harmonics.
-2. **Harmonic comb** (periodicity across several harmonics). The log power spectrum up to 2.5 kHz minus its
-   moving average over ±150 Hz is clipped to ±10 dB: formants and spectral tilt go, and no single spectral
-   peak can contribute more than 10 dB. For each candidate F0 from 60 to 400 Hz (1/48 octave apart) the comb
-   score is the mean over the harmonics k·F0 (k ≤ 15, k·F0 ≤ 2.5 kHz) of the level at the harmonic minus
-   the mean of the levels halfway to its neighbours. A voiced frame has peaks at every harmonic and valleys
-   between them (scores of 8-15 dB); a pure tone or a sum of a few tones (440 Hz, DTMF, a chord) fills at
-   most a few of the 6-15 harmonic slots and noise fills none on average, so both stay far below the
-   ``voicing_db`` threshold (5 dB). Half and double the true F0 score about zero, which makes the F0 of the
-   best candidate reliable.
-3. **Level gates.** A frame can be voiced only if its 100-4000 Hz band energy is within ``relative_floor_db``
-   (50 dB) of the file's loud frames (99th percentile) and above ``absolute_floor_dbfs`` (-120 dBFS, below
-   the quantisation noise of 16-bit audio): faint harmonic backgrounds and digital silence are not speech.
-4. **Voiced runs** (minimum duration, pitch continuity). Voiced frames are chained while F0 moves by at most
+1. **Frames.** 80 ms Hann windows every 10 ms (``window_s``, ``hop_s``), each centred on the 10 ms interval
+   it describes: mask frame ``i`` covers ``[i·hop, (i+1)·hop)``. 80 ms holds four periods of a 50 Hz voice
+   and resolves the harmonics of low male voices. The FFT is not zero-padded: on a zero-padded grid the
+   side lobes of a pure tone beat with the bins into a regular ripple that looks like harmonics.
+2. **Harmonic comb** (periodicity across several harmonics). The log power spectrum minus its moving
+   average over ±150 Hz (``smoothing_hz``) is clipped to ±10 dB (``contrast_clip_db``): formants and tilt
+   go, and no single spectral peak can contribute more than 10 dB. For each candidate F0 from 50 to 400 Hz
+   (``f0_min``, ``f0_max``; 32 per octave) the comb score is the mean over its harmonics k·F0 (up to
+   2.5 kHz, ``harmonic_max_hz``, but at least 8 and at most 15 harmonics) of the level around the harmonic
+   minus the mean level around the two half-way points, each read through a triangle of half-width F0/4.
+   Voiced speech has peaks at every harmonic and valleys between them (8-15 dB). A pure tone fills one of
+   the 8-15 slots and scores 1-2 dB, noise scores 2 dB on average; two or three tones that happen to sit
+   on harmonics of one candidate (DTMF, a chord) can reach 4-7 dB in some frames, which step 6 answers.
+   Half and double the true F0 score about zero, so the best candidate's F0 is reliable.
+3. **Persistence.** A voice holds its pitch for tens of milliseconds, noise does not: the score of each
+   candidate is averaged over ±50 ms (``smooth_s``), taking the best candidate within ±0.75 semitone
+   (``smooth_f0_st``) at each frame, so that a gliding pitch keeps its score. This halves the spread of
+   noise scores (their maximum over 21 minutes of white, pink and brown noise is 3.9 dB) and keeps speech
+   in 10 dB SNR noise above the threshold. A frame is voiced when its score reaches ``voicing_db`` (4 dB).
+4. **Level gates.** A voiced frame's 100-4000 Hz energy (``band_hz``) must be within ``relative_floor_db``
+   (50 dB) of the file's loud frames (99th percentile) and above ``absolute_floor_dbfs`` (-120 dBFS, far
+   below 16-bit quantisation noise): a faint harmonic background or digital silence is not speech.
+5. **Voiced runs** (minimum duration, pitch continuity). Voiced frames are chained while F0 moves by at most
    ``max_f0_jump_st`` (2 semitones) from frame to frame; chains shorter than ``min_voiced_s`` (50 ms) are
-   dropped, which removes the isolated frames where noise happens to line up with a comb.
-5. **Regions.** Runs less than ``max_gap_s`` (0.3 s) apart are joined: the unvoiced consonants and short
-   pauses between syllables belong to the speech. A region is kept only if
-   - its pitch moves (**pitch variation**): the 10th-90th percentile spread of its F0 is at least
-     ``min_f0_spread_st`` (1 semitone). Intonation always moves the pitch; hum, a buzz or a click train
-     with a steady period does not;
-   - its band energy is modulated at the syllable rate (**syllabic modulation**): the RMS of the 2-8 Hz
-     band-pass of the log band energy over the region and ``modulation_context_s`` (0.25 s) around it is at
-     least ``min_modulation_db`` (3 dB). Syllables make speech rise and fall 2-8 times a second; steady
-     sources do not.
-6. **Hangover.** Each kept region is extended, by at most ``hangover_s`` (0.25 s) on each side, over
-   adjacent 10 ms intervals whose own energy is ``hangover_db`` (10 dB) above the file's noise floor (10th
-   percentile): the unvoiced onsets and codas (/s/, /t/) of the first and last syllable, never the
-   background before or after.
+   dropped, and with them the odd frame where noise lines up with a comb.
+6. **Phrases.** Runs less than ``phrase_gap_s`` (1 s) apart form a phrase; intonation and rhythm belong to a
+   phrase rather than to one syllable. A phrase is speech only if
+   - its pitch moves (**pitch variation**): the 10th-90th percentile spread of F0 around the median of its
+     own run, pooled over the phrase's runs, is at least ``min_f0_movement_st`` (0.4 semitone; speech
+     measures 0.66 and more, most of it 1-3). Intonation moves the pitch inside every syllable; hum, a
+     buzz, a click train, and tones switched from one pitch to the next (DTMF dialling, a sequence of
+     chords) hold it steady while they sound (below 0.2 semitone, measured);
+   - its band energy rises and falls at the syllable rate (**syllabic modulation**): the RMS of the 2-8 Hz
+     band-pass (``modulation_hz``) of the log band energy over the phrase and ``modulation_context_s``
+     (0.25 s) around it is at least ``min_modulation_db`` (1.5 dB). Speech measures 2.3 dB and more even in
+     10 dB SNR noise; steady sources measure below 0.3 dB.
+7. **Hangover and gaps.** Each run of a speech phrase grows, by at most ``hangover_s`` (0.25 s) each way,
+   over the adjacent 10 ms intervals whose own energy is ``hangover_db`` (10 dB) above the file's noise
+   floor (10th percentile of those energies): unvoiced onsets and codas (/s/, /t/), never the background.
+   Then gaps of at most ``max_gap_s`` (0.3 s) between speech are filled: closures and short pauses.
 
-What it does not find: whispered speech (no pitch), speech below about 0 dB SNR, and speech with a flat
-monotone pitch (a constant-F0 synthesiser). Cost: one FFT per 10 ms frame and one small matrix product,
-several hundred times faster than real time on one core (``benchmarks/bench_speech.py``).
+What it does not find: whispered speech (no pitch), speech far below 5 dB SNR, speech with a flat monotone
+pitch (a constant-F0 synthesiser), and single words shorter than :data:`MIN_SPEECH_S`. What it may call
+speech: other voices, such as singing. It works on a whole signal (file-relative thresholds); memory is
+bounded by batches of frames plus a few numbers per 10 ms. Cost: one FFT per frame and one small matrix
+product, over a thousand times real time on one core (``benchmarks/bench_speech.py``).
 """
 
 from __future__ import annotations
@@ -89,7 +101,7 @@ class SpeechConfig:
     min_voiced_s: float = 0.05
     max_gap_s: float = 0.30
     phrase_gap_s: float = 1.0
-    min_f0_spread_st: float = 0.5
+    min_f0_movement_st: float = 0.4
     modulation_hz: tuple[float, float] = (2.0, 8.0)
     modulation_context_s: float = 0.25
     min_modulation_db: float = 1.5
@@ -166,9 +178,11 @@ class SpeechActivity:
             raise ValueError(f"mask must be 1-D, got shape {mask.shape}")
         if not frame_s > 0:
             raise ValueError(f"frame_s must be positive, got {frame_s}")
-        duration = mask.shape[0] * frame_s if duration_s is None else float(duration_s)
-        if not (mask.shape[0] - 1) * frame_s < duration <= mask.shape[0] * frame_s + 1e-9 * frame_s and mask.size:
-            raise ValueError(f"{mask.shape[0]} frames of {frame_s} s cannot describe {duration} s")
+        n = mask.shape[0]
+        duration = n * frame_s if duration_s is None else float(duration_s)
+        # The last frame may be partial: it holds the end of the signal, and nothing lies past it.
+        if n and not (n - 1) * frame_s < duration <= n * frame_s * (1 + 1e-9):
+            raise ValueError(f"{n} frames of {frame_s} s cannot describe {duration} s")
         mask.setflags(write=False)
         starts, stops = true_runs(mask)
         regions = [(float(a * frame_s), float(min(b * frame_s, duration))) for a, b in zip(starts, stops, strict=True)]
@@ -198,7 +212,7 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
     Returns
     -------
     SpeechActivity
-        Mask on a ``hop_s`` grid, merged regions, total speech.
+        Mask on a grid of ``hop_s`` rounded to whole samples, merged regions, total speech, voiced F0.
 
     Raises
     ------
@@ -220,24 +234,25 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
         return SpeechActivity.from_mask(np.zeros(0, bool), plan.frame_s, 0.0, np.zeros(0))
 
     score, f0, band_db = _frame_features(x, plan, n_frames)
-    hop_db = _hop_energy_db(x, plan.hop, n_frames)
     loud = float(np.percentile(band_db, 99))
-    voiced = (score >= config.voicing_db) & (band_db >= max(loud - config.relative_floor_db,
-                                                            config.absolute_floor_dbfs))
-    f0 = np.where(voiced, f0, np.nan)
-    runs = _voiced_runs(f0, config, plan.frames_per_s)
-    modulation = _syllabic_modulation(band_db, loud, config, plan.frames_per_s)
-    noise_floor = float(np.percentile(hop_db, 10))
-    hangover = round(config.hangover_s * plan.frames_per_s)
+    floor = max(loud - config.relative_floor_db, config.absolute_floor_dbfs)
+    f0 = np.where((score >= config.voicing_db) & (band_db >= floor), f0, np.nan)
+    runs = _voiced_runs(f0, config.max_f0_jump_st, plan.frames(config.min_voiced_s))
+    modulation = _syllabic_modulation(np.maximum(band_db, loud - config.relative_floor_db), config.modulation_hz,
+                                      plan.frames_per_s)
+    hop_db = _hop_energy_db(x, plan.hop, n_frames)
+    threshold = float(np.percentile(hop_db, 10)) + config.hangover_db
+    context = plan.frames(config.modulation_context_s)
     mask = np.zeros(n_frames, bool)
-    phrases = _join(runs, round(config.phrase_gap_s * plan.frames_per_s))
-    for first, stop in phrases:
-        if _is_speech(f0[first:stop], modulation, first, stop, config, plan.frames_per_s):
-            for start, end in runs:
-                if first <= start < stop:
-                    start, end = _extend(hop_db, start, end, noise_floor + config.hangover_db, hangover)
-                    mask[start:end] = True
-    _fill_gaps(mask, round(config.max_gap_s * plan.frames_per_s))
+    for phrase in _phrases(runs, plan.frames(config.phrase_gap_s)):
+        first, stop = phrase[0][0], phrase[-1][1]
+        around = modulation[max(0, first - context) : stop + context]
+        if (_pitch_movement(f0, phrase) >= config.min_f0_movement_st
+                and np.sqrt(np.mean(around**2)) >= config.min_modulation_db):
+            for start, end in phrase:
+                start, end = _extend(hop_db, start, end, threshold, plan.frames(config.hangover_s))
+                mask[start:end] = True
+    _fill_gaps(mask, plan.frames(config.max_gap_s))
     f0.setflags(write=False)
     return SpeechActivity.from_mask(mask, plan.frame_s, duration, f0)
 
@@ -267,10 +282,15 @@ class _Plan:
         self.f0 = config.f0_min * 2.0 ** (np.arange(n_candidates) / config.f0_steps_per_octave)
         self.comb = _comb_matrix(self.f0, bin_hz, self.n_bins, config, nyquist).astype(np.float32)
         self.clip_db = config.contrast_clip_db
-        self.smooth_frames = int(round(config.smooth_s * self.frames_per_s))
+        self.smooth_frames = self.frames(config.smooth_s)
         self.smooth_steps = int(round(config.smooth_f0_st / 12 * config.f0_steps_per_octave))
         # Energies of a Hann-windowed frame relate to mean square through the window's energy.
         self.band_scale = 2.0 / (float(np.sum(self.window.astype(np.float64) ** 2)) * self.n_fft)
+
+
+    def frames(self, seconds: float) -> int:
+        """A duration in whole frames."""
+        return int(round(seconds * self.frames_per_s))
 
 
 @functools.lru_cache(maxsize=16)
@@ -404,25 +424,44 @@ def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
 
-def _voiced_runs(f0: np.ndarray, config: SpeechConfig, frames_per_s: float) -> list[tuple[int, int]]:
-    """Chains of voiced frames whose pitch moves smoothly, at least ``min_voiced_s`` long."""
-    semitones = 12 * np.log2(f0)
-    linked = np.abs(np.diff(semitones)) <= config.max_f0_jump_st  # NaN (unvoiced) compares False
-    starts, stops = true_runs(linked)  # a run of links i..j-1 chains frames i..j
-    minimum = max(1, round(config.min_voiced_s * frames_per_s))
-    runs = [(int(a), int(b) + 1) for a, b in zip(starts, stops, strict=True) if b + 1 - a >= minimum]
-    return runs
+def _voiced_runs(f0: np.ndarray, max_jump_st: float, min_frames: int) -> list[tuple[int, int]]:
+    """(start, stop) of the chains of voiced frames whose pitch moves by at most ``max_jump_st`` per frame."""
+    linked = np.abs(np.diff(12 * np.log2(f0))) <= max_jump_st  # NaN (unvoiced) compares False
+    starts, stops = true_runs(linked)  # links i .. j-1 chain frames i .. j
+    return [(int(a), int(b) + 1) for a, b in zip(starts, stops, strict=True) if b + 1 - a >= max(1, min_frames)]
 
 
-def _join(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
-    """Merge runs separated by at most ``max_gap`` frames."""
-    joined: list[tuple[int, int]] = []
-    for first, stop in runs:
-        if joined and first - joined[-1][1] <= max_gap:
-            joined[-1] = (joined[-1][0], stop)
+def _pitch_movement(f0: np.ndarray, phrase: list[tuple[int, int]]) -> float:
+    """10th-90th percentile spread (semitones) of the pitch around the median of its own run, over a phrase.
+
+    Measured within runs, so that steady tones switched from one pitch to the next (DTMF dialling, a
+    sequence of chords) do not count as movement.
+    """
+    deviations = []
+    for start, stop in phrase:
+        semitones = 12 * np.log2(f0[start:stop])
+        deviations.append(semitones - np.median(semitones))
+    low, high = np.percentile(np.concatenate(deviations), [10, 90])
+    return float(high - low)
+
+
+def _phrases(runs: list[tuple[int, int]], max_gap: int) -> list[list[tuple[int, int]]]:
+    """The runs grouped into phrases: consecutive runs at most ``max_gap`` frames apart."""
+    phrases: list[list[tuple[int, int]]] = []
+    for run in runs:
+        if phrases and run[0] - phrases[-1][-1][1] <= max_gap:
+            phrases[-1].append(run)
         else:
-            joined.append((first, stop))
-    return joined
+            phrases.append([run])
+    return phrases
+
+
+def _syllabic_modulation(envelope_db: np.ndarray, band_hz: tuple[float, float], frames_per_s: float) -> np.ndarray:
+    """The band-pass (zero phase) of a log energy envelope: its syllable-rate rise and fall, in dB."""
+    sos = butter(2, band_hz, btype="bandpass", fs=frames_per_s, output="sos")
+    if envelope_db.shape[0] <= 3 * 2 * sos.shape[0]:  # too short for sosfiltfilt's edge padding
+        return np.zeros_like(envelope_db)
+    return sosfiltfilt(sos, envelope_db - envelope_db.mean())
 
 
 def _fill_gaps(mask: np.ndarray, max_gap: int) -> None:
@@ -431,26 +470,6 @@ def _fill_gaps(mask: np.ndarray, max_gap: int) -> None:
     for start, stop in zip(starts, stops, strict=True):
         if start > 0 and stop < mask.shape[0] and stop - start <= max_gap:
             mask[start:stop] = True
-
-
-def _syllabic_modulation(band_db: np.ndarray, loud: float, config: SpeechConfig, frames_per_s: float) -> np.ndarray:
-    """The 2-8 Hz band-pass of the log band energy, floored 60 dB below the loud frames (dB)."""
-    envelope = np.maximum(band_db, loud - 60.0)
-    sos = butter(2, config.modulation_hz, btype="bandpass", fs=frames_per_s, output="sos")
-    if envelope.shape[0] <= 3 * 2 * sos.shape[0]:
-        return np.zeros_like(envelope)
-    return sosfiltfilt(sos, envelope - envelope.mean())
-
-
-def _is_speech(f0: np.ndarray, modulation: np.ndarray, first: int, stop: int, config: SpeechConfig,
-               frames_per_s: float) -> bool:
-    semitones = 12 * np.log2(f0[np.isfinite(f0)])
-    low, high = np.percentile(semitones, [10, 90])
-    if high - low < config.min_f0_spread_st:
-        return False
-    context = round(config.modulation_context_s * frames_per_s)
-    around = modulation[max(0, first - context) : stop + context]
-    return bool(np.sqrt(np.mean(around**2)) >= config.min_modulation_db)
 
 
 def _extend(hop_db: np.ndarray, first: int, stop: int, threshold: float, limit: int) -> tuple[int, int]:

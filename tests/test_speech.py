@@ -47,11 +47,13 @@ def _hum(seconds: float, mains: float) -> np.ndarray:
     return 0.3 * sum(np.sin(2 * np.pi * mains * k * t + k) / k for k in range(1, 12))
 
 
-def _dtmf_dialling(seconds: float) -> np.ndarray:
-    """Digits of 100 ms tone and 100 ms pause: on/off at 5 Hz, like syllables, and the pair changes."""
-    pairs = [(697, 1209), (770, 1336), (852, 1477), (941, 1336), (697, 1336), (770, 1209)]
-    digit = [np.concatenate([_tones(0.1, low, high), np.zeros(RATE // 10)]) for low, high in pairs]
-    return np.resize(np.concatenate(digit), int(seconds * RATE))
+def _tone_sequence(on_s: float, off_s: float, chords: list[tuple[float, ...]], seconds: float) -> np.ndarray:
+    """Each chord (a sum of tones) for ``on_s``, then ``off_s`` of silence: switched at a syllable-like rate."""
+    steps = [np.concatenate([_tones(on_s, *chord), np.zeros(round(off_s * RATE))]) for chord in chords]
+    return np.resize(np.concatenate(steps), int(seconds * RATE))
+
+
+DTMF_DIGITS = [(low, high) for low in (697, 770, 852, 941) for high in (1209, 1336, 1477, 1633)]
 
 
 def _clicks(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +76,13 @@ def _non_speech() -> dict[str, np.ndarray]:
         "DTMF 1 (697 + 1209 Hz)": _tones(10, 697, 1209),
         "A major chord": _tones(10, 440, 554.37, 659.26),
         "C major chord, four notes": _tones(10, 261.63, 329.63, 392.0, 523.25),
-        "DTMF dialling": _dtmf_dialling(10),
+        "DTMF dialling, 100 ms digits": _tone_sequence(0.1, 0.1, DTMF_DIGITS, 10),
+        "DTMF dialling, 200 ms digits": _tone_sequence(0.2, 0.2, DTMF_DIGITS, 10),
+        # Three tones on harmonics 4, 5 and 6 of a moving base: harmonic in every frame, steady while it sounds.
+        "major chords, 300 ms each": _tone_sequence(0.3, 0.1, [tuple(b * np.array([4, 5, 6])) for b in
+                                                                rng.uniform(60, 300, 16)], 10),
+        "random three-tone chords": _tone_sequence(0.3, 0.1, [tuple(rng.uniform(200, 2000, 3)) for _ in range(16)],
+                                                   10),
         "linear chirp 100 Hz-4 kHz": 0.3 * chirp(t, 100, 10, 4000),
         "log sweep 50 Hz-8 kHz": 0.3 * chirp(t, 50, 10, 7900, method="logarithmic"),
         "50 Hz hum": _hum(10, 50),
