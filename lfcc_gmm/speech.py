@@ -327,10 +327,6 @@ def _comb_matrix(f0: np.ndarray, bin_hz: float, n_bins: int, config: SpeechConfi
 def _frame_features(x: np.ndarray, plan: _Plan, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best smoothed comb score (dB), its F0 (Hz) and band energy (dB, mean-square units) of every frame."""
     # float32 throughout: a detector's decisions do not need float64, and it halves the FFT and product.
-    left = (plan.length - plan.hop) // 2
-    padded = np.zeros(left + n_frames * plan.hop + plan.length, np.float32)
-    padded[left : left + x.shape[0]] = x
-    view = np.lib.stride_tricks.sliding_window_view(padded, plan.length)[:: plan.hop]
     score = np.empty(n_frames, np.float32)
     best = np.empty(n_frames, np.float64)
     band_power = np.empty(n_frames, np.float32)
@@ -341,7 +337,7 @@ def _frame_features(x: np.ndarray, plan: _Plan, n_frames: int) -> tuple[np.ndarr
             stop = min(start + batch, n_frames)
             # Each batch reads ``margin`` frames beyond its ends so the time smoothing sees across batches.
             first, last = max(0, start - margin), min(n_frames, stop + margin)
-            spectrum = scipy.fft.rfft(view[first:last] * plan.window, axis=1, workers=1, overwrite_x=True)
+            spectrum = scipy.fft.rfft(_frames(x, plan, first, last), axis=1, workers=1, overwrite_x=True)
             spectrum = spectrum[:, : plan.n_used]
             power = np.square(spectrum.real) + np.square(spectrum.imag)
             band_power[start:stop] = power[start - first : stop - first, plan.band[0] : plan.band[1]].sum(axis=1)
@@ -352,6 +348,15 @@ def _frame_features(x: np.ndarray, plan: _Plan, n_frames: int) -> tuple[np.ndarr
     band_db = 10 * np.log10(band_power.astype(np.float64) * plan.band_scale + 1e-30)
     f0 = plan.f0[0] * 2.0 ** (best / plan.steps_per_octave)
     return score.astype(np.float64), f0, band_db
+
+
+def _frames(x: np.ndarray, plan: _Plan, first: int, last: int) -> np.ndarray:
+    """Windowed float32 frames ``first`` .. ``last - 1``, frame i centred on the hop interval i (zeros outside x)."""
+    start = first * plan.hop - (plan.length - plan.hop) // 2
+    stop = start + (last - first - 1) * plan.hop + plan.length
+    segment = np.zeros(stop - start, np.float32)
+    segment[max(0, -start) : min(stop, x.shape[0]) - start] = x[max(0, start) : min(stop, x.shape[0])]
+    return np.lib.stride_tricks.sliding_window_view(segment, plan.length)[:: plan.hop] * plan.window
 
 
 def _peak(smoothed: np.ndarray, raw: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -413,11 +418,13 @@ def _contrast(power: np.ndarray, half_width: int, clip_db: float) -> np.ndarray:
 
 def _hop_energy_db(x: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
     """Mean square (dB) of each hop interval's own samples: exact time alignment for the hangover."""
-    squares = np.zeros(n_frames * hop)
-    np.square(x, out=squares[: x.shape[0]])
-    counts = np.full(n_frames, float(hop))
-    counts[-1] = x.shape[0] - (n_frames - 1) * hop
-    return 10 * np.log10(squares.reshape(n_frames, hop).sum(axis=1) / counts + 1e-30)
+    whole = x.shape[0] // hop
+    rows = x[: whole * hop].reshape(whole, hop)
+    mean_square = np.einsum("ij,ij->i", rows, rows) / hop
+    if n_frames > whole:  # the last interval is partial
+        tail = x[whole * hop :]
+        mean_square = np.append(mean_square, np.dot(tail, tail) / tail.shape[0])
+    return 10 * np.log10(mean_square + 1e-30)
 
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
