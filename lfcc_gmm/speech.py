@@ -42,7 +42,8 @@ matter, except one absolute floor for digital silence. The steps, with the defau
      10 dB SNR noise; steady sources measure below 0.3 dB.
 7. **Hangover and gaps.** Each run of a speech phrase grows, by at most ``hangover_s`` (0.25 s) each way,
    over the adjacent 10 ms intervals whose own energy is ``hangover_db`` (10 dB) above the file's noise
-   floor (10th percentile of those energies): unvoiced onsets and codas (/s/, /t/), never the background.
+   floor (10th percentile of those energies, digital silence left out): unvoiced onsets and codas (/s/,
+   /t/), never the background.
    Then gaps of at most ``max_gap_s`` (0.3 s) between speech are filled: closures and short pauses.
 
 What it does not find: whispered speech (no pitch), speech far below 5 dB SNR, speech with a flat monotone
@@ -241,7 +242,10 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
     modulation = _syllabic_modulation(np.maximum(band_db, loud - config.relative_floor_db), config.modulation_hz,
                                       plan.frames_per_s)
     hop_db = _hop_energy_db(x, plan.hop, n_frames)
-    threshold = float(np.percentile(hop_db, 10)) + config.hangover_db
+    # The background is what is left where there is signal at all: digital silence padded around a
+    # recording would otherwise make its own background noise look loud enough to extend speech over.
+    audible = hop_db[hop_db >= config.absolute_floor_dbfs]
+    threshold = float(np.percentile(audible, 10)) + config.hangover_db if audible.size else np.inf
     context = plan.frames(config.modulation_context_s)
     mask = np.zeros(n_frames, bool)
     for phrase in _phrases(runs, plan.frames(config.phrase_gap_s)):
