@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lfcc_gmm.speech import MIN_SPEECH_S, SpeechActivity, true_runs
+from lfcc_gmm.speech import DIGITAL_SILENCE_DBFS, MIN_SPEECH_S, SpeechActivity, true_runs
 
 #: Samples with a magnitude at or above this are at full scale.
 FULL_SCALE = 0.999
@@ -49,8 +49,6 @@ LOW_LEVEL_DBFS = -45.0
 LONG_SILENCE_S = 2.0
 #: ... and so is one longer than this share of the file.
 LONG_SILENCE_SHARE = 0.5
-#: Levels are floored here, the level of digital silence (a mean square of 1e-20).
-SILENCE_DBFS = -200.0
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,10 @@ def clipped_share(signal: ArrayLike) -> float:
 
 
 def level_dbfs(signal: ArrayLike) -> float:
-    """RMS level in dBFS (20·log10 RMS), floored at :data:`SILENCE_DBFS`; an empty signal is silence."""
+    """RMS level in dBFS (20·log10 RMS), floored at :data:`~lfcc_gmm.speech.DIGITAL_SILENCE_DBFS`."""
     x = _as_signal(signal)
     mean_square = float(np.mean(np.square(x))) if x.shape[0] else 0.0
-    return max(SILENCE_DBFS, 10 * math.log10(mean_square + 1e-20))
+    return max(DIGITAL_SILENCE_DBFS, 10 * math.log10(mean_square + 1e-20))
 
 
 def longest_pause(speech: SpeechActivity) -> tuple[float, float]:
@@ -151,7 +149,7 @@ def check_signal(
     else:
         level, what = level_dbfs(x), "overall level"
     if level < LOW_LEVEL_DBFS:
-        shown = "digital silence" if level <= SILENCE_DBFS else f"{level:.1f} dBFS"
+        shown = "digital silence" if level <= DIGITAL_SILENCE_DBFS else f"{level:.1f} dBFS"
         checks.append(Check("low-level", f"very low level: {what} is {shown}, below {LOW_LEVEL_DBFS:g} dBFS",
                             level))
     if window_s is not None and x.shape[0] < round(window_s * sample_rate):

@@ -24,8 +24,9 @@ matter, except one absolute floor for digital silence. The steps, with the defau
    noise scores (their maximum over 21 minutes of white, pink and brown noise is 3.9 dB) and keeps speech
    in 10 dB SNR noise above the threshold. A frame is voiced when its score reaches ``voicing_db`` (4 dB).
 4. **Level gates.** A voiced frame's 100-4000 Hz energy (``band_hz``) must be within ``relative_floor_db``
-   (50 dB) of the file's loud frames (99th percentile) and above ``absolute_floor_dbfs`` (-120 dBFS, far
-   below 16-bit quantisation noise): a faint harmonic background or digital silence is not speech.
+   (50 dB) of the file's loud frames (99th percentile): a faint harmonic background is not speech. The
+   one absolute floor, ``absolute_floor_dbfs``, is :data:`DIGITAL_SILENCE_DBFS` (-200 dBFS, a mean square
+   of 1e-20): far below the -96 dBFS of one 16-bit step, so any real recording is judged against itself.
 5. **Voiced runs** (minimum duration, pitch continuity). Voiced frames are chained while F0 moves by at most
    ``max_f0_jump_st`` (2 semitones) from frame to frame; chains shorter than ``min_voiced_s`` (50 ms) are
    dropped, and with them the odd frame where noise lines up with a comb.
@@ -70,6 +71,8 @@ from threadpoolctl import ThreadpoolController
 
 #: Below this much detected speech (seconds) a file's verdict is "no speech".
 MIN_SPEECH_S = 0.5
+#: Levels (dBFS, 10·log10 of a mean square) at or below this are digital silence.
+DIGITAL_SILENCE_DBFS = -200.0
 
 # Frames go through the FFT in batches of about this many samples, so memory does not grow with the file.
 _BATCH_SAMPLES = 2**20
@@ -97,7 +100,7 @@ class SpeechConfig:
     smooth_f0_st: float = 0.75
     band_hz: tuple[float, float] = (100.0, 4000.0)
     relative_floor_db: float = 50.0
-    absolute_floor_dbfs: float = -120.0
+    absolute_floor_dbfs: float = DIGITAL_SILENCE_DBFS
     max_f0_jump_st: float = 2.0
     min_voiced_s: float = 0.05
     max_gap_s: float = 0.30
@@ -204,7 +207,7 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
     Parameters
     ----------
     signal : array_like
-        1-D samples, float in [-1, 1] (the level does not matter except below -120 dBFS).
+        1-D samples, float in [-1, 1]; the level does not matter (above digital silence).
     sample_rate : int
         Rate of ``signal`` in Hz (at least 8000).
     **params
@@ -237,14 +240,14 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
     score, f0, band_db = _frame_features(x, plan, n_frames)
     loud = float(np.percentile(band_db, 99))
     floor = max(loud - config.relative_floor_db, config.absolute_floor_dbfs)
-    f0 = np.where((score >= config.voicing_db) & (band_db >= floor), f0, np.nan)
+    f0 = np.where((score >= config.voicing_db) & (band_db > floor), f0, np.nan)
     runs = _voiced_runs(f0, config.max_f0_jump_st, plan.frames(config.min_voiced_s))
     modulation = _syllabic_modulation(np.maximum(band_db, loud - config.relative_floor_db), config.modulation_hz,
                                       plan.frames_per_s)
     hop_db = _hop_energy_db(x, plan.hop, n_frames)
-    # The background is what is left where there is signal at all: digital silence padded around a
-    # recording would otherwise make its own background noise look loud enough to extend speech over.
-    audible = hop_db[hop_db >= config.absolute_floor_dbfs]
+    # The background is measured where there is signal at all: digital silence padded around a recording
+    # would otherwise make its own background noise look loud enough to extend speech over.
+    audible = hop_db[hop_db > config.absolute_floor_dbfs]
     threshold = float(np.percentile(audible, 10)) + config.hangover_db if audible.size else np.inf
     context = plan.frames(config.modulation_context_s)
     mask = np.zeros(n_frames, bool)

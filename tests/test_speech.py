@@ -115,9 +115,10 @@ def test_speech_is_found_at_any_level(file_id):
     x = demo_signal(file_id)
     loud = detect_speech(x, RATE)
     assert loud.speech_s >= MIN_SPEECH_S
-    # Every decision is relative to the file (40 dB quieter: -70 dBFS speech), so the mask is the same.
-    quiet = detect_speech(x * 0.01, RATE)
-    np.testing.assert_array_equal(quiet.mask, loud.mask)
+    # Every decision is relative to the file, so 40 and 80 dB quieter (speech at -70 and -110 dBFS, its
+    # background at -120 and -160 dBFS) give the same mask.
+    for gain in (0.01, 1e-4):
+        np.testing.assert_array_equal(detect_speech(x * gain, RATE).mask, loud.mask, err_msg=f"gain {gain}")
 
 
 @pytest.mark.parametrize("padding", ["-60 dBFS noise", "digital silence"])
