@@ -51,7 +51,7 @@ What it does not find: whispered speech (no pitch), speech far below 5 dB SNR, s
 pitch (a constant-F0 synthesiser), and single words shorter than :data:`MIN_SPEECH_S`. What it may call
 speech: other voices, such as singing. It works on a whole signal (file-relative thresholds); memory is
 bounded by batches of frames plus a few numbers per 10 ms. Cost: one FFT per frame and one small matrix
-product, over a thousand times real time on one core (``benchmarks/bench_speech.py``).
+product, about a thousand times real time on one core (``benchmarks/bench_speech.py``).
 """
 
 from __future__ import annotations
