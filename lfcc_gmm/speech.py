@@ -136,8 +136,13 @@ class SpeechConfig:
             raise ValueError("invalid speech detector setting: " + "; ".join(problems))
 
 
+_DEFAULT = SpeechConfig()
+
+
 def speech_config(**params: Any) -> SpeechConfig:
     """The default :class:`SpeechConfig` with ``params`` replaced; unknown names are an error."""
+    if not params:
+        return _DEFAULT  # built and checked once: most calls use the defaults
     fields = {f.name for f in dataclasses.fields(SpeechConfig)}
     unknown = sorted(set(params) - fields)
     if unknown:
@@ -242,8 +247,7 @@ def detect_speech(signal: ArrayLike, sample_rate: int = 16000, **params: Any) ->
     floor = max(loud - config.relative_floor_db, config.absolute_floor_dbfs)
     f0 = np.where((score >= config.voicing_db) & (band_db > floor), f0, np.nan)
     runs = _voiced_runs(f0, config.max_f0_jump_st, plan.frames(config.min_voiced_s))
-    modulation = _syllabic_modulation(np.maximum(band_db, loud - config.relative_floor_db), config.modulation_hz,
-                                      plan.frames_per_s)
+    modulation = _syllabic_modulation(np.maximum(band_db, loud - config.relative_floor_db), plan.modulation_sos)
     hop_db = _hop_energy_db(x, plan.hop, n_frames)
     # The background is measured where there is signal at all: digital silence padded around a recording
     # would otherwise make its own background noise look loud enough to extend speech over.
@@ -291,6 +295,7 @@ class _Plan:
         self.comb = _comb_matrix(self.f0, bin_hz, self.n_bins, config, nyquist).astype(np.float32)
         self.clip_db = config.contrast_clip_db
         self.smooth_frames = self.frames(config.smooth_s)
+        self.modulation_sos = butter(2, config.modulation_hz, btype="bandpass", fs=self.frames_per_s, output="sos")
         self.smooth_steps = int(round(config.smooth_f0_st / 12 * config.f0_steps_per_octave))
         # Energies of a Hann-windowed frame relate to mean square through the window's energy.
         self.band_scale = 2.0 / (float(np.sum(self.window.astype(np.float64) ** 2)) * self.n_fft)
@@ -472,9 +477,8 @@ def _phrases(runs: list[tuple[int, int]], max_gap: int) -> list[list[tuple[int, 
     return phrases
 
 
-def _syllabic_modulation(envelope_db: np.ndarray, band_hz: tuple[float, float], frames_per_s: float) -> np.ndarray:
-    """The band-pass (zero phase) of a log energy envelope: its syllable-rate rise and fall, in dB."""
-    sos = butter(2, band_hz, btype="bandpass", fs=frames_per_s, output="sos")
+def _syllabic_modulation(envelope_db: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """The zero-phase band-pass ``sos`` of a log energy envelope: its syllable-rate rise and fall, in dB."""
     if envelope_db.shape[0] <= 3 * 2 * sos.shape[0]:  # too short for sosfiltfilt's edge padding
         return np.zeros_like(envelope_db)
     return sosfiltfilt(sos, envelope_db - envelope_db.mean())
