@@ -52,6 +52,11 @@ _EXPORTS = {
     "parse_conditions": "degrade",
     "Augmenter": "augment",
     "rawboost": "augment",
+    "detect_speech": "speech",
+    "SpeechActivity": "speech",
+    "MIN_SPEECH_S": "speech",
+    "check_signal": "checks",
+    "Check": "checks",
 }
 
 __all__ = ["__version__", *_EXPORTS]
