@@ -214,6 +214,38 @@ class Track1Evaluation:
             "cost_model": asdict(self.cost_model),
         }
 
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report: pooled metrics under ``title``, then a table per breakdown."""
+        p, c = self.pooled, self.cost_model
+        lines = [
+            f"{title}: {p.n_bonafide + p.n_spoof:,} trials ({p.n_bonafide:,} bona fide, {p.n_spoof:,} spoof)",
+            f"  min DCF    {p.min_dcf:8.5f}     (primary; P_spoof {c.p_spoof:g}, C_miss {c.c_miss:g}, "
+            f"C_fa {c.c_fa:g})",
+            f"  act DCF    {p.act_dcf:8.5f}     (scores read as natural-log LLRs, threshold "
+            f"{_bayes_threshold(c):.4f})",
+            f"  Cllr       {p.cllr_bits:8.5f}     bits",
+            f"  EER        {p.eer_percent:8.4f} %   (threshold {p.eer_threshold:.6g})",
+        ]
+        qualities = {f"{codec} {quality}": result for codec, by_quality in self.per_codec_quality.items()
+                     if len(by_quality) > 1 for quality, result in by_quality.items()}
+        tables = [("attack", "each attack's spoofs against all bona fide trials", self.per_attack),
+                  ("codec", "the bona fide and spoof trials of each codec condition", self.per_codec),
+                  ("codec quality", "within each codec, the trials of each quality", qualities)]
+        for header, meaning, results in tables:
+            if results:
+                lines.append(f"  per {header} ({meaning}):")
+                lines.extend(_track1_table(header, results))
+        return "\n".join(lines)
+
+
+def _track1_table(header: str, results: dict[str, Track1Result]) -> list[str]:
+    width = max(len(header), *(len(name) for name in results))
+    lines = [f"    {header:<{width}}  {'min DCF':>8}  {'act DCF':>8}  {'Cllr':>8}  {'EER %':>8}  "
+             f"{'bona fide':>9}  {'spoof':>7}"]
+    lines += [f"    {name:<{width}}  {r.min_dcf:8.5f}  {r.act_dcf:8.5f}  {r.cllr_bits:8.5f}  {r.eer_percent:8.4f}  "
+              f"{r.n_bonafide:9,}  {r.n_spoof:7,}" for name, r in results.items()]
+    return lines
+
 
 def _labels_column(values: Labels, n: int, name: str) -> np.ndarray:
     column = np.asarray(values)
@@ -547,6 +579,31 @@ class SASVEvaluation:
         result["t_eer_thresholds"] = (None if self.t_eer_thresholds is None
                                       else dict(zip(("asv", "cm"), self.t_eer_thresholds, strict=True)))
         return result
+
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report of the three metrics under ``title``; what is missing says why."""
+        rates = self.asv_rates
+        source = ("the organisers' pooled ones" if rates == ORGANISERS_ASV_RATES
+                  else "computed from the given ASV scores")
+        lines = [
+            f"{title}: {self.n_target + self.n_nontarget + self.n_spoof:,} trials ({self.n_target:,} target, "
+            f"{self.n_nontarget:,} non-target, {self.n_spoof:,} spoof)",
+            f"  a-DCF      {self.a_dcf:8.5f}     (primary, of the SASV score)",
+        ]
+        if self.min_tdcf is None:
+            lines.append("  min t-DCF       n/a     (needs the CM scores)")
+        else:
+            lines.append(f"  min t-DCF  {self.min_tdcf:8.5f}     (revised, of the CM score; ASV error rates: "
+                         f"{source}:")
+            lines.append(f"{'':28}P_fa,non {rates.p_fa_non:.4f}, P_miss {rates.p_miss:.4f}, "
+                         f"P_fa,spoof {rates.p_fa_spoof:.4f})")
+        if self.t_eer_percent is None or self.t_eer_thresholds is None:
+            lines.append("  t-EER           n/a     (needs the CM and the ASV scores)")
+        else:
+            asv, cm = self.t_eer_thresholds
+            lines.append(f"  t-EER      {self.t_eer_percent:8.4f} %   (of the CM and ASV scores together; "
+                         f"thresholds ASV {asv:.6g}, CM {cm:.6g})")
+        return "\n".join(lines)
 
 
 def evaluate_sasv(
