@@ -6,12 +6,14 @@ bona fide and spoof trials; when the trials name their speakers, speakers are re
 trials (a cluster bootstrap), since trials of one speaker are not independent and an interval that ignores it is
 too narrow. A speaker resample that lacks a class is drawn again.
 
-The primary DCF is the ASVspoof 5 Track 1 min DCF (:func:`lfcc_gmm.asvspoof5.track1_min_dcf`) or, given the
-organisers' ASV scores, the ASVspoof 2019 min t-DCF (:func:`lfcc_gmm.metrics.compute_min_tdcf`, the ASV rates held
-fixed). Each replicate equals the metric computed on the resampled score arrays exactly: a resample is a count per
-trial, the DET curve of all resamples is a cumulative sum over the trials in score order, and the EER, which may
-fall between two copies of one trial, is located inside that trial's run of copies. Resamples are processed in
-blocks of matrices, so 1,000 resamples of 71,237 trials take a few seconds.
+The primary DCF is the ASVspoof 5 Track 1 min DCF (:func:`lfcc_gmm.asvspoof5.track1_min_dcf`), the min DCF at a
+given P(bona fide) with unit costs (:func:`lfcc_gmm.metrics.min_dcf`, as :func:`lfcc_gmm.metrics.evaluate`
+reports it) or, given the organisers' ASV scores, the ASVspoof 2019 min t-DCF
+(:func:`lfcc_gmm.metrics.compute_min_tdcf`, the ASV rates held fixed). Each replicate equals the metric computed
+on the resampled score arrays exactly: a resample is a count per trial, the DET curve of all resamples is a
+cumulative sum over the trials in score order, and the EER, which may fall between two copies of one trial, is
+located inside that trial's run of copies. Resamples are processed in blocks of matrices, so 1,000 resamples of
+71,237 trials take a few seconds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .asvspoof5 import TRACK1_COST_MODEL, DCFCostModel, dcf_normaliser, dcf_points
-from .metrics import ASVSPOOF2019_COST_MODEL, ArrayLike, _scores, _tdcf_norm, asv_error_rates, bonafide_mask
+from .metrics import (
+    ASVSPOOF2019_COST_MODEL,
+    ArrayLike,
+    _check_dcf_params,
+    _normalised_dcf,
+    _scores,
+    _tdcf_norm,
+    asv_error_rates,
+    bonafide_mask,
+)
+from .protocols import Trial, trial_column
 
 if TYPE_CHECKING:
     from .scorefiles import ASVScores
@@ -77,6 +89,19 @@ class BootstrapCI:
         return {"confidence": self.confidence, "n_resamples": self.n_resamples, "resampled": self.unit,
                 "seed": self.seed, **{name: i.to_dict() for name, i in self.intervals.items()}}
 
+    def describe(self, why: str = "") -> str:
+        """How the intervals were drawn, in words; ``why`` (what decided the resampling unit) in parentheses."""
+        return _describe(self.confidence, self.n_resamples, self.unit, self.seed, why)
+
+    def lines(self) -> list[str]:
+        """One line per metric: ``name  estimate  [low, high]``."""
+        return [f"{METRIC_LABELS[name]:<10}{format_metric(name, i.estimate):>10}   [{format_metric(name, i.low)}, "
+                f"{format_metric(name, i.high)}]" for name, i in self.intervals.items()]
+
+    def to_text(self, why: str = "") -> str:
+        """The intervals under a line saying how they were drawn."""
+        return "\n".join([f"  {self.describe(why)}:", *(f"    {line}" for line in self.lines())])
+
 
 @dataclass(frozen=True)
 class PairedBootstrap:
@@ -101,6 +126,45 @@ class PairedBootstrap:
         return {"confidence": self.confidence, "n_resamples": self.n_resamples, "resampled": self.unit,
                 "seed": self.seed,
                 **{name: {**i.to_dict(), "significant": i.excludes_zero} for name, i in self.differences.items()}}
+
+    def lines(self) -> list[str]:
+        """One line per metric: the difference A − B, its interval, and whether it is significant."""
+        return [f"{METRIC_LABELS[name]:<10}{format_metric(name, i.estimate, signed=True):>10}   "
+                f"[{format_metric(name, i.low, signed=True)}, {format_metric(name, i.high, signed=True)}]   "
+                f"{'significant' if i.excludes_zero else 'not significant'}" for name, i in self.differences.items()]
+
+    def to_text(self, name_a: str = "A", name_b: str = "B") -> str:
+        """The differences under a line naming the two systems."""
+        return "\n".join([f"  {name_a} − {name_b}:", *(f"    {line}" for line in self.lines())])
+
+
+#: How each metric of the intervals is named in text.
+METRIC_LABELS = {"eer_percent": "EER %", "min_dcf": "min DCF", "min_tdcf": "min t-DCF"}
+
+
+def format_metric(name: str, value: float, signed: bool = False) -> str:
+    """A metric of the intervals as text: EERs (%) to 4 decimals, DCFs to 5, with a sign for differences."""
+    return f"{value:{'+' if signed else ''}.{4 if name == 'eer_percent' else 5}f}"
+
+
+def _describe(confidence: float, n_resamples: int, unit: str, seed: int | None, why: str = "") -> str:
+    return (f"{100 * confidence:g} % percentile bootstrap intervals, {n_resamples:,} resamples of {unit}s"
+            f"{'' if seed is None else f', seed {seed}'}{f' ({why})' if why else ''}")
+
+
+def cluster_speakers(trials: Sequence[Trial] | None, ids: Sequence[str]) -> tuple[list[str] | None, str]:
+    """The speaker of each trial of ``ids`` (file IDs, e.g. a score file's), to resample speakers as clusters, when
+    the ``trials`` (a protocol) name two or more; else None, and trials are resampled. Also says why, in words.
+    """
+    if trials is None:
+        return None, "no protocol names the speakers"
+    speakers = trial_column(trials, "speaker", ids)
+    if speakers is None:
+        return None, "the protocol names no speakers"
+    count = len(set(speakers))
+    if count < 2:
+        return None, "the protocol names one speaker"
+    return speakers, f"the protocol names {count:,} speakers"
 
 
 class _System(NamedTuple):
@@ -235,12 +299,17 @@ def resample_counts(
     return counts
 
 
-def _cost_function(asv: ASVScores | None, cost_model: DCFCostModel) -> tuple[str, DetCost]:
-    if asv is None:
-        norm = dcf_normaliser(cost_model)
-        return "min_dcf", lambda frr, far: dcf_points(frr, far, cost_model) / norm
-    rates = asv_error_rates(asv.target, asv.nontarget, asv.spoof)
-    return "min_tdcf", lambda frr, far: _tdcf_norm(frr, far, rates, ASVSPOOF2019_COST_MODEL)
+def _cost_function(asv: ASVScores | None, cost_model: DCFCostModel, prior: float | None) -> tuple[str, DetCost]:
+    if asv is not None:
+        if prior is not None:
+            raise ValueError("give the ASV scores (min t-DCF) or a prior (min DCF), not both")
+        rates = asv_error_rates(asv.target, asv.nontarget, asv.spoof)
+        return "min_tdcf", lambda frr, far: _tdcf_norm(frr, far, rates, ASVSPOOF2019_COST_MODEL)
+    if prior is not None:
+        _check_dcf_params(prior, 1.0, 1.0)
+        return "min_dcf", lambda frr, far: np.asarray(_normalised_dcf(frr, far, prior, 1.0, 1.0))
+    norm = dcf_normaliser(cost_model)
+    return "min_dcf", lambda frr, far: dcf_points(frr, far, cost_model) / norm
 
 
 def _prepare(scores: ArrayLike, keys: Labels, speakers: Labels | None) -> tuple[np.ndarray, np.ndarray,
@@ -291,14 +360,15 @@ class _Run(NamedTuple):
 
 
 def _run(systems: Sequence[ArrayLike], keys: Labels, speakers: Labels | None, asv: ASVScores | None,
-         cost_model: DCFCostModel, confidence: float, n_resamples: int, seed: int | None) -> _Run:
+         cost_model: DCFCostModel, prior: float | None, confidence: float, n_resamples: int,
+         seed: int | None) -> _Run:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
     prepared = [_prepare(scores, keys, speakers) for scores in systems]
     _, bona, speaker_column = prepared[0]
-    name, cost = _cost_function(asv, cost_model)
+    name, cost = _cost_function(asv, cost_model, prior)
     ordered = [_system(values, bona) for values, _, _ in prepared]
     everything = np.ones((1, bona.size), dtype=np.int64)
     estimates = []
@@ -316,6 +386,7 @@ def bootstrap_ci(
     *,
     asv: ASVScores | None = None,
     cost_model: DCFCostModel = TRACK1_COST_MODEL,
+    prior: float | None = None,
     confidence: float = 0.95,
     n_resamples: int = 1000,
     seed: int | None = 0,
@@ -331,15 +402,19 @@ def bootstrap_ci(
         The speaker of each trial (the protocol's SPEAKER column); speakers are then resampled with all their
         trials. Without it, trials are resampled within each class.
     asv : ASVScores, optional
-        The organisers' ASV scores: the DCF is then the ASVspoof 2019 min t-DCF, else the ASVspoof 5 min DCF of
-        ``cost_model``.
+        The organisers' ASV scores: the DCF is then the ASVspoof 2019 min t-DCF.
+    cost_model : DCFCostModel
+        Without ``asv`` or ``prior``, the DCF is the ASVspoof 5 Track 1 min DCF of this cost model.
+    prior : float, optional
+        The DCF is then the min DCF at P(bona fide) = ``prior`` with unit costs, the ``min_dcf`` of
+        :func:`lfcc_gmm.metrics.evaluate`.
     confidence : float
         Coverage of each interval, e.g. 0.95.
     n_resamples : int
     seed : int or None
         Seed of the resampling; the same seed gives the same intervals.
     """
-    run = _run([scores], keys, speakers, asv, cost_model, confidence, n_resamples, seed)
+    run = _run([scores], keys, speakers, asv, cost_model, prior, confidence, n_resamples, seed)
     (eer, dcf), ((eer_replicates, dcf_replicates),) = run.estimates[0], run.replicates
     return BootstrapCI(
         intervals={"eer_percent": _interval(eer, eer_replicates, confidence),
@@ -357,6 +432,7 @@ def paired_bootstrap(
     *,
     asv: ASVScores | None = None,
     cost_model: DCFCostModel = TRACK1_COST_MODEL,
+    prior: float | None = None,
     confidence: float = 0.95,
     n_resamples: int = 1000,
     seed: int | None = 0,
@@ -368,7 +444,7 @@ def paired_bootstrap(
     interval excludes 0. Parameters as :func:`bootstrap_ci`; ``scores_a`` and ``scores_b`` are aligned trial by
     trial with ``keys`` (and ``speakers``).
     """
-    run = _run([scores_a, scores_b], keys, speakers, asv, cost_model, confidence, n_resamples, seed)
+    run = _run([scores_a, scores_b], keys, speakers, asv, cost_model, prior, confidence, n_resamples, seed)
     (eer_a, dcf_a), (eer_b, dcf_b) = run.estimates
     (eer_rep_a, dcf_rep_a), (eer_rep_b, dcf_rep_b) = run.replicates
     eer_difference, dcf_difference = eer_rep_a - eer_rep_b, dcf_rep_a - dcf_rep_b

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from lfcc_gmm.asvspoof5 import track1_min_dcf
-from lfcc_gmm.bootstrap import bootstrap_ci, paired_bootstrap, resample_counts
-from lfcc_gmm.metrics import compute_eer, compute_min_tdcf
+from lfcc_gmm.bootstrap import bootstrap_ci, cluster_speakers, paired_bootstrap, resample_counts
+from lfcc_gmm.metrics import compute_eer, compute_min_tdcf, evaluate, min_dcf
+from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorefiles import ASVScores
 
 
@@ -73,6 +74,17 @@ def test_min_tdcf_replicates_with_asv_scores():
         bona, spoof = resampled(scores, keys, copies)
         assert result.replicates["min_tdcf"][r] == compute_min_tdcf(bona, spoof, asv.target, asv.nontarget,
                                                                     asv.spoof)
+
+
+@pytest.mark.parametrize("prior", [0.5, 0.3, 0.9])
+def test_min_dcf_at_a_prior_replicates_and_equals_what_evaluate_reports(prior):
+    # The DCF of antispoof evaluate's ASVspoof 2019 report: unit costs at P(bona fide) = prior.
+    scores, keys = gaussian_trials(12, 70, 150, separation=1.2, decimals=1)
+    result = bootstrap_ci(scores, keys, prior=prior, n_resamples=60, seed=3)
+    assert set(result.intervals) == {"eer_percent", "min_dcf"}
+    for r, copies in enumerate(resample_counts(keys, n_resamples=60, seed=3)):
+        assert result.replicates["min_dcf"][r] == min_dcf(*resampled(scores, keys, copies), prior=prior)
+    assert result.intervals["min_dcf"].estimate == evaluate(scores, keys, prior=prior).min_dcf
 
 
 def test_trials_are_resampled_within_each_class():
@@ -204,9 +216,34 @@ def test_to_dict_is_json_ready():
         (lambda s, k: bootstrap_ci(s, k, ["S1"] * 4), "at least two speakers"),
         (lambda s, k: bootstrap_ci(s, k, ["S1", "S2"]), "4 scores but 2 speakers"),
         (lambda s, k: paired_bootstrap(s, s[:-1], k), "3 scores but 4 keys"),
+        (lambda s, k: bootstrap_ci(s, k, asv=ASVScores(s, s, s), prior=0.5), "not both"),
+        (lambda s, k: bootstrap_ci(s, k, prior=1.0), "prior"),
     ],
 )
 def test_bad_input_is_a_clear_error(call, message):
     scores, keys = np.array([0.0, 1.0, 2.0, 3.0]), np.array(["spoof", "bonafide", "spoof", "bonafide"])
     with pytest.raises(ValueError, match=message):
         call(scores, keys)
+
+
+def test_to_text_gives_each_interval_and_verdict():
+    scores, keys = gaussian_trials(13, 30, 40)
+    ci = bootstrap_ci(scores, keys, n_resamples=50, seed=5)
+    eer = ci.intervals["eer_percent"]
+    text = ci.to_text("no protocol names the speakers")
+    assert text.splitlines()[0] == ("  95 % percentile bootstrap intervals, 50 resamples of trials, seed 5 (no "
+                                    "protocol names the speakers):")
+    assert f"EER %     {eer.estimate:10.4f}   [{eer.low:.4f}, {eer.high:.4f}]" in text
+    paired = paired_bootstrap(scores, -scores, keys, n_resamples=50).to_text("good", "reversed")
+    assert paired.splitlines()[0] == "  good − reversed:"
+    assert paired.count("   significant") == 2
+
+
+def test_speakers_are_clusters_only_when_the_protocol_names_two_or_more():
+    trials = [Trial("a", "bonafide", speaker="S1"), Trial("b", "spoof", "A01", "S2"), Trial("c", "spoof", "A01", "S1")]
+    assert cluster_speakers(trials, ["c", "a", "b"]) == (["S1", "S1", "S2"], "the protocol names 2 speakers")
+    one = [Trial(t.file_id, t.key, t.attack, "S1") for t in trials]
+    assert cluster_speakers(one, ["a", "b", "c"]) == (None, "the protocol names one speaker")
+    unnamed = [Trial(t.file_id, t.key, t.attack) for t in trials]
+    assert cluster_speakers(unnamed, ["a", "b", "c"]) == (None, "the protocol names no speakers")
+    assert cluster_speakers(None, ["a"]) == (None, "no protocol names the speakers")
