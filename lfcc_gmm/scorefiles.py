@@ -11,8 +11,9 @@ Four layouts, detected from the first line:
 
 Header files are read by their column names, in any order and beside other columns, as the package reads them
 (``trial_anon`` and ``tar_spk_anon`` are its other names for ``filename`` and ``spk``). A SASV file may lack some
-of its three scores (the a-DCF needs only ``sasv-score``, min t-DCF ``cm-score``, the t-EER ``cm-score`` and
-``asv-score``).
+of its three scores, as a column or as ``-`` on every line of it, the challenge's submission format for a system
+without a CM or an ASV of its own (the a-DCF needs only ``sasv-score``, min t-DCF ``cm-score``, the t-EER
+``cm-score`` and ``asv-score``).
 
 Higher score = more bona fide, always (for ASV and SASV scores: more likely the claimed speaker). ``FILE_ID``,
 ``ATTACK`` and speakers are written by :func:`lfcc_gmm.protocols.encode_id` and read by
@@ -202,7 +203,7 @@ def _read_header_table(path: Path) -> tuple[list[str] | None, list[str], dict[st
     assert roles is not None  # the caller read the layout
     speakers: list[str] | None = [] if "speaker" in roles else None
     ids: list[str] = []
-    values: dict[str, list[float]] = {role: [] for role in _SCORE_ROLES if role in roles}
+    texts: dict[str, list[str]] = {role: [] for role in _SCORE_ROLES if role in roles}
     seen: dict[tuple[str, str], int] = {}
     for number, cols in rows:
         if len(cols) != len(names):
@@ -216,11 +217,28 @@ def _read_header_table(path: Path) -> tuple[list[str] | None, list[str], dict[st
         ids.append(file_id)
         if speakers is not None:
             speakers.append(speaker)
-        for role, column in values.items():
-            column.append(_parse_float(cols[roles[role]], path, number))
+        for role, column in texts.items():
+            column.append(cols[roles[role]])
     if not ids:
         raise ScoreFileError(f"{path}: contains no scores (only a header line)")
-    return speakers, ids, {role: np.asarray(column, dtype=np.float64) for role, column in values.items()}
+    lines = list(seen.values())
+    return speakers, ids, {role: _score_column(column, lines, path) for role, column in texts.items()
+                           if any(text != _ABSENT for text in column)}
+
+
+# What a submission writes in every line of a score column it leaves out (an end-to-end SASV system has no CM or
+# ASV score of its own).
+_ABSENT = "-"
+
+
+def _score_column(texts: list[str], lines: list[int], path: Path) -> np.ndarray:
+    values = []
+    for text, number in zip(texts, lines, strict=True):
+        if text == _ABSENT:
+            raise ScoreFileError(f"{path}:{number}: no score ('-') in a column that other lines fill; a column is "
+                                 "left out with '-' on every line")
+        values.append(_parse_float(text, path, number))
+    return np.asarray(values, dtype=np.float64)
 
 
 def read_scores(path: str | os.PathLike) -> ScoreTable:

@@ -201,6 +201,19 @@ def test_sasv_trials_recur_per_speaker_and_are_matched_on_both(tmp_path):
         label_sasv_scores(table, read_protocol(keys))
 
 
+def test_a_column_of_dashes_is_a_score_the_submission_leaves_out(tmp_path):
+    # The challenge's submission format for an end-to-end SASV system: "-" for its missing CM and ASV scores.
+    path = tmp_path / "score.tsv"
+    path.write_text("spk\tfilename\tcm-score\tasv-score\tsasv-score\nE_2040\tE_1\t-\t-\t0.001\n"
+                    "E_2040\tE_2\t-\t-\t0.002\n")
+    table = read_sasv_scores(path)
+    assert table.cm_scores is None and table.asv_scores is None
+    np.testing.assert_array_equal(table.sasv_scores, [0.001, 0.002])
+    path.write_text("spk\tfilename\tcm-score\tsasv-score\nE\tE_1\t0.5\t0.001\nE\tE_2\t-\t0.002\n")
+    with pytest.raises(ScoreFileError, match=r"score.tsv:3: no score \('-'\) in a column that other lines fill"):
+        read_sasv_scores(path)
+
+
 def test_header_files_are_read_by_column_name(tmp_path):
     # Columns in another order, an extra column, the loader's other names, spaces instead of tabs.
     path = tmp_path / "s.tsv"
