@@ -290,3 +290,16 @@ def test_intervals_on_the_demo_eval_split_are_wide(demo_run, tmp_path):
     assert comparison["systems"][0]["bootstrap"] == bootstrap
     (pair,) = comparison["differences"]
     assert pair["eer_percent"] == {"estimate": 0.0, "low": 0.0, "high": 0.0, "significant": False}
+
+
+def test_exported_lazily_and_without_torch():
+    import subprocess
+    import sys
+
+    import lfcc_gmm
+    from lfcc_gmm import evaluation, scorefiles
+
+    assert lfcc_gmm.evaluate_score_file is evaluation.evaluate_score_file
+    assert lfcc_gmm.read_sasv_scores is scorefiles.read_sasv_scores
+    code = "import sys, lfcc_gmm.evaluation, cli.evaluation; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
