@@ -45,9 +45,10 @@ def evaluate(scores: Path, protocol: Path | None, metrics: str, asv_scores: Path
       sasv          Track 2: a-DCF (primary), min t-DCF with the organisers' pooled
                     ASV error rates (or those of --asv-scores), t-EER (exact)
 
-    --ci 0.95 adds bootstrap intervals of the EER and the primary DCF, resampling
-    speakers with all their trials when the protocol names two or more, else trials.
-    With a few hundred trials they are wide: read them before trusting a difference.
+    --ci 0.95 adds bootstrap intervals of the EER and the primary DCF (sasv: the a-DCF
+    and min t-DCF), resampling speakers with all their trials when the protocol (sasv:
+    the score file's target speakers) names two or more, else trials. With a few
+    hundred trials they are wide: read them before trusting a difference.
 
     \b
     Examples:

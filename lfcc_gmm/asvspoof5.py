@@ -412,14 +412,32 @@ def _three_class_curve(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndar
     return _ThreeClassCurve(counts[0], counts[1], counts[2], np.concatenate(([ordered[0] - offset], ordered)))
 
 
-def _a_dcf(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndarray, cost_model: SASVCostModel) -> float:
+def a_dcf_points(target_rejected: np.ndarray, nontarget_rejected: np.ndarray, spoof_rejected: np.ndarray,
+                 n_target: np.ndarray | int, n_nontarget: np.ndarray | int, n_spoof: np.ndarray | int,
+                 cost_model: SASVCostModel = SASV_COST_MODEL) -> np.ndarray:
+    """Unnormalised a-DCF at operating points given by the counts of each class rejected, as
+    ``compute_a_det_curve`` and ``_calculate_a_dcf`` compute it; divide the minimum by :func:`a_dcf_normaliser`.
+
+    Works on arrays of any shape that broadcast (one row per bootstrap resample, the class sizes a column).
+    """
     c = cost_model
+    frr = target_rejected / n_target
+    far_asv = (n_nontarget - nontarget_rejected) / n_nontarget
+    far_cm = (n_spoof - spoof_rejected) / n_spoof
+    return (c.c_miss * c.p_tar) * frr + (c.c_fa * c.p_non) * far_asv + (c.c_fa_spoof * c.p_spoof) * far_cm
+
+
+def a_dcf_normaliser(cost_model: SASVCostModel = SASV_COST_MODEL) -> float:
+    """The a-DCF of the better trivial system (accept all or reject all), by which the a-DCF is divided."""
+    c = cost_model
+    return min(c.c_fa * c.p_non + c.c_fa_spoof * c.p_spoof, c.c_miss * c.p_tar)
+
+
+def _a_dcf(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndarray, cost_model: SASVCostModel) -> float:
     curve = _three_class_curve(target, nontarget, spoof, 1e-8)
-    frr = curve.target / target.size
-    far_asv = (nontarget.size - curve.nontarget) / nontarget.size
-    far_cm = (spoof.size - curve.spoof) / spoof.size
-    costs = (c.c_miss * c.p_tar) * frr + (c.c_fa * c.p_non) * far_asv + (c.c_fa_spoof * c.p_spoof) * far_cm
-    return float(np.min(costs) / min(c.c_fa * c.p_non + c.c_fa_spoof * c.p_spoof, c.c_miss * c.p_tar))
+    costs = a_dcf_points(curve.target, curve.nontarget, curve.spoof, target.size, nontarget.size, spoof.size,
+                         cost_model)
+    return float(np.min(costs) / a_dcf_normaliser(cost_model))
 
 
 def a_dcf(sasv_scores: ArrayLike, labels: Labels, cost_model: SASVCostModel = SASV_COST_MODEL) -> float:
@@ -438,7 +456,16 @@ def a_dcf(sasv_scores: ArrayLike, labels: Labels, cost_model: SASVCostModel = SA
     return _a_dcf(*_sasv_classes(sasv_scores, labels, "SASV scores"), cost_model)
 
 
-def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel) -> float:
+def revised_tdcf_weights(rates: AsvRates = ORGANISERS_ASV_RATES,
+                         cost_model: SASVCostModel = SASV_COST_MODEL) -> tuple[float, float, float]:
+    """(C0, C1, C2) of the revised t-DCF, C0 + C1·P_miss,cm + C2·P_fa,cm, as ``compute_tDCF``; its normaliser is
+    C0 + min(C1, C2).
+
+    Raises
+    ------
+    ValueError
+        A negative weight: ASV error rates worse than chance.
+    """
     c = cost_model
     c0 = c.p_tar * c.c_miss * rates.p_miss + c.p_non * c.c_fa * rates.p_fa_non
     c1 = c.p_tar * c.c_miss - c0
@@ -446,6 +473,11 @@ def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel)
     if min(c0, c1, c2) < 0:
         raise ValueError(f"negative t-DCF weight (C0={c0:.6g}, C1={c1:.6g}, C2={c2:.6g}): check the ASV error "
                          f"rates {tuple(rates)}")
+    return c0, c1, c2
+
+
+def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel) -> float:
+    c0, c1, c2 = revised_tdcf_weights(rates, cost_model)
     tdcf = c0 + c1 * curve.frr + c2 * curve.far
     return float(np.min(tdcf) / (c0 + min(c1, c2)))
 

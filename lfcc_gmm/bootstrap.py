@@ -1,4 +1,5 @@
-"""Bootstrap confidence intervals for the EER and the primary DCF, and a paired bootstrap to compare two systems.
+"""Bootstrap confidence intervals for the EER and the primary DCF, a paired bootstrap to compare two systems, and
+intervals of the ASVspoof 5 Track 2 a-DCF and min t-DCF (:func:`sasv_bootstrap_ci`).
 
 Percentile bootstrap (Efron): the metric is recomputed on resampled trial sets and the interval is read off the
 quantiles of the replicates. Trials are resampled within each class, so that every resample keeps the numbers of
@@ -24,7 +25,19 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .asvspoof5 import TRACK1_COST_MODEL, DCFCostModel, dcf_normaliser, dcf_points
+from .asvspoof5 import (
+    ORGANISERS_ASV_RATES,
+    SASV_COST_MODEL,
+    TRACK1_COST_MODEL,
+    AsvRates,
+    DCFCostModel,
+    SASVCostModel,
+    a_dcf_normaliser,
+    a_dcf_points,
+    dcf_normaliser,
+    dcf_points,
+    revised_tdcf_weights,
+)
 from .metrics import (
     ASVSPOOF2019_COST_MODEL,
     ArrayLike,
@@ -35,7 +48,7 @@ from .metrics import (
     asv_error_rates,
     bonafide_mask,
 )
-from .protocols import Trial, trial_column
+from .protocols import ASV_LABELS, SPOOF, Trial, trial_column
 
 if TYPE_CHECKING:
     from .scorefiles import ASVScores
@@ -138,8 +151,95 @@ class PairedBootstrap:
         return "\n".join([f"  {name_a} − {name_b}:", *(f"    {line}" for line in self.lines())])
 
 
+def sasv_bootstrap_ci(
+    sasv_scores: ArrayLike,
+    labels: Labels,
+    speakers: Labels | None = None,
+    *,
+    cm_scores: ArrayLike | None = None,
+    asv: AsvRates = ORGANISERS_ASV_RATES,
+    cost_model: SASVCostModel = SASV_COST_MODEL,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int | None = 0,
+) -> BootstrapCI:
+    """Percentile bootstrap intervals of the ASVspoof 5 Track 2 a-DCF and, given the CM scores, the revised min t-DCF.
+
+    Trials are resampled within each class (target, non-target, spoof), or target speakers with all their trials.
+    Each replicate equals :func:`lfcc_gmm.asvspoof5.a_dcf` (and :func:`~lfcc_gmm.asvspoof5.min_tdcf_revised`) of
+    the resampled trials. The t-EER has no interval: its concurrent point is a search over pairs of thresholds,
+    not a sum over the trials that resamples share.
+
+    Parameters
+    ----------
+    sasv_scores : array-like, shape (n,)
+    labels : sequence of {"target", "nontarget", "spoof"}
+    speakers : sequence of str, optional
+        The target speaker of each trial (the SASV file's ``spk``), to resample speakers as clusters.
+    cm_scores : array-like, shape (n,), optional
+    asv, cost_model
+        As :func:`lfcc_gmm.asvspoof5.evaluate_sasv`.
+    confidence, n_resamples, seed
+        As :func:`bootstrap_ci`.
+    """
+    _check_settings(confidence, n_resamples)
+    sasv = _scores(sasv_scores, "SASV scores")
+    column = np.asarray(labels)
+    if column.shape != sasv.shape:
+        raise ValueError(f"{sasv.size} scores but {column.size} labels")
+    classes = _sasv_classes(column)
+    missing = [label for code, label in enumerate(ASV_LABELS) if not np.any(classes == code)]
+    if missing:
+        raise ValueError(f"no {' or '.join(missing)} trials among {sasv.size}: the SASV metrics need all three")
+    speaker_column = _speaker_column(speakers, sasv.size)
+    # The package's stable sort of [target, non-target, spoof]: among equal scores, target first, spoof last.
+    by_score = np.lexsort((classes, sasv))
+    cm = None
+    if cm_scores is not None:
+        cm_values = _scores(cm_scores, "CM scores")
+        if cm_values.shape != sasv.shape:
+            raise ValueError(f"{sasv.size} SASV scores but {cm_values.size} CM scores")
+        cm = _system(cm_values, classes != ASV_LABELS.index(SPOOF))
+        c0, c1, c2 = revised_tdcf_weights(asv, cost_model)
+
+        def tdcf(frr: np.ndarray, far: np.ndarray) -> np.ndarray:
+            return (c0 + c1 * frr + c2 * far) / (c0 + min(c1, c2))
+
+    def metrics(counts: np.ndarray, column_of: np.ndarray) -> dict[str, np.ndarray]:
+        """The metrics of resamples ``counts`` (r, columns); ``column_of`` gives each trial's column."""
+        found = {"a_dcf": _a_dcf_of_resamples(np.take(counts, column_of[by_score], axis=1), classes[by_score],
+                                              cost_model)}
+        if cm is not None:
+            found["min_tdcf"] = _eer_and_cost(cm._replace(order=column_of[cm.order]), counts, tdcf)[1]
+        return found
+
+    estimates = metrics(np.ones((1, sasv.size), dtype=np.int64), np.arange(sasv.size))
+    layout, blocks = _blocks(classes, speaker_column, n_resamples, np.random.default_rng(seed))
+    column_of = np.empty_like(layout)
+    column_of[layout] = np.arange(layout.size)
+    parts = [metrics(counts, column_of) for counts in blocks]
+    replicates = {name: np.concatenate([part[name] for part in parts]) for name in estimates}
+    return BootstrapCI(
+        intervals={name: _interval(float(estimates[name][0]), replicates[name], confidence) for name in estimates},
+        confidence=confidence, n_resamples=n_resamples, unit="trial" if speakers is None else "speaker", seed=seed,
+        replicates=replicates,
+    )
+
+
+def _a_dcf_of_resamples(seen: np.ndarray, classes: np.ndarray, cost_model: SASVCostModel) -> np.ndarray:
+    """Minimum normalised a-DCF of each resample; ``seen`` (r, n) are the copies of each trial in score order.
+
+    Along the copies of one trial the cost only rises (a target) or only falls (a non-target or a spoof), so its
+    minimum over the resample's curve is after some trial's last copy or before any trial: those points suffice.
+    """
+    target, nontarget, spoof = (np.cumsum(seen * (classes == code), axis=1) for code in range(len(ASV_LABELS)))
+    costs = a_dcf_points(target, nontarget, spoof, target[:, -1:], nontarget[:, -1:], spoof[:, -1:], cost_model)
+    nothing_rejected = a_dcf_points(np.zeros(1), np.zeros(1), np.zeros(1), 1, 1, 1, cost_model)
+    return np.minimum(costs.min(axis=1), nothing_rejected) / a_dcf_normaliser(cost_model)
+
+
 #: How each metric of the intervals is named in text.
-METRIC_LABELS = {"eer_percent": "EER %", "min_dcf": "min DCF", "min_tdcf": "min t-DCF"}
+METRIC_LABELS = {"eer_percent": "EER %", "min_dcf": "min DCF", "min_tdcf": "min t-DCF", "a_dcf": "a-DCF"}
 
 
 def format_metric(name: str, value: float, signed: bool = False) -> str:
@@ -158,13 +258,19 @@ def cluster_speakers(trials: Sequence[Trial] | None, ids: Sequence[str]) -> tupl
     """
     if trials is None:
         return None, "no protocol names the speakers"
-    speakers = trial_column(trials, "speaker", ids)
+    return speaker_clusters(trial_column(trials, "speaker", ids), "the protocol")
+
+
+def speaker_clusters(speakers: Sequence[str] | None, source: str,
+                     noun: str = "speakers") -> tuple[list[str] | None, str]:
+    """``speakers`` when they are two or more (resample them as clusters), else None; and why, in words, naming
+    the ``source`` of the speakers."""
     if speakers is None:
-        return None, "the protocol names no speakers"
+        return None, f"{source} names no {noun}"
     count = len(set(speakers))
     if count < 2:
-        return None, "the protocol names one speaker"
-    return speakers, f"the protocol names {count:,} speakers"
+        return None, f"{source} names one {noun.removesuffix('s')}"
+    return list(speakers), f"{source} names {count:,} {noun}"
 
 
 class _System(NamedTuple):
@@ -242,17 +348,18 @@ def _eer_and_cost(system: _System, counts: np.ndarray, cost: DetCost) -> tuple[n
     return eer, min_cost
 
 
-def _blocks(bona: np.ndarray, speakers: np.ndarray | None, n_resamples: int,
+def _blocks(classes: np.ndarray, speakers: np.ndarray | None, n_resamples: int,
             rng: np.random.Generator) -> tuple[np.ndarray, Iterator[np.ndarray]]:
     """Blocks of resamples as copies per trial, shape (r, n_trials), drawn from ``rng`` block after block.
 
-    Returns the column layout (the trial of each column: bona fide then spoof trials for a trial bootstrap, which
-    saves scattering the draws) and the blocks.
+    ``classes`` numbers each trial's class from 0 (bona fide, spoof; or target, non-target, spoof). Returns the
+    column layout (the trial of each column: the trials class by class for a trial bootstrap, which saves
+    scattering the draws) and the blocks.
     """
     if speakers is None:
-        groups = [np.flatnonzero(bona), np.flatnonzero(~bona)]
+        groups = [np.flatnonzero(classes == c) for c in range(classes.max() + 1)]
         return np.concatenate(groups), _trial_blocks([g.size for g in groups], n_resamples, rng)
-    return np.arange(bona.size), _speaker_blocks(bona, speakers, n_resamples, rng)
+    return np.arange(classes.size), _speaker_blocks(classes, speakers, n_resamples, rng)
 
 
 def _block_rows(n_trials: int, n_resamples: int) -> Iterator[int]:
@@ -266,15 +373,16 @@ def _trial_blocks(sizes: list[int], n_resamples: int, rng: np.random.Generator) 
         yield np.concatenate([_multinomial_rows(rng, rows, size) for size in sizes], axis=1)
 
 
-def _speaker_blocks(bona: np.ndarray, speakers: np.ndarray, n_resamples: int,
+def _speaker_blocks(classes: np.ndarray, speakers: np.ndarray, n_resamples: int,
                     rng: np.random.Generator) -> Iterator[np.ndarray]:
     names, code = np.unique(speakers, return_inverse=True)
-    has_bona = np.bincount(code[bona], minlength=names.size) > 0
-    has_spoof = np.bincount(code[~bona], minlength=names.size) > 0
-    for rows in _block_rows(bona.size, n_resamples):
+    # Which speakers have trials of each class: a resample is drawn again until it has every class.
+    has = [np.bincount(code[classes == c], minlength=names.size) > 0 for c in range(classes.max() + 1)]
+    for rows in _block_rows(classes.size, n_resamples):
         copies = _multinomial_rows(rng, rows, names.size)
-        for r in np.flatnonzero(~(copies[:, has_bona].any(axis=1) & copies[:, has_spoof].any(axis=1))):
-            while not (copies[r, has_bona].any() and copies[r, has_spoof].any()):
+        complete = np.logical_and.reduce([copies[:, mine].any(axis=1) for mine in has])
+        for r in np.flatnonzero(~complete):
+            while not all(copies[r, mine].any() for mine in has):
                 copies[r] = _multinomial_rows(rng, 1, names.size)[0]
         yield np.take(copies, code, axis=1)
 
@@ -289,14 +397,30 @@ def _multinomial_rows(rng: np.random.Generator, rows: int, size: int) -> np.ndar
 def resample_counts(
     keys: Labels, speakers: Labels | None = None, *, n_resamples: int = 1000, seed: int | None = 0
 ) -> np.ndarray:
-    """The resamples :func:`bootstrap_ci` and :func:`paired_bootstrap` draw with these arguments, as the number of
-    copies of each trial, shape (n_resamples, n_trials): to apply another metric to the same resamples."""
-    bona = bonafide_mask(np.asarray(keys))
+    """The resamples :func:`bootstrap_ci`, :func:`paired_bootstrap` (``keys``: bona fide or spoof) and
+    :func:`sasv_bootstrap_ci` (``keys``: the ASV labels) draw with these arguments, as the number of copies of each
+    trial, shape (n_resamples, n_trials): to apply another metric to the same resamples."""
+    column = np.asarray(keys)
+    # Bona fide is class 0 and spoof 1; the ASV labels are classes 0 to 2.
+    classes = (_sasv_classes(column) if np.isin(column, ASV_LABELS[:2]).any()
+               else (~bonafide_mask(column)).astype(np.intp))
     speaker_column = None if speakers is None else np.asarray(speakers)
-    layout, blocks = _blocks(bona, speaker_column, n_resamples, np.random.default_rng(seed))
-    counts = np.empty((n_resamples, bona.size), dtype=np.int64)
+    layout, blocks = _blocks(classes, speaker_column, n_resamples, np.random.default_rng(seed))
+    counts = np.empty((n_resamples, classes.size), dtype=np.int64)
     counts[:, layout] = np.concatenate(list(blocks))
     return counts
+
+
+def _sasv_classes(labels: np.ndarray) -> np.ndarray:
+    """0 for target, 1 for non-target, 2 for spoof (the order of the package's sort among equal scores)."""
+    classes = np.full(labels.shape, -1, dtype=np.intp)
+    for code, label in enumerate(ASV_LABELS):
+        classes[labels == label] = code
+    unknown = np.flatnonzero(classes < 0)
+    if unknown.size:
+        raise ValueError(f"label {str(labels[unknown[0]])!r} at trial {unknown[0]} is not one of "
+                         f"{', '.join(ASV_LABELS)}")
+    return classes
 
 
 def _cost_function(asv: ASVScores | None, cost_model: DCFCostModel, prior: float | None) -> tuple[str, DetCost]:
@@ -322,20 +446,31 @@ def _prepare(scores: ArrayLike, keys: Labels, speakers: Labels | None) -> tuple[
     if not bona.any() or bona.all():
         raise ValueError(f"no {'bona fide' if not bona.any() else 'spoof'} trials among {values.size}: "
                          "each class needs at least one trial")
-    speaker_column = None
-    if speakers is not None:
-        speaker_column = np.asarray(speakers)
-        if speaker_column.shape != values.shape:
-            raise ValueError(f"{values.size} scores but {speaker_column.size} speakers")
-        if np.unique(speaker_column).size < 2:
-            raise ValueError("a speaker bootstrap needs at least two speakers")
-    return values, bona, speaker_column
+    return values, bona, _speaker_column(speakers, values.size)
+
+
+def _speaker_column(speakers: Labels | None, n: int) -> np.ndarray | None:
+    if speakers is None:
+        return None
+    column = np.asarray(speakers)
+    if column.shape != (n,):
+        raise ValueError(f"{n} scores but {column.size} speakers")
+    if np.unique(column).size < 2:
+        raise ValueError("a speaker bootstrap needs at least two speakers")
+    return column
+
+
+def _check_settings(confidence: float, n_resamples: int) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
 
 
 def _replicates(systems: Sequence[_System], bona: np.ndarray, speakers: np.ndarray | None, n_resamples: int,
                 seed: int | None, cost: DetCost) -> list[tuple[np.ndarray, np.ndarray]]:
     """(EER %, DCF) of every resample for each system; all systems see the same resamples."""
-    layout, blocks = _blocks(bona, speakers, n_resamples, np.random.default_rng(seed))
+    layout, blocks = _blocks((~bona).astype(np.intp), speakers, n_resamples, np.random.default_rng(seed))
     column = np.empty_like(layout)
     column[layout] = np.arange(layout.size)
     # Each system reads the block's columns in its own score order.
@@ -362,10 +497,7 @@ class _Run(NamedTuple):
 def _run(systems: Sequence[ArrayLike], keys: Labels, speakers: Labels | None, asv: ASVScores | None,
          cost_model: DCFCostModel, prior: float | None, confidence: float, n_resamples: int,
          seed: int | None) -> _Run:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    _check_settings(confidence, n_resamples)
     prepared = [_prepare(scores, keys, speakers) for scores in systems]
     _, bona, speaker_column = prepared[0]
     name, cost = _cost_function(asv, cost_model, prior)

@@ -11,8 +11,9 @@ Three metric sets (:data:`METRIC_SETS`):
 
 ``auto`` picks ``sasv`` for a SASV score file or key, ``asvspoof5`` for the released ASVspoof 5 protocols, the
 package's CM key files and CM score files, and ``asvspoof2019`` otherwise; the result says what it picked and why.
-Bootstrap intervals (:mod:`lfcc_gmm.bootstrap`) of the EER and the primary DCF are added on request, resampling
-speakers when the protocol names them.
+Bootstrap intervals (:mod:`lfcc_gmm.bootstrap`) of the EER and the primary DCF (``sasv``: the a-DCF and min t-DCF)
+are added on request, resampling speakers when the protocol (``sasv``: the score file's target speakers) names
+them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .asvspoof5 import (
     evaluate_sasv,
     evaluate_track1,
 )
-from .bootstrap import BootstrapCI, bootstrap_ci, cluster_speakers
+from .bootstrap import BootstrapCI, bootstrap_ci, cluster_speakers, sasv_bootstrap_ci, speaker_clusters
 from .metrics import Evaluation, evaluate
 from .protocols import (
     ASVSPOOF5,
@@ -166,8 +167,8 @@ def evaluate_score_file(
     prior : float, optional
         ``asvspoof2019`` only: P(bona fide) of the actual and minimum DCF (default 0.5). ASVspoof 5 fixes its costs.
     confidence : float, optional
-        Coverage of bootstrap intervals of the EER and the primary DCF (e.g. 0.95); None computes none. Not
-        available for ``sasv``.
+        Coverage of bootstrap intervals (e.g. 0.95) of the EER and the primary DCF, or for ``sasv`` of the a-DCF
+        and the min t-DCF; None computes none.
     n_resamples, seed : int
         Bootstrap resamples, and the seed that makes them repeatable.
 
@@ -189,10 +190,7 @@ def evaluate_score_file(
     source = Path(scores).name
     trials = None if protocol is None else read_protocol(protocol)
     if metrics == "sasv":
-        if confidence is not None:
-            raise MetricsOptionError("bootstrap intervals are computed for the CM metrics (asvspoof2019, asvspoof5), "
-                                     "not for the SASV metrics")
-        return ScoreFileEvaluation(source, metrics, chosen_because, _sasv(scores, protocol, trials, asv_scores))
+        return _sasv(scores, protocol, trials, asv_scores, chosen_because, confidence, n_resamples, seed)
     _check_cm_files(scores, protocol)
     labelled = label_scores(read_scores(scores), trials)
     asv = None
@@ -244,8 +242,9 @@ def _track1(labelled: LabelledScores, trials: Sequence[Trial] | None) -> Track1E
                            qualities)
 
 
-def _sasv(scores: PathLike, protocol: PathLike | None, trials: Sequence[Trial] | None,
-          asv_scores: PathLike | None) -> SASVEvaluation:
+def _sasv(scores: PathLike, protocol: PathLike | None, trials: Sequence[Trial] | None, asv_scores: PathLike | None,
+          chosen_because: str | None, confidence: float | None, n_resamples: int,
+          seed: int | None) -> ScoreFileEvaluation:
     if trials is None:
         raise MetricsOptionError("the sasv metrics need the SASV key file (spk filename cm-label asv-label) as the "
                                  "protocol")
@@ -257,8 +256,18 @@ def _sasv(scores: PathLike, protocol: PathLike | None, trials: Sequence[Trial] |
     except ScoreFileError as exc:
         raise ScoreFileError(f"{scores} against {protocol}: {exc}") from None
     rates = ORGANISERS_ASV_RATES if asv_scores is None else _given_asv_rates(asv_scores, trials)
-    return evaluate_sasv(table.sasv_scores, labels, table.cm_scores,
-                         table.asv_scores if table.cm_scores is not None else None, asv=rates)
+    result = evaluate_sasv(table.sasv_scores, labels, table.cm_scores,
+                           table.asv_scores if table.cm_scores is not None else None, asv=rates)
+    if confidence is None:
+        return ScoreFileEvaluation(Path(scores).name, "sasv", chosen_because, result)
+    # Trials in (speaker, file) order, so that the order of the file's lines changes nothing.
+    order = np.lexsort((np.asarray(table.ids), np.asarray(table.speakers)))
+    speakers, resampling = speaker_clusters([table.speakers[i] for i in order], "the score file", "target speakers")
+    intervals = sasv_bootstrap_ci(
+        table.sasv_scores[order], labels[order], speakers,
+        cm_scores=None if table.cm_scores is None else table.cm_scores[order], asv=rates, confidence=confidence,
+        n_resamples=n_resamples, seed=seed)
+    return ScoreFileEvaluation(Path(scores).name, "sasv", chosen_because, result, intervals, resampling)
 
 
 def _given_asv_rates(path: PathLike, trials: Sequence[Trial]) -> AsvRates:

@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from lfcc_gmm.asvspoof5 import track1_min_dcf
-from lfcc_gmm.bootstrap import bootstrap_ci, cluster_speakers, paired_bootstrap, resample_counts
+from lfcc_gmm.asvspoof5 import AsvRates, a_dcf, min_tdcf_revised, track1_min_dcf
+from lfcc_gmm.bootstrap import (
+    bootstrap_ci,
+    cluster_speakers,
+    paired_bootstrap,
+    resample_counts,
+    sasv_bootstrap_ci,
+)
 from lfcc_gmm.metrics import compute_eer, compute_min_tdcf, evaluate, min_dcf
 from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorefiles import ASVScores
@@ -247,3 +253,36 @@ def test_speakers_are_clusters_only_when_the_protocol_names_two_or_more():
     unnamed = [Trial(t.file_id, t.key, t.attack) for t in trials]
     assert cluster_speakers(unnamed, ["a", "b", "c"]) == (None, "the protocol names no speakers")
     assert cluster_speakers(None, ["a"]) == (None, "no protocol names the speakers")
+
+
+@pytest.mark.parametrize("by_speaker", [False, True])
+def test_sasv_replicates_are_the_a_dcf_and_min_tdcf_of_their_resamples(by_speaker):
+    rng = np.random.default_rng(14)
+    labels = rng.choice(["target", "nontarget", "spoof"], 240, p=[0.3, 0.3, 0.4])
+    # One decimal: ties within and across the classes, where the package's order among equal scores matters.
+    asv = np.round(rng.normal(np.select([labels == "target", labels == "spoof"], [2.0, 1.0], 0.0), 1.0), 1)
+    cm = np.round(rng.normal(np.where(labels == "spoof", -1.0, 1.0), 1.0), 1)
+    sasv = asv + cm
+    speakers = rng.choice([f"S{i}" for i in range(10)], 240) if by_speaker else None
+    rates = AsvRates(0.05, 0.1, 0.3)
+    result = sasv_bootstrap_ci(sasv, labels, speakers, cm_scores=cm, asv=rates, n_resamples=40, seed=6)
+    assert result.unit == ("speaker" if by_speaker else "trial")
+    assert result.intervals["a_dcf"].estimate == a_dcf(sasv, labels)
+    assert result.intervals["min_tdcf"].estimate == min_tdcf_revised(cm, labels, rates)
+    counts = resample_counts(labels, speakers, n_resamples=40, seed=6)
+    for label in ("target", "nontarget", "spoof"):  # every class in every resample
+        assert (counts[:, labels == label].sum(axis=1) > 0).all()
+    for r, copies in enumerate(counts):
+        drawn = np.repeat(np.arange(240), copies)
+        assert result.replicates["a_dcf"][r] == a_dcf(sasv[drawn], labels[drawn])
+        assert result.replicates["min_tdcf"][r] == min_tdcf_revised(cm[drawn], labels[drawn], rates)
+    assert set(sasv_bootstrap_ci(sasv, labels, n_resamples=5).intervals) == {"a_dcf"}
+
+
+def test_sasv_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="no nontarget trials among 2"):
+        sasv_bootstrap_ci([1.0, 2.0], ["target", "spoof"])
+    with pytest.raises(ValueError, match="'impostor' at trial 1"):
+        sasv_bootstrap_ci([1.0, 2.0, 3.0], ["target", "impostor", "spoof"])
+    with pytest.raises(ValueError, match="3 SASV scores but 2 CM scores"):
+        sasv_bootstrap_ci([1.0, 2.0, 3.0], ["target", "nontarget", "spoof"], cm_scores=[1.0, 2.0])

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cli.demo import DEMO_CORPUS
 from cli.main import main
 from lfcc_gmm.asvspoof5 import ORGANISERS_ASV_RATES, AsvRates, min_tdcf_revised, track1_min_dcf
-from lfcc_gmm.bootstrap import bootstrap_ci
+from lfcc_gmm.bootstrap import bootstrap_ci, sasv_bootstrap_ci
 from lfcc_gmm.demo import run_demo
 from lfcc_gmm.evaluation import choose_metrics, evaluate_score_file
 from lfcc_gmm.metrics import compute_eer
@@ -172,7 +172,6 @@ def test_metric_sets_chosen_from_the_files(tmp_path):
         (["sasv.tsv"], 2, "the sasv metrics need the SASV key file"),
         (["cm.tsv", "--protocol", "keys.tsv", "--prior", "0.3"], 2, "a prior applies to the asvspoof2019 metrics"),
         (["cm.tsv", "--protocol", "keys.tsv", "--asv-scores", "asv.txt"], 2, "not by the ASVspoof 5 Track 1"),
-        (["sasv.tsv", "--protocol", "sasv_keys.tsv", "--ci", "0.95"], 2, "not for the SASV metrics"),
         (["cm.tsv", "--metrics", "trackless"], 2, "'trackless' is not one of"),
         (["cm.tsv", "--protocol", "sasv_keys.tsv"], 1, "cm.tsv: not an ASVspoof 5 SASV score file"),
         (["sasv.tsv", "--protocol", "keys.tsv"], 1, "no speaker or ASV label"),
@@ -233,6 +232,24 @@ def test_ci_are_those_of_the_library_with_the_same_resamples(tmp_path):
     text = run(tmp_path / "scores.txt", "--protocol", tmp_path / "p.txt", "--ci", "0.9", "--resamples", "120")
     assert ("  90 % percentile bootstrap intervals, 120 resamples of speakers, seed 0 (the protocol names 8 "
             "speakers):") in text
+
+
+def test_sasv_ci_bound_the_a_dcf_and_min_tdcf_resampling_target_speakers(shared, tmp_path):
+    folder = shared["folder"]
+    scores, keys = folder / "dev_half.sasv.scores.tsv", folder / "dev_half.sasv.keys.tsv"
+    given = json.loads(run(scores, "--protocol", keys, "--ci", "0.9", "--resamples", "40", "--seed", "2", "--json"))
+    bootstrap = given["bootstrap"]
+    assert (bootstrap["resampled"], bootstrap["resampling"]) == ("speaker", "the score file names 400 target speakers")
+    assert bootstrap["a_dcf"]["estimate"] == given["a_dcf"] and bootstrap["min_tdcf"]["estimate"] == given["min_tdcf"]
+    # The library's intervals of the trials in (speaker, file) order.
+    table = read_sasv_scores(scores)
+    labels = label_sasv_scores(table, read_protocol(keys)).labels
+    order = np.lexsort((table.ids, table.speakers))
+    expected = sasv_bootstrap_ci(table.sasv_scores[order], labels[order], np.asarray(table.speakers)[order],
+                                 cm_scores=table.cm_scores[order], confidence=0.9, n_resamples=40, seed=2)
+    assert bootstrap == {**expected.to_dict(), "resampling": "the score file names 400 target speakers"}
+    text = run(scores, "--protocol", keys, "--ci", "0.9", "--resamples", "40")
+    assert "    a-DCF     " in text and "    min t-DCF " in text
 
 
 def test_ci_with_asv_scores_bound_the_min_tdcf(reference_dir):
