@@ -50,6 +50,7 @@ from .scorefiles import (
     ASVSPOOF5_CM,
     ASVSPOOF5_SASV,
     LabelledScores,
+    SASVScoreTable,
     ScoreFileError,
     label_sasv_scores,
     label_scores,
@@ -248,13 +249,9 @@ def _sasv(scores: PathLike, protocol: PathLike | None, trials: Sequence[Trial] |
     if trials is None:
         raise MetricsOptionError("the sasv metrics need the SASV key file (spk filename cm-label asv-label) as the "
                                  "protocol")
-    table = read_sasv_scores(scores)
+    table, labels = _labelled_sasv(scores, trials, protocol)
     if table.sasv_scores is None:
         raise ScoreFileError(f"{scores}: no sasv-score column; the a-DCF, the primary Track 2 metric, needs it")
-    try:
-        labels = label_sasv_scores(table, trials).labels
-    except ScoreFileError as exc:
-        raise ScoreFileError(f"{scores} against {protocol}: {exc}") from None
     rates = ORGANISERS_ASV_RATES if asv_scores is None else _given_asv_rates(asv_scores, trials)
     result = evaluate_sasv(table.sasv_scores, labels, table.cm_scores,
                            table.asv_scores if table.cm_scores is not None else None, asv=rates)
@@ -270,16 +267,22 @@ def _sasv(scores: PathLike, protocol: PathLike | None, trials: Sequence[Trial] |
     return ScoreFileEvaluation(Path(scores).name, "sasv", chosen_because, result, intervals, resampling)
 
 
+def _labelled_sasv(path: PathLike, trials: Sequence[Trial],
+                   keys: PathLike | None = None) -> tuple[SASVScoreTable, np.ndarray]:
+    """A SASV score file and the ASV label of each of its trials; errors name the file (and the key file)."""
+    table = read_sasv_scores(path)
+    try:
+        return table, label_sasv_scores(table, trials).labels
+    except ScoreFileError as exc:
+        raise ScoreFileError(f"{path}{'' if keys is None else f' against {keys}'}: {exc}") from None
+
+
 def _given_asv_rates(path: PathLike, trials: Sequence[Trial]) -> AsvRates:
     """ASV error rates of an ASV system's scores: a SASV score file labelled by the key, or ``SOURCE KEY SCORE``."""
     if score_file_layout(path) == ASVSPOOF5_SASV:
-        table = read_sasv_scores(path)
+        table, labels = _labelled_sasv(path, trials)
         if table.asv_scores is None:
             raise ScoreFileError(f"{path}: no asv-score column to compute the ASV error rates from")
-        try:
-            labels = label_sasv_scores(table, trials).labels
-        except ScoreFileError as exc:
-            raise ScoreFileError(f"{path}: {exc}") from None
         return asv_rates(table.asv_scores, labels)
     groups = read_asv_scores(path)
     classes = (groups.target, groups.nontarget, groups.spoof)

@@ -35,12 +35,20 @@ def shared(reference_dir):
     return {"folder": folder, "official": json.loads((folder / "dev_half.official.json").read_text())}
 
 
+def official_run(shared, track: str, kind: str) -> dict:
+    """``evaluate --metrics M --json`` of the shared set's files of one kind (cm or sasv), checked against the
+    package's results of that track."""
+    folder = shared["folder"]
+    given = json.loads(run(folder / f"dev_half.{kind}.scores.tsv", "--protocol", folder / f"dev_half.{kind}.keys.tsv",
+                           "--metrics", "asvspoof5" if kind == "cm" else "sasv", "--json"))
+    for name, value in shared["official"][track].items():
+        assert given[name] == pytest.approx(value, rel=REL), name
+    return given
+
+
 def test_track1_equals_the_official_package(shared):
     folder = shared["folder"]
-    given = json.loads(run(folder / "dev_half.cm.scores.tsv", "--protocol", folder / "dev_half.cm.keys.tsv",
-                           "--metrics", "asvspoof5", "--json"))
-    for name, value in shared["official"]["track1"].items():
-        assert given[name] == pytest.approx(value, rel=REL), name
+    given = official_run(shared, "track1", "cm")
     assert (given["metrics"], given["metrics_chosen_because"]) == ("asvspoof5", None)
     assert (given["n_bonafide"], given["n_spoof"]) == (3650, 11124)
     # The key file has no attack or codec column: nothing to break down.
@@ -59,10 +67,7 @@ def test_track1_equals_the_official_package(shared):
 
 def test_track2_equals_the_official_package(shared):
     folder = shared["folder"]
-    given = json.loads(run(folder / "dev_half.sasv.scores.tsv", "--protocol", folder / "dev_half.sasv.keys.tsv",
-                           "--metrics", "sasv", "--json"))
-    for name, value in shared["official"]["track2"].items():
-        assert given[name] == pytest.approx(value, rel=REL), name
+    given = official_run(shared, "track2", "sasv")
     assert AsvRates(**given["asv_rates"]) == ORGANISERS_ASV_RATES
     assert (given["n_target"], given["n_nontarget"], given["n_spoof"]) == (758, 2892, 11124)
     chosen = json.loads(run(folder / "dev_half.sasv.scores.tsv", "--protocol", folder / "dev_half.sasv.keys.tsv",
@@ -186,7 +191,7 @@ def test_errors_name_the_file_and_usage_errors_exit_2(tmp_path, monkeypatch, arg
         "cm.tsv": "filename\tcm-score\na\t1.0\nb\t-1.0\nc\t0.5\n",
         "keys.tsv": "filename\tcm-label\na\tbonafide\nb\tspoof\nc\tbonafide\n",
         "sasv.tsv": "spk\tfilename\tcm-score\tsasv-score\nS1\ta\t1.0\t2.0\nS2\tb\t-1.0\t0.0\nS1\tc\t0.5\t0.1\n",
-        "cm_only.tsv": "spk\tfilename\tcm-score\nS1\ta\t1.0\nS1\tb\t-1.0\nS1\tc\t0.5\n",
+        "cm_only.tsv": "spk\tfilename\tcm-score\nS1\ta\t1.0\nS2\tb\t-1.0\nS1\tc\t0.5\n",
         "sasv_keys.tsv": "spk\tfilename\tcm-label\tasv-label\nS1\ta\tbonafide\ttarget\nS2\tb\tspoof\tspoof\n"
                          "S1\tc\tbonafide\tnontarget\n",
         "other_sasv_keys.tsv": "spk\tfilename\tcm-label\tasv-label\nS1\ta\tbonafide\ttarget\nS1\tb\tspoof\tspoof\n"

@@ -240,41 +240,31 @@ def test_package_formats_round_trip_any_id(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("reader", "text", "message"),
     [
-        ("filename\tcm-score\n", r"contains no scores \(only a header line\)"),
-        ("filename\tcm-score\na\t1.0\nb\n", r":3: 1 fields where the header names 2"),
-        ("filename\tcm-score\na\t1.0\na\t2.0\n", r":3: duplicate ID 'a' \(first on line 2\)"),
-        ("filename\tcm-score\na\tx\n", r":2: score 'x' is not a number"),
-        ("filename\tcm-score\na\tinf\n", r":2: score is inf"),
-        ("spk\tcm-score\nS\t1.0\n", r":1: the header names no filename column"),
-        ("filename\tcm-label\na\tspoof\n", r":1: the header names no score column"),
-        ("filename\tfilename\tcm-score\n", r":1: the header names the filename column twice"),
-        ("filename\tasv-score\na\t1.0\n", "the header names no cm-score column"),
-        ("spk\tfilename\tcm-score\nS\ta\t1.0\n", "an ASVspoof 5 SASV score file .* read_sasv_scores"),
-        ("a 1 2\n", r":1: 3 columns; expected 2 .*, 4 .* or a header line"),
+        (read_scores, "filename\tcm-score\n", r"contains no scores \(only a header line\)"),
+        (read_scores, "filename\tcm-score\na\t1.0\nb\n", r":3: 1 fields where the header names 2"),
+        (read_scores, "filename\tcm-score\na\t1.0\na\t2.0\n", r":3: duplicate ID 'a' \(first on line 2\)"),
+        (read_scores, "filename\tcm-score\na\tx\n", r":2: score 'x' is not a number"),
+        (read_scores, "filename\tcm-score\na\tinf\n", r":2: score is inf"),
+        (read_scores, "spk\tcm-score\nS\t1.0\n", r":1: the header names no filename column"),
+        (read_scores, "filename\tcm-label\na\tspoof\n", r":1: the header names no score column"),
+        (read_scores, "filename\tfilename\tcm-score\n", r":1: the header names the filename column twice"),
+        (read_scores, "filename\tasv-score\na\t1.0\n", "the header names no cm-score column"),
+        (read_scores, "spk\tfilename\tcm-score\nS\ta\t1.0\n", "an ASVspoof 5 SASV score file .* read_sasv_scores"),
+        (read_scores, "a 1 2\n", r":1: 3 columns; expected 2 .*, 4 .* or a header line"),
+        (read_sasv_scores, "spk\tfilename\tcm-score\nS\ta\t1.0\nS\ta\t2.0\n",
+         r":3: duplicate trial S a \(first on line 2\)"),
+        (read_sasv_scores, "spk\tfilename\tcm-score\nS\ta\tnan\n", r":2: score is nan"),
+        (read_sasv_scores, "filename\tcm-score\na\t1.0\n", "not an ASVspoof 5 SASV score file"),
+        (read_sasv_scores, "a 1.0\n", "not an ASVspoof 5 SASV score file"),
     ],
 )
-def test_malformed_package_score_files(tmp_path, text, message):
+def test_malformed_package_score_files(tmp_path, reader, text, message):
     path = tmp_path / "s.tsv"
     path.write_text(text)
     with pytest.raises(ScoreFileError, match=message):
-        read_scores(path)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("spk\tfilename\tcm-score\nS\ta\t1.0\nS\ta\t2.0\n", r":3: duplicate trial S a \(first on line 2\)"),
-        ("filename\tcm-score\na\t1.0\n", "not an ASVspoof 5 SASV score file"),
-        ("a 1.0\n", "not an ASVspoof 5 SASV score file"),
-    ],
-)
-def test_malformed_sasv_score_files(tmp_path, text, message):
-    path = tmp_path / "s.tsv"
-    path.write_text(text)
-    with pytest.raises(ScoreFileError, match=message):
-        read_sasv_scores(path)
+        reader(path)
 
 
 def test_package_writers_refuse_what_they_could_not_read_back(tmp_path):
