@@ -257,7 +257,17 @@ def _labels_column(values: Labels, n: int, name: str) -> np.ndarray:
 def _groups(column: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Each distinct label, in sorted order, with the indices of its entries (one sort of the labels, not a
     comparison of every trial with every label)."""
-    names, codes = np.unique(column, return_inverse=True)
+    if column.dtype.kind == "U" and column.dtype.itemsize <= 12:
+        # Labels of up to three characters (A01, C05, 4, -) as one integer each, three 21-bit code points, the
+        # first the most significant: integers sort as the strings do, several times faster.
+        points = column.view(np.uint32).reshape(column.size, -1).astype(np.int64)
+        key = np.zeros(column.size, dtype=np.int64)
+        for j in range(3):
+            key = (key << 21) | (points[:, j] if j < points.shape[1] else 0)
+        _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+        names = column[first]
+    else:
+        names, codes = np.unique(column, return_inverse=True)
     # A stable sort of 16-bit codes is a radix sort, several times faster than one of 64-bit ones.
     order = np.argsort(codes.astype(np.int16) if names.size < 2**15 else codes, kind="stable")
     members = np.split(order, np.cumsum(np.bincount(codes, minlength=names.size))[:-1])

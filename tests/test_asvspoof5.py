@@ -400,6 +400,20 @@ def test_breakdowns_equal_the_metrics_of_each_subset():
     assert summary["cost_model"] == {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
 
 
+def test_breakdowns_do_not_depend_on_how_labels_are_spelt():
+    # Short labels (up to three characters) are grouped as integers, longer ones as strings: same tables.
+    rng = np.random.default_rng(9)
+    keys = np.where(rng.random(2000) < 0.3, "bonafide", "spoof")
+    attacks = np.where(keys == "bonafide", "-", rng.choice(["A1", "A02", "B", "Ω9"], 2000))
+    codecs = rng.choice(["-", "C01", "C1"], 2000)
+    scores = np.round(rng.normal(np.where(keys == "bonafide", 1.0, -1.0), 1.0), 1)
+    short = evaluate_track1(scores, keys, attacks, codecs)
+    long = evaluate_track1(scores, keys, np.char.add("attack ", attacks), np.char.add("codec ", codecs))
+    assert list(short.per_attack) == ["A02", "A1", "B", "Ω9"]
+    assert {f"attack {k}": v for k, v in short.per_attack.items()} == long.per_attack
+    assert {f"codec {k}": v for k, v in short.per_codec.items()} == long.per_codec
+
+
 def test_track1_text_report_shows_every_table():
     keys = np.array(["bonafide", "spoof", "bonafide", "spoof", "spoof", "bonafide", "spoof", "bonafide"])
     attacks = np.where(keys == "bonafide", "-", np.array(["", "A01", "", "A02", "A01", "", "A02", ""]))
