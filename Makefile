@@ -8,9 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
-# The demo adds AASIST when its weights are found: in the cache (`antispoof weights fetch aasist`), or in the
-# project's reference folder when it sits beside the checkout.
-AASIST_WEIGHTS ?= $(wildcard ../shared/reference/aasist/AASIST.pth)
+# The demo always has AASIST: the official weights are bundled with the package. AASIST_WEIGHTS picks others
+# (a file, or a name such as aasist-l; see `antispoof weights list`).
+AASIST_WEIGHTS ?=
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
 .PHONY: install demo test lint bench clean

@@ -17,6 +17,26 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
+class FileOrWeightsName(click.Path):
+    """An existing file, or the name of published weights (``aasist``, ``aasist-l``, ``aasist-asvspoof5``), which
+    is passed on as a string for the scorer to resolve (:func:`rawnet.weights.resolve_weights`)."""
+
+    name = "file_or_name"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from rawnet.weights import KNOWN_WEIGHTS
+
+        if isinstance(value, str) and value in KNOWN_WEIGHTS and not Path(value).exists():
+            return value
+        return super().convert(value, param, ctx)
+
+
+MODEL_FILE_OR_WEIGHTS = FileOrWeightsName()
+
+
 def input_options(audio_dir_name: str = "--audio-dir") -> Callable:
     """``--protocol P --audio-dir D | --list CSV`` plus ``--ext``, for commands that read trials."""
 

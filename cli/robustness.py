@@ -10,7 +10,7 @@ import click
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.scorers import get_scorer
 
-from .options import input_options, progress_bar, select_trials
+from .options import MODEL_FILE_OR_WEIGHTS, input_options, progress_bar, select_trials
 from .scoring import runtime_options
 
 DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reverb:0.3"
@@ -19,8 +19,9 @@ DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reve
 @click.command()
 @input_options()
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True, help="Registered scorer name.")
-@click.option("--model", "--weights", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Model / checkpoint / weights file of the scorer.")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Model / checkpoint / weights file of the scorer, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5).")
 @click.option("--conditions", default=DEFAULT_CONDITIONS, show_default=True,
               help="Comma-separated conditions; chain steps with '+' (e.g. tel8k+mulaw). Available: clean, "
                    "noise:SNR, pink:SNR, brown:SNR, babble:SNR, telephone, tel8k, mulaw, alaw, g722, mp3, opus, "

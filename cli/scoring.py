@@ -14,7 +14,7 @@ from lfcc_gmm.batch import score_isolating_failures, score_trials
 from lfcc_gmm.scorefiles import read_scores
 from lfcc_gmm.scorers import available_scorers, get_scorer
 
-from .options import backend_options, input_options, progress_bar, select_trials
+from .options import MODEL_FILE_OR_WEIGHTS, backend_options, input_options, progress_bar, select_trials
 
 #: Up to this many loose files get one human-readable verdict line each.
 VERDICT_LIMIT = 20
@@ -70,8 +70,10 @@ def _verdict(score: float | None, reason: str | None, threshold: float | None) -
 @input_options()
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True,
               help="Registered scorer name (see `antispoof scorers`).")
-@click.option("--model", "--weights", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trained model / checkpoint / weights file. AASIST finds its weights in the cache if omitted.")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Trained model / checkpoint / weights file, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5; see `antispoof weights list`). AASIST without it: $ANTISPOOF_AASIST_WEIGHTS, "
+                   "else the bundled aasist (no download needed).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Score file to write (4 columns when labels are known, else FILE_ID SCORE).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (lfcc-gmm).")
@@ -98,7 +100,8 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
 
     \b
     Examples:
-      antispoof score --scorer aasist --weights AASIST.pth clip.wav
+      antispoof score --scorer aasist clip.wav            # bundled official AASIST
+      antispoof score --scorer aasist --weights aasist-asvspoof5 clip.wav
       antispoof score --scorer lfcc-gmm --model model.npz \\
           --protocol ASVspoof2019.LA.cm.eval.trl.txt --audio-dir LA/ASVspoof2019_LA_eval/flac -o scores.txt
     """

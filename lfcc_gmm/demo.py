@@ -1,7 +1,7 @@
 """The main job on the embedded demo corpus: train, score, compare, plot.
 
 :func:`run_demo` trains the LFCC-GMM baseline on the ``train`` split, scores ``dev`` and ``eval``, adds the
-pretrained AASIST when its weights can be found and a RawNet2 quick-trained on the CPU when asked, fuses
+pretrained AASIST (weights bundled with the package) and a RawNet2 quick-trained on the CPU when asked, fuses
 LFCC-GMM with AASIST on ``dev`` (applied to ``eval``), and writes a report folder: score files, the
 comparison table (pooled and per-attack EER, attacks unseen in train/dev marked), DET curves, score
 histograms and ``report.md``. Nothing is tuned on ``eval``.
@@ -96,7 +96,7 @@ def _load_aasist(weights: str | os.PathLike | None) -> Scorer | str:
     except ScorerNotFoundError as exc:
         return str(exc)
     except (FileNotFoundError, ValueError) as exc:
-        return f"{exc} (fetch the official weights with `antispoof weights fetch aasist`, or pass --weights)"
+        return f"{exc} (see `antispoof weights list`, or pass --weights)"
 
 
 def _fuse(dev: dict[str, LabelledScores], ev: dict[str, LabelledScores], names: list[str]) -> LabelledScores:
@@ -138,7 +138,7 @@ def run_demo(
     jobs : int
         Processes for LFCC extraction and scoring.
     aasist_weights : path-like, optional
-        ``AASIST.pth``; by default the weights cache is searched.
+        A weights file or name (:func:`rawnet.weights.resolve_weights`); by default the bundled AASIST.
     use_aasist : bool
         Score with AASIST when its weights are found.
     with_rawnet2 : bool

@@ -78,8 +78,14 @@ def require_keys(config: Any, keys: Sequence[str], source: str) -> None:
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a saved state_dict safely (``weights_only=True``) onto the CPU.
 
-    A ``module.`` prefix left by ``nn.DataParallel`` on every key is removed.
+    A ``.safetensors`` file (the bundled weights, :mod:`rawnet.weights`) is read as plain tensors. A ``module.``
+    prefix left by ``nn.DataParallel`` on every key is removed.
     """
+    if Path(path).suffix == ".safetensors":
+        from rawnet.weights import read_safetensors
+
+        arrays, _ = read_safetensors(path)
+        return {key: torch.from_numpy(value) for key, value in arrays.items()}
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

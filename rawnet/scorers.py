@@ -42,7 +42,7 @@ from rawnet.checkpoint import load_state_dict_file
 from rawnet.functional import pad_or_truncate, sliding_windows
 from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config
 from rawnet.training import RECIPES, ModelSpec, Recipe, resolve_device, train
-from rawnet.weights import require_weights
+from rawnet.weights import default_aasist_weights, resolve_weights
 
 #: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
 DEFAULT_BATCH_SIZE = 8
@@ -58,6 +58,8 @@ def read_weights_file(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights or model file")
+    if path.suffix == ".safetensors":  # plain tensors, e.g. the bundled weights
+        return load_state_dict_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -312,12 +314,14 @@ class RawWaveformScorer(Scorer):
 
         Parameters
         ----------
-        path : the file; None for the scorer's default weights (AASIST: the weights cache).
+        path : the file, or a name of :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``, ``"aasist-l"``,
+            ``"aasist-asvspoof5"``: the copies bundled with the package); None for the scorer's default weights
+            (AASIST: ``$ANTISPOOF_AASIST_WEIGHTS``, else the bundled ``aasist``).
         device, batch_size, full_length : runtime settings, see the class.
         **options : what a bare state_dict does not say (see the subclass: ``variant``, ``config``, ...); a model
             file of this toolkit describes its network and takes none.
         """
-        path = cls._default_weights(**options) if path is None else Path(path)
+        path = cls._default_weights(**options) if path is None else resolve_weights(path)
         loaded = read_weights_file(path)
         info: dict[str, Any] = {"epoch": None, "dev_eer": None, "source": str(path)}
         if isinstance(loaded, Mapping) and "format" in loaded:
@@ -434,7 +438,7 @@ class AASISTScorer(RawWaveformScorer):
     Parameters
     ----------
     variant : ``"aasist"`` or ``"aasist-l"``: the official config used when ``config`` is None, and the name of
-        the cached weights :meth:`load` reads when given no path.
+        the weights :meth:`load` reads when given no path.
     config : an AASIST model config (mapping or JSON file) instead of the official one.
     device, batch_size, full_length : see :class:`RawWaveformScorer`.
 
@@ -446,10 +450,12 @@ class AASISTScorer(RawWaveformScorer):
     For operating points, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev
     set.
 
-    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``: the official config
-    whose parameter shapes match, unless ``config=`` is given), or with no path the cached weights of ``variant=``
-    (``AASIST.pth`` for ``"aasist"``, ``AASIST-L.pth`` for ``"aasist-l"``; ``antispoof weights fetch`` puts them
-    there, see :mod:`rawnet.weights`).
+    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``, or a
+    ``.safetensors`` copy: the official config whose parameter shapes match, unless ``config=`` is given), a
+    weights name (``"aasist"``, ``"aasist-l"``, ``"aasist-asvspoof5"``), or with no path the weights of
+    ``variant=``; with neither, ``$ANTISPOOF_AASIST_WEIGHTS`` (a file or a name) or the bundled ``aasist``. Names
+    load the copies bundled with the package (SHA-256 checked), or the cached official files where an
+    installation lacks them (see :mod:`rawnet.weights`).
     """
 
     name: ClassVar[str] = "aasist"
@@ -479,10 +485,9 @@ class AASISTScorer(RawWaveformScorer):
     def _default_weights(
         cls, *, variant: str | None = None, config: Mapping[str, Any] | str | os.PathLike | None = None
     ) -> Path:
-        name = variant or "aasist"
-        if name not in AASIST_VARIANTS:
-            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_VARIANTS)}")
-        return require_weights(name)
+        if variant is not None and variant not in AASIST_VARIANTS:
+            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
+        return default_aasist_weights(variant)
 
     @classmethod
     def _spec_for_state_dict(
