@@ -17,7 +17,17 @@ DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
 install: $(STAMP)
 
+# The AMR-WB and Speex codec conditions call the reference libraries, which PyAV's wheels lack: on Debian/Ubuntu
+# as root they are installed here; elsewhere install libvo-amrwbenc and libspeex yourself (their tests skip).
+CODEC_LIBS := libvo-amrwbenc0 libspeex1
+
 $(STAMP): setup.cfg pyproject.toml
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    ! { ldconfig -p | grep -q libvo-amrwbenc.so && ldconfig -p | grep -q libspeex.so; }; then \
+	    apt-get install -y -qq --no-install-recommends $(CODEC_LIBS) >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(CODEC_LIBS); } || \
+	    echo "note: could not install $(CODEC_LIBS); the AMR-WB and Speex conditions will be unavailable"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"

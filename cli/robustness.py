@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from lfcc_gmm import codecs
 from lfcc_gmm.atomic import atomic_write
+from lfcc_gmm.degrade import conditions_usage
 from lfcc_gmm.scorers import get_scorer
 
 from .options import MODEL_FILE_OR_WEIGHTS, input_options, progress_bar, select_trials
@@ -16,16 +18,21 @@ from .scoring import runtime_options
 DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reverb:0.3"
 
 
-@click.command()
+@click.command(epilog="\b\nCodec conditions (the ASVspoof 5 evaluation codecs), KBPS = bit rate in kbit/s:\n"
+                      + codecs.describe()
+                      + "\n\b\nEvery round trip keeps the length and the alignment of the input (encoder "
+                        "delay and padding removed); narrow-band codecs run at 8 kHz and come back at 16 kHz. "
+                        "Opus, AMR-NB, MP3 and M4A come with PyAV (pip install 'antispoof[codecs]'); AMR-WB and "
+                        "Speex need the libvo-amrwbenc and libspeex libraries (make install puts them there "
+                        "on Debian as root).")
 @input_options()
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True, help="Registered scorer name.")
 @click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
               help="Model / checkpoint / weights file of the scorer, or bundled weights by name (aasist, aasist-l, "
                    "aasist-asvspoof5).")
 @click.option("--conditions", default=DEFAULT_CONDITIONS, show_default=True,
-              help="Comma-separated conditions; chain steps with '+' (e.g. tel8k+mulaw). Available: clean, "
-                   "noise:SNR, pink:SNR, brown:SNR, babble:SNR, telephone, tel8k, mulaw, alaw, g722, mp3, opus, "
-                   "gain:DB, clip:FRACTION_OF_PEAK, clipfrac:FRACTION, reverb:RT60.")
+              help="Comma-separated conditions; chain steps with '+' (e.g. tel8k+mulaw, amr-nb:12.2). "
+                   f"Available: {conditions_usage()}.")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for robustness.csv, robustness.json, the heat map and per-condition score files.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random degradations.")

@@ -6,11 +6,13 @@ otherwise) and returns a new float64 signal of the same length. Random ones take
 reproducible output; ``None`` draws fresh entropy, as in NumPy).
 
 :func:`parse_condition` turns the CLI's condition strings (``"noise:20"``, ``"mulaw"``, ``"tel8k+mulaw"``)
-into :class:`Condition` objects.
+into :class:`Condition` objects. The ASVspoof 5 codecs at a bit rate (``"opus-wb:12"``, ``"amr-nb:7.95"``,
+``"mp3:64"``, ...) come from :mod:`lfcc_gmm.codecs`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -25,6 +27,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve, firwin, kaiserord
 
+from lfcc_gmm import codecs
 from lfcc_gmm.audio import resample
 
 RngLike = np.random.Generator | np.random.SeedSequence | int | Sequence[int] | None
@@ -404,6 +407,7 @@ class _Kind:
     parameter: str | None = None  # what the parameter means; None when the condition takes none
     valid: Callable[[float], bool] = math.isfinite
     codec: str | None = None  # an optional codec the condition needs
+    optional: bool = False  # the parameter may be left out (apply then gets None)
 
 
 _KINDS: dict[str, _Kind] = {
@@ -434,11 +438,38 @@ _KINDS: dict[str, _Kind] = {
         lambda v: 0 < v <= 10,
     ),
 }
+
+
+def _codec_kind(name: str) -> _Kind:
+    """The condition ``NAME:KBPS`` of a codec of :data:`lfcc_gmm.codecs.CODECS`."""
+    return _Kind(lambda x, p, c: codecs.round_trip(x, name, _given(p), c.sample_rate),
+                 f"bit rate in kbit/s, {codecs.bitrates(name)}", functools.partial(codecs.accepts, name))
+
+
+def _mp3_condition(x: np.ndarray, kbps: float | None, context: _Context) -> np.ndarray:
+    if kbps is None:
+        return mp3_round_trip(x, context.sample_rate)
+    return codecs.round_trip(x, "mp3", kbps, context.sample_rate)
+
+
+# The codecs of the ASVspoof 5 evaluation set, at a bit rate: opus-wb:12, amr-nb:7.95, mp3:64, ... A bare "mp3"
+# keeps its meaning (libsndfile's LAME at its default quality).
+_KINDS.update({name: _codec_kind(name) for name in codecs.CODECS if name != "mp3"})
+_KINDS["mp3"] = dataclasses.replace(_codec_kind("mp3"), apply=_mp3_condition, codec="mp3", optional=True)
 CONDITIONS = tuple(_KINDS)
 
 
 def _usage() -> str:
-    return ", ".join(name if kind.parameter is None else f"{name}:<{kind.parameter}>" for name, kind in _KINDS.items())
+    return ", ".join(
+        name if kind.parameter is None else f"{name}[:<{kind.parameter}>]" if kind.optional
+        else f"{name}:<{kind.parameter}>"
+        for name, kind in _KINDS.items()
+    )
+
+
+def conditions_usage() -> str:
+    """Every condition with what its parameter means, as the CLI's help and errors list them."""
+    return _usage()
 
 
 @dataclass(frozen=True)
@@ -470,7 +501,7 @@ def _parse_step(text: str) -> tuple[str, float | None]:
     kind = _KINDS.get(name)
     if kind is None:
         raise ValueError(f"unknown condition {name!r}; available: {_usage()}")
-    if kind.parameter is None:
+    if kind.parameter is None or (kind.optional and not sep):
         if sep:
             raise ValueError(f"condition {name!r} takes no parameter, got {text!r}")
         parameter = None
@@ -483,7 +514,11 @@ def _parse_step(text: str) -> tuple[str, float | None]:
             ) from None
         if not (math.isfinite(parameter) and kind.valid(parameter)):
             raise ValueError(f"bad parameter in {text!r}: {name} takes the {kind.parameter}")
-    if kind.codec is not None and kind.codec not in available_codecs():
+    if name in codecs.CODECS and parameter is not None:
+        problem = codecs.unavailable(name)
+        if problem is not None:
+            raise CodecUnavailableError(f"condition {text!r}: {problem}")
+    elif kind.codec is not None and kind.codec not in available_codecs():
         if kind.codec == "g722":
             _g722_module()
         raise CodecUnavailableError(
