@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lfcc_gmm import codecs
+from lfcc_gmm import lossy_codecs
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.degrade import conditions_usage
 from lfcc_gmm.scorers import get_scorer
@@ -19,7 +19,7 @@ DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reve
 
 
 @click.command(epilog="\b\nCodec conditions (the ASVspoof 5 evaluation codecs), KBPS = bit rate in kbit/s:\n"
-                      + codecs.describe()
+                      + lossy_codecs.describe()
                       + "\n\b\nEvery round trip keeps the length and the alignment of the input (encoder "
                         "delay and padding removed); narrow-band codecs run at 8 kHz and come back at 16 kHz. "
                         "Opus, AMR-NB, MP3 and M4A come with PyAV (pip install 'antispoof[codecs]'); AMR-WB and "

@@ -7,7 +7,7 @@ reproducible output; ``None`` draws fresh entropy, as in NumPy).
 
 :func:`parse_condition` turns the CLI's condition strings (``"noise:20"``, ``"mulaw"``, ``"tel8k+mulaw"``)
 into :class:`Condition` objects. The ASVspoof 5 codecs at a bit rate (``"opus-wb:12"``, ``"amr-nb:7.95"``,
-``"mp3:64"``, ...) come from :mod:`lfcc_gmm.codecs`.
+``"mp3:64"``, ...) come from :mod:`lfcc_gmm.lossy_codecs`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve, firwin, kaiserord
 
-from lfcc_gmm import codecs
+from lfcc_gmm import lossy_codecs
 from lfcc_gmm.audio import resample
 
 RngLike = np.random.Generator | np.random.SeedSequence | int | Sequence[int] | None
@@ -441,20 +441,20 @@ _KINDS: dict[str, _Kind] = {
 
 
 def _codec_kind(name: str) -> _Kind:
-    """The condition ``NAME:KBPS`` of a codec of :data:`lfcc_gmm.codecs.CODECS`."""
-    return _Kind(lambda x, p, c: codecs.round_trip(x, name, _given(p), c.sample_rate),
-                 f"bit rate in kbit/s, {codecs.bitrates(name)}", functools.partial(codecs.accepts, name))
+    """The condition ``NAME:KBPS`` of a codec of :data:`lfcc_gmm.lossy_codecs.CODECS`."""
+    return _Kind(lambda x, p, c: lossy_codecs.round_trip(x, name, _given(p), c.sample_rate),
+                 f"bit rate in kbit/s, {lossy_codecs.bitrates(name)}", functools.partial(lossy_codecs.accepts, name))
 
 
 def _mp3_condition(x: np.ndarray, kbps: float | None, context: _Context) -> np.ndarray:
     if kbps is None:
         return mp3_round_trip(x, context.sample_rate)
-    return codecs.round_trip(x, "mp3", kbps, context.sample_rate)
+    return lossy_codecs.round_trip(x, "mp3", kbps, context.sample_rate)
 
 
 # The codecs of the ASVspoof 5 evaluation set, at a bit rate: opus-wb:12, amr-nb:7.95, mp3:64, ... A bare "mp3"
 # keeps its meaning (libsndfile's LAME at its default quality).
-_KINDS.update({name: _codec_kind(name) for name in codecs.CODECS if name != "mp3"})
+_KINDS.update({name: _codec_kind(name) for name in lossy_codecs.CODECS if name != "mp3"})
 _KINDS["mp3"] = dataclasses.replace(_codec_kind("mp3"), apply=_mp3_condition, codec="mp3", optional=True)
 CONDITIONS = tuple(_KINDS)
 
@@ -514,8 +514,8 @@ def _parse_step(text: str) -> tuple[str, float | None]:
             ) from None
         if not (math.isfinite(parameter) and kind.valid(parameter)):
             raise ValueError(f"bad parameter in {text!r}: {name} takes the {kind.parameter}")
-    if name in codecs.CODECS and parameter is not None:
-        problem = codecs.unavailable(name)
+    if name in lossy_codecs.CODECS and parameter is not None:
+        problem = lossy_codecs.unavailable(name)
         if problem is not None:
             raise CodecUnavailableError(f"condition {text!r}: {problem}")
     elif kind.codec is not None and kind.codec not in available_codecs():

@@ -12,9 +12,9 @@ import soundfile as sf
 from click.testing import CliRunner
 from scipy.signal import correlate
 
-from lfcc_gmm import codecs, degrade
+from lfcc_gmm import degrade, lossy_codecs
 from lfcc_gmm.augment import Augmenter, item_seed
-from lfcc_gmm.codecs import CODECS
+from lfcc_gmm.lossy_codecs import CODECS
 
 # A bona fide demo utterance (2.7 s of real speech at 16 kHz).
 SPEECH_FILE = Path(__file__).resolve().parents[1] / "data" / "demo" / "flac" / "DEMO_D_0002.flac"
@@ -22,7 +22,7 @@ NARROW = [name for name, codec in CODECS.items() if codec.rate == 8000]
 
 
 def require(name: str) -> None:
-    problem = codecs.unavailable(name)
+    problem = lossy_codecs.unavailable(name)
     if problem is not None:
         pytest.skip(f"{name}: {problem}")
 
@@ -63,26 +63,26 @@ def high_band_share(x: np.ndarray, cutoff_hz: float = 4500.0) -> float:
 def test_round_trip_keeps_length_and_alignment(name, speech):
     require(name)
     _, top = asvspoof5_rates(name)
-    y = codecs.round_trip(speech, name, top)
+    y = lossy_codecs.round_trip(speech, name, top)
     assert y.shape == speech.shape and y.dtype == np.float64 and np.all(np.isfinite(y))
     # The delays removed are 80 (AMR-NB) to over 1000 (MP3, AAC) samples at 16 kHz; what may remain is the
     # codecs' phase response (CELP codecs high-pass their input), a sample or two on real speech.
     assert abs(lag(speech, y)) <= 4
     for n in (speech.shape[0] - 1, 4001, 10, 1, 0):  # odd lengths, less than one frame, nothing at all
-        assert codecs.round_trip(speech[:n], name, top).shape == (n,)
+        assert lossy_codecs.round_trip(speech[:n], name, top).shape == (n,)
 
 
 @pytest.mark.parametrize("name", CODECS)
 def test_round_trip_really_changes_the_audio(name, speech):
     require(name)
     low, high = asvspoof5_rates(name)
-    at_low, at_high = codecs.round_trip(speech, name, low), codecs.round_trip(speech, name, high)
+    at_low, at_high = lossy_codecs.round_trip(speech, name, low), lossy_codecs.round_trip(speech, name, high)
     # Full-band SNRs seen: 0 to 12 dB at the low end of every condition's range, 25 dB for MP3 at 45 kbit/s.
     assert snr_db(speech, at_low) < 30.0
     # More bits, a closer copy (in the band every codec keeps).
     band = degrade.telephone_band(speech)
     assert snr_db(band, degrade.telephone_band(at_high)) > snr_db(band, degrade.telephone_band(at_low))
-    np.testing.assert_array_equal(codecs.round_trip(speech, name, low), at_low)  # deterministic
+    np.testing.assert_array_equal(lossy_codecs.round_trip(speech, name, low), at_low)  # deterministic
 
 
 @pytest.mark.parametrize("name", NARROW)
@@ -91,7 +91,7 @@ def test_narrow_band_codecs_remove_everything_above_4_khz(name, speech):
     assert high_band_share(speech) > 5e-3
     for kbps in asvspoof5_rates(name):
         # Above the 8 kHz resampler's transition band (4-4.5 kHz) only its stop-band leakage is left (seen: 1e-6).
-        assert high_band_share(codecs.round_trip(speech, name, kbps)) < 1e-4
+        assert high_band_share(lossy_codecs.round_trip(speech, name, kbps)) < 1e-4
 
 
 def test_other_sample_rates_come_back_at_their_rate(speech):
@@ -99,18 +99,18 @@ def test_other_sample_rates_come_back_at_their_rate(speech):
     from lfcc_gmm.audio import resample
 
     at_22k = resample(speech, 16000, 22050)
-    y = codecs.round_trip(at_22k, "opus-wb", 30, sample_rate=22050)
+    y = lossy_codecs.round_trip(at_22k, "opus-wb", 30, sample_rate=22050)
     assert y.shape == at_22k.shape
     assert abs(lag(resample(at_22k, 22050, 16000), resample(y, 22050, 16000))) <= 1
 
 
 def test_bit_rates_are_checked():
     with pytest.raises(ValueError, match="amr-nb takes a bit rate of one of 4.75, 5.15, .*12.2 kbit/s, got 8"):
-        codecs.round_trip(np.zeros(100), "amr-nb", 8)
+        lossy_codecs.round_trip(np.zeros(100), "amr-nb", 8)
     with pytest.raises(ValueError, match="mp3 takes a bit rate of 8 to 160 kbit/s, got 256"):
-        codecs.round_trip(np.zeros(100), "mp3", 256)
+        lossy_codecs.round_trip(np.zeros(100), "mp3", 256)
     with pytest.raises(ValueError, match="unknown codec 'gsm'"):
-        codecs.round_trip(np.zeros(100), "gsm", 13)
+        lossy_codecs.round_trip(np.zeros(100), "gsm", 13)
     with pytest.raises(ValueError, match=r"bad parameter in 'speex-wb:10': .*one of 3.95, 5.75"):
         degrade.parse_condition("speex-wb:10")
     with pytest.raises(ValueError, match="needs a parameter"):
@@ -118,8 +118,8 @@ def test_bit_rates_are_checked():
     rng = np.random.default_rng(0)
     for name in CODECS:
         low, high = asvspoof5_rates(name)
-        drawn = [codecs.draw_bitrate(name, rng) for _ in range(50)]
-        assert all(low <= kbps <= high and codecs.accepts(name, kbps) for kbps in drawn)
+        drawn = [lossy_codecs.draw_bitrate(name, rng) for _ in range(50)]
+        assert all(low <= kbps <= high and lossy_codecs.accepts(name, kbps) for kbps in drawn)
         assert len(set(drawn)) > 1
 
 
@@ -131,11 +131,11 @@ def test_conditions_use_the_codecs(speech):
     require("amr-nb")
     require("mp3")
     x = speech[:16000]
-    np.testing.assert_array_equal(degrade.parse_condition("amr-nb:7.95")(x), codecs.round_trip(x, "amr-nb", 7.95))
-    np.testing.assert_array_equal(degrade.parse_condition("mp3:64")(x), codecs.round_trip(x, "mp3", 64))
+    np.testing.assert_array_equal(degrade.parse_condition("amr-nb:7.95")(x), lossy_codecs.round_trip(x, "amr-nb", 7.95))
+    np.testing.assert_array_equal(degrade.parse_condition("mp3:64")(x), lossy_codecs.round_trip(x, "mp3", 64))
     chained = degrade.parse_condition("tel8k+amr-nb:12.2")
     assert chained.steps == (("tel8k", None), ("amr-nb", 12.2))
-    np.testing.assert_array_equal(chained(x), codecs.round_trip(degrade.resample_round_trip(x), "amr-nb", 12.2))
+    np.testing.assert_array_equal(chained(x), lossy_codecs.round_trip(degrade.resample_round_trip(x), "amr-nb", 12.2))
     if "mp3" in degrade.available_codecs():  # a bare mp3 keeps its meaning: libsndfile's LAME
         np.testing.assert_array_equal(degrade.parse_condition("mp3")(x), degrade.mp3_round_trip(x))
 
@@ -154,33 +154,33 @@ def test_augmenter_draws_codecs(speech):
 @pytest.fixture
 def no_libraries(monkeypatch):
     """ctypes finds no system library (and the cached lookups are forgotten before and after)."""
-    codecs._library.cache_clear()
+    lossy_codecs._library.cache_clear()
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     yield
-    codecs._library.cache_clear()
+    lossy_codecs._library.cache_clear()
 
 
 def test_missing_libraries_say_how_to_install_them(no_libraries):
-    assert "apt-get install libspeex1" in codecs.unavailable("speex-nb")
-    assert "apt-get install libvo-amrwbenc0" in codecs.unavailable("amr-wb")
+    assert "apt-get install libspeex1" in lossy_codecs.unavailable("speex-nb")
+    assert "apt-get install libvo-amrwbenc0" in lossy_codecs.unavailable("amr-wb")
     with pytest.raises(degrade.CodecUnavailableError, match="speex-wb: needs the speex library"):
-        codecs.round_trip(np.zeros(100), "speex-wb", 16.8)
+        lossy_codecs.round_trip(np.zeros(100), "speex-wb", 16.8)
     with pytest.raises(degrade.CodecUnavailableError, match="condition 'amr-wb:12.65': needs the vo-amrwbenc"):
         degrade.parse_condition("amr-wb:12.65")
     with pytest.raises(degrade.CodecUnavailableError, match="augmentation 'codec'"):
         Augmenter("codec")
-    assert "speex-nb" not in codecs.available()
+    assert "speex-nb" not in lossy_codecs.available()
 
 
 def test_missing_pyav_says_how_to_install_it(monkeypatch):
-    codecs._pyav_problem.cache_clear()
+    lossy_codecs._pyav_problem.cache_clear()
     monkeypatch.setitem(sys.modules, "av", None)  # makes the import fail
     try:
-        assert "pip install av" in codecs.unavailable("opus-nb")
+        assert "pip install av" in lossy_codecs.unavailable("opus-nb")
         with pytest.raises(degrade.CodecUnavailableError, match="pip install av"):
             degrade.parse_condition("m4a:32")
     finally:
-        codecs._pyav_problem.cache_clear()
+        lossy_codecs._pyav_problem.cache_clear()
 
 
 def test_robustness_help_lists_every_codec():
