@@ -120,6 +120,13 @@ _AASIST_L_CONFIG = {
     "pool_ratios": [0.4, 0.5, 0.7, 0.5], "temperatures": [2.0, 2.0, 100.0, 100.0],
 }
 
+# What the two clovaai/aasist files share.
+_CLOVAAI: dict[str, Any] = {
+    "licence": "MIT", "licence_files": ("LICENSE-AASIST.txt",),
+    "source": "https://github.com/clovaai/aasist (NAVER Corp.)",
+    "trained_on": "ASVspoof 2019 LA train (English, VCTK speakers; 6 TTS/VC attacks A01-A06)",
+}
+
 KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     "aasist": KnownWeights(
         "aasist", "AASIST.pth", AASIST_BASE_URL,
@@ -127,10 +134,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         "AASIST (clovaai, MIT), ASVspoof 2019 LA train; 2019 LA eval EER 0.83 %",
         bundled="aasist.safetensors",
         bundled_sha256="4ee7fce500095fc436bba5b7e9f24471e54ba3e04dff30c1445e3db56da7431c",
-        licence="MIT", licence_files=("LICENSE-AASIST.txt",),
-        source="https://github.com/clovaai/aasist (NAVER Corp.)",
-        trained_on="ASVspoof 2019 LA train (English, VCTK speakers; 6 TTS/VC attacks A01-A06)",
-        config=_AASIST_CONFIG,
+        **_CLOVAAI, config=_AASIST_CONFIG,
     ),
     "aasist-l": KnownWeights(
         "aasist-l", "AASIST-L.pth", AASIST_BASE_URL,
@@ -138,10 +142,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         "AASIST-L (clovaai, MIT), 85k parameters; 2019 LA eval EER 0.99 %",
         bundled="aasist-l.safetensors",
         bundled_sha256="05d370fbe0dd332b884d22a1245f309bef2d75f6263334ab7cf46a2fa15eab21",
-        licence="MIT", licence_files=("LICENSE-AASIST.txt",),
-        source="https://github.com/clovaai/aasist (NAVER Corp.)",
-        trained_on="ASVspoof 2019 LA train (English, VCTK speakers; 6 TTS/VC attacks A01-A06)",
-        config=_AASIST_L_CONFIG,
+        **_CLOVAAI, config=_AASIST_L_CONFIG,
     ),
     "aasist-asvspoof5": KnownWeights(
         "aasist-asvspoof5", "AASIST-ASVspoof5.pth", ASVSPOOF5_BASE_URL,
@@ -202,15 +203,20 @@ def find_weights(name: str, dest_dir: str | os.PathLike | None = None) -> Path |
         when the cached file is there but is not the published file (its hash differs).
     """
     entry = known(name)
-    path = Path(dest_dir or cache_dir()) / entry.filename
+    return _verified(Path(dest_dir or cache_dir()) / entry.filename, entry.sha256,
+                     f"published {entry.sha256}; fetch it again with `antispoof weights fetch {name} --force`")
+
+
+def _verified(path: Path, expected: str | None, explanation: str) -> Path | None:
+    """``path`` when it holds the bytes whose SHA-256 is ``expected``; None when there is no such file.
+
+    Raises :class:`WeightsError` ("PATH: SHA-256 GOT is not the EXPLANATION") for any other content.
+    """
     if not path.is_file():
         return None
     got = file_sha256(path)
-    if got != entry.sha256:
-        raise WeightsError(
-            f"{path}: SHA-256 {got} is not the published {entry.sha256}; "
-            f"fetch it again with `antispoof weights fetch {name} --force`"
-        )
+    if got != expected:
+        raise WeightsError(f"{path}: SHA-256 {got} is not the {explanation}")
     return path
 
 
@@ -238,16 +244,9 @@ def bundled_file(name: str) -> Path | None:
     entry = known(name)
     if entry.bundled is None:
         return None
-    path = PRETRAINED_DIR / entry.bundled
-    if not path.is_file():
-        return None
-    got = file_sha256(path)
-    if got != entry.bundled_sha256:
-        raise WeightsError(
-            f"{path}: SHA-256 {got} is not the bundled {entry.bundled_sha256}: the file is damaged; reinstall "
-            f"antispoof, or rebuild it with `python data/bundle_weights.py` from the official {entry.filename}"
-        )
-    return path
+    return _verified(PRETRAINED_DIR / entry.bundled, entry.bundled_sha256,
+                     f"bundled {entry.bundled_sha256}: the file is damaged; reinstall antispoof, or rebuild it "
+                     f"with `python data/bundle_weights.py` from the official {entry.filename}")
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
