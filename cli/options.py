@@ -26,6 +26,9 @@ class FileOrWeightsName(click.Path):
     def __init__(self) -> None:
         super().__init__(exists=True, dir_okay=False, path_type=Path)
 
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:  # click < 8.2: no ctx
+        return "FILE|NAME"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from rawnet.weights import KNOWN_WEIGHTS
 

@@ -220,3 +220,14 @@ def test_cli_scores_offline_with_an_empty_cache(reference_dir, tmp_path, monkeyp
     expected = _official_logits(reference_dir, "aasist-asvspoof5")[1, 1]
     assert f"{clips[1]}: bona fide (score {expected:.4f}, threshold 0)" in result.output
     assert not (tmp_path / "empty-home").exists()  # nothing was cached or downloaded
+
+
+def test_cli_weights_option_takes_names_or_files_only(tmp_path):
+    clip = tmp_path / "clip.wav"
+    import soundfile as sf
+
+    sf.write(clip, np.zeros(1600), 16000)
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights", "aasist-xl", str(clip)])
+    assert result.exit_code == 2  # a usage error: neither a file nor a name
+    assert "'aasist-xl' does not exist" in result.output
+    assert "--model, --weights FILE|NAME" in CliRunner().invoke(main, ["score", "--help"]).output
