@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from lfcc_gmm.scorers import load_scorer
+from rawnet.catalog import ARCHITECTURES
 from rawnet.weights import KNOWN_WEIGHTS, PRETRAINED_DIR, cache_dir, fetch, source_url, weights_file, weights_status
 
-from .options import EXISTING_FILE, MODEL_FILE_OR_WEIGHTS
+from .options import EXISTING_FILE, MODEL_FILE_OR_WEIGHTS, NEW_FILE
 
 
 @click.group("weights")
@@ -111,13 +113,12 @@ def path_command(name: str) -> None:
 
 
 @click.command("export")
-@click.option("--scorer", "scorer_name", required=True, type=click.Choice(["rawnet2", "aasist"]),
+@click.option("--scorer", "scorer_name", required=True, type=click.Choice(ARCHITECTURES),
               help="Which network the checkpoint holds.")
 @click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
               help="Model file (best.pth of `antispoof train`), official state_dict, or bundled weights by name "
                    "(aasist, aasist-l, aasist-asvspoof5). AASIST: default the bundled weights of --variant.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="TorchScript archive to write (e.g. model.pt).")
+@click.option("-o", "--output", required=True, type=NEW_FILE, help="TorchScript archive to write (e.g. model.pt).")
 @click.option("--variant", help="Bare state_dicts only: rawnet2 asvspoof2021|icassp2021 (told by shape for the "
                                 "official sizes); aasist aasist|aasist-l (which bundled weights to use).")
 @click.option("--config", type=EXISTING_FILE,
@@ -138,14 +139,14 @@ def export_command(scorer_name: str, model_path: Path | None, output: Path, vari
       antispoof export --scorer aasist -o aasist.pt                 # bundled AASIST
       antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.pt
     """
-    from lfcc_gmm.scorers import get_scorer
     from rawnet.export import export_torchscript
     from rawnet.scorers import RawWaveformScorer
 
-    options = {k: v for k, v in {"variant": variant, "config": config}.items() if v is not None}
-    scorer = get_scorer(scorer_name).load(model_path, device="cpu", **options)
+    scorer = load_scorer(scorer_name, model_path, device="cpu", variant=variant, config=config)
     if not isinstance(scorer, RawWaveformScorer):  # the registry name may belong to a plug-in
         raise click.ClickException(f"scorer {scorer_name!r} ({type(scorer).__name__}) is not a RawNet2/AASIST network")
     metadata = export_torchscript(scorer, output)
-    click.echo(f"Wrote {output}: {metadata['architecture']} {metadata['variant']}, input (batch, "
-               f"{metadata['nb_samp']}), output {metadata['output']} (index 1 = bona fide).", err=True)
+    network = metadata["variant"] if metadata["variant"].startswith(metadata["architecture"]) else \
+        f"{metadata['architecture']} {metadata['variant']}"
+    click.echo(f"Wrote {output}: {network}, input (batch, {metadata['nb_samp']}), output {metadata['output']} "
+               "(index 1 = bona fide).", err=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from lfcc_gmm.audio import resample
+from lfcc_gmm.pcm import CodecUnavailableError, as_signal, fit_length, to_pcm16
 
 # Bit rates (kbit/s) of the codecs' modes. AMR: 3GPP TS 26.071 / 26.171. Speex: the distinct rates of quality
 # 0-10 as libspeex 1.2 reports them (SPEEX_GET_BITRATE), narrow band then wide band.
@@ -154,9 +155,6 @@ def round_trip(signal: np.ndarray, name: str, kbps: float, sample_rate: int = 16
     CodecUnavailableError
         the encoder is not installed (the message says how to install it).
     """
-    # degrade builds its conditions from CODECS, so it is imported here rather than at the top
-    from lfcc_gmm.degrade import CodecUnavailableError, _as_signal, _fit_length, _to_pcm16
-
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}; available: {', '.join(CODECS)}")
     check_bitrate(name, kbps)
@@ -164,10 +162,10 @@ def round_trip(signal: np.ndarray, name: str, kbps: float, sample_rate: int = 16
     if problem is not None:
         raise CodecUnavailableError(f"{name}: {problem}")
     codec = CODECS[name]
-    x = _as_signal(signal)
+    x = as_signal(signal)
     if x.shape[0] == 0:
         return x.copy()
-    pcm = _to_pcm16(resample(x, sample_rate, codec.rate)).astype(np.int16)
+    pcm = to_pcm16(resample(x, sample_rate, codec.rate)).astype(np.int16)
     bit_rate = int(round(kbps * 1000))
     if name in _PYAV_ENCODERS:
         decoded = _pyav_round_trip(pcm, codec.rate, bit_rate, *_PYAV_ENCODERS[name])
@@ -175,7 +173,7 @@ def round_trip(signal: np.ndarray, name: str, kbps: float, sample_rate: int = 16
         decoded = _amr_wb_round_trip(pcm, codec.rate, bit_rate)
     else:
         decoded = _speex_round_trip(pcm, codec.rate, bit_rate)
-    return _fit_length(resample(decoded, codec.rate, sample_rate), x.shape[0])
+    return fit_length(resample(decoded, codec.rate, sample_rate), x.shape[0])
 
 
 def unavailable(name: str) -> str | None:

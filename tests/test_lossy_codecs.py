@@ -124,7 +124,7 @@ def test_bit_rates_are_checked():
 
 
 def test_conditions_use_the_codecs(speech):
-    usage = degrade.conditions_usage()
+    usage = degrade.describe_conditions()
     for name in CODECS:
         assert name in degrade.CONDITIONS
         assert f"{name}[:<bit rate in kbit/s" in usage if name == "mp3" else f"{name}:<bit rate in kbit/s" in usage
