@@ -13,11 +13,23 @@ Encoders (nothing is downloaded at run time):
   AMR-WB (``libvo-amrwbenc``, decoded by FFmpeg's AMR-WB decoder) and Speex (``libspeex``, both ways). On
   Debian/Ubuntu: ``apt-get install libvo-amrwbenc0 libspeex1`` (``make install`` does it when run as root).
 
-:data:`CODECS` lists each codec with its sample rate, the bit rates it takes, the ASVspoof 5 condition it
-stands for and the bit-rate range of that condition (Wang et al., "ASVspoof 5: Crowdsourced speech data,
-deepfakes, and adversarial attacks at scale", 2024): C01 Opus, C02 AMR-WB, C03 Speex, C05 MP3, C06 M4A in
-wide band; C08 Opus, C09 AMR-NB, C10 Speex in narrow band. The neural codec of C04 and C07 (EnCodec) is not
-here: no maintained package ships its weights, and fetching them at run time is not allowed in this toolkit.
+:data:`CODECS` lists each codec with its sample rate, the bit rates it takes, the ASVspoof 5 evaluation condition
+it stands for and that condition's bit-rate range: C01 Opus, C02 AMR-WB, C03 Speex, C05 MP3, C06 M4A in wide
+band; C08 Opus, C09 AMR-NB, C10 Speex in narrow band. The neural codec of C04 and C07 (EnCodec) is not here: no
+maintained package ships its weights, and fetching them at run time is not allowed in this toolkit.
+
+Source of the ranges. The organisers describe the conditions in Wang et al., "ASVspoof 5: crowdsourced speech
+data, deepfakes, and adversarial attacks at scale", ASVspoof 2024 workshop (doi:10.21437/ASVspoof.2024-1), and
+Wang et al., "ASVspoof 5: Design, collection and validation of resources for spoofing, deepfake, and adversarial
+attack detection using crowdsourced speech", Computer Speech & Language 95, 2025 (doi:10.1016/j.csl.2025.101825);
+the database README sends readers to ``ASVspoof5.codec.config.csv`` (in ``ASVspoof5_protocols.tar.gz``) for the
+bit rate of each codec and quality level (``CODEC_Q`` 1-5, lowest to highest). Neither paper's codec table nor the
+CSV could be read where this was written; the ranges below are those of a public summary of the CSV
+(github.com/Jmqcooper1/asvspoof5-domain-invariant-cm, ``docs/asvspoof5_domains.md`` at commit 702c607): Opus
+6-30 (WB) and 4-20 (NB), AMR 6.6-23.05 (WB; the summary rounds it to 23) and 4.75-12.2 (NB), Speex 5.75-34.2
+(WB) and 3.95-24.6 (NB), MP3 45-260, M4A 16-128 kbit/s. Only the two ends are known, not the five levels between
+them, so random draws (:func:`draw_bitrate`) are uniform over a range, or over the codec's modes inside it.
+Check the CSV of your copy of the database before relying on exact rates.
 """
 
 from __future__ import annotations
@@ -85,7 +97,7 @@ CODECS: dict[str, Codec] = {
                       "C03", (5.75, 34.2)),
     # MPEG-2 layer III at 16 kHz tops out at 160 kbit/s, and FFmpeg's AAC at 16 kHz mono at 96: above that the
     # encoders would silently clamp, so such rates are refused (random draws stop there too).
-    "mp3": Codec("mp3", "MP3 (16 kHz, CBR), LAME via PyAV", 16000, (8.0, 160.0), (), "C05", (45.0, 256.0)),
+    "mp3": Codec("mp3", "MP3 (16 kHz, CBR), LAME via PyAV", 16000, (8.0, 160.0), (), "C05", (45.0, 260.0)),
     "m4a": Codec("m4a", "AAC-LC in MP4 (16 kHz), FFmpeg's AAC encoder via PyAV", 16000, (8.0, 96.0), (), "C06",
                  (16.0, 128.0)),
     "opus-nb": Codec("opus-nb", "Opus, narrow band (8 kHz), libopus via PyAV", 8000, (4.0, 128.0), (), "C08",
