@@ -38,7 +38,9 @@ class ConditionsOption(click.Option):
 
 @click.command(epilog="\b\nCodec conditions (the ASVspoof 5 evaluation codecs), KBPS = bit rate in kbit/s:\n"
                       + lossy_codecs.describe()
-                      + "\n\b\nEvery round trip keeps the length and the alignment of the input (encoder "
+                      + "\n\nWithout :KBPS (all but mp3, whose bare name is libsndfile's) each file gets a bit "
+                        "rate drawn from the ASVspoof 5 range, seeded by --seed, its ID and the condition's name. "
+                        "Every round trip keeps the length and the alignment of the input (encoder "
                         "delay and padding removed); narrow-band codecs run at 8 kHz and come back at 16 kHz. "
                         "Opus, AMR-NB, MP3 and M4A come with PyAV (pip install 'antispoof[codecs]'); AMR-WB and "
                         "Speex need the libvo-amrwbenc and libspeex libraries (make install puts them there "

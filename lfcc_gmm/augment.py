@@ -12,7 +12,6 @@ picklable object, so DataLoader workers can each hold a copy.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -243,9 +242,9 @@ SPEED_FACTORS = (0.9, 1.1)
 TEMPO_FACTORS = (0.9, 1.1)
 
 
-
-def _random_codec(x: np.ndarray, rng: np.random.Generator, sample_rate: int, name: str) -> np.ndarray:
-    """Codec ``name`` at a bit rate drawn from its ASVspoof 5 condition's range."""
+def _random_codec(x: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Any codec of :data:`lfcc_gmm.lossy_codecs.CODECS` at a bit rate drawn from its ASVspoof 5 condition's range."""
+    name = str(rng.choice(list(lossy_codecs.CODECS)))
     return lossy_codecs.round_trip(x, name, lossy_codecs.draw_bitrate(name, rng), sample_rate)
 
 
@@ -260,16 +259,15 @@ _RANDOM: dict[str, Callable[[np.ndarray, np.random.Generator, int], np.ndarray]]
     "rawboost": lambda x, rng, fs: rawboost(x, int(rng.integers(1, 9)), rng, sample_rate=fs),
     "speed": lambda x, rng, fs: speed_perturb(x, rng.choice(SPEED_FACTORS)),
     "tempo": lambda x, rng, fs: tempo_perturb(x, rng.choice(TEMPO_FACTORS), fs),
-    "codec": lambda x, rng, fs: _random_codec(x, rng, fs, str(rng.choice(list(lossy_codecs.CODECS)))),
-    # A bare "mp3" stays the fixed libsndfile condition; "codec" draws MP3 at random bit rates too.
-    **{name: functools.partial(_random_codec, name=name) for name in lossy_codecs.CODECS if name != "mp3"},
+    # A bare opus-wb, amr-nb, ... is the degrade condition that draws its bit rate; "codec" draws the codec too
+    # (MP3 at random bit rates included, which a bare "mp3", libsndfile's, is not).
+    "codec": _random_codec,
 }
 
 
 def _require_codecs(name: str) -> None:
     """Fail at parse time, not mid-training, when a random codec family cannot run here."""
-    needed = list(lossy_codecs.CODECS) if name == "codec" else [name] if name in lossy_codecs.CODECS else []
-    for codec in needed:
+    for codec in lossy_codecs.CODECS if name == "codec" else ():
         problem = lossy_codecs.unavailable(codec)
         if problem is not None:
             raise degrade.CodecUnavailableError(f"augmentation {name!r}: {codec} {problem}")
@@ -349,9 +347,10 @@ class Augmenter:
     ``spec`` is comma-separated: bare names draw random parameters (``noise``, ``pink``, ``brown`` at an SNR
     in :data:`SNR_RANGE_DB`; ``reverb`` RT60 in :data:`RT60_RANGE_S`; ``gain``; ``clip``; ``speed``;
     ``tempo``; ``rawboost`` a random algorithm 1-8; ``opus-wb``, ``amr-nb``, ... a codec of
-    :data:`lfcc_gmm.lossy_codecs.CODECS` at a bit rate from its ASVspoof 5 condition's range, and ``codec`` any of
-    them); ``rawboost:5``, ``speed:1.1``, ``tempo:0.9`` fix the parameter; anything else is a fixed
-    :func:`lfcc_gmm.degrade.parse_condition` (``noise:20``, ``mulaw``, ``amr-nb:7.95``, ``tel8k+mulaw``, …).
+    :data:`lfcc_gmm.lossy_codecs.CODECS` at a bit rate from its ASVspoof 5 condition's range (the degrade
+    condition of that name), and ``codec`` any of them); ``rawboost:5``, ``speed:1.1``, ``tempo:0.9`` fix the
+    parameter; anything else is a fixed :func:`lfcc_gmm.degrade.parse_condition` (``noise:20``, ``mulaw``,
+    ``amr-nb:7.95``, ``tel8k+mulaw``, …).
     Output lengths equal the input's except after ``speed`` and ``tempo``.
 
     Calls are deterministic given ``seed`` (see :func:`item_seed`); the object holds only the parsed spec,

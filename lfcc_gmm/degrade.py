@@ -7,7 +7,8 @@ reproducible output; ``None`` draws fresh entropy, as in NumPy).
 
 :func:`parse_condition` turns the CLI's condition strings (``"noise:20"``, ``"mulaw"``, ``"tel8k+mulaw"``)
 into :class:`Condition` objects. The ASVspoof 5 codecs at a bit rate (``"opus-wb:12"``, ``"amr-nb:7.95"``,
-``"mp3:64"``, ...) come from :mod:`lfcc_gmm.lossy_codecs`.
+``"mp3:64"``, ...) come from :mod:`lfcc_gmm.lossy_codecs`; a bare ``"opus-wb"``, ``"amr-nb"``, ... draws the bit
+rate from its ASVspoof 5 condition's range with the condition's ``rng`` (a bare ``"mp3"`` is libsndfile's).
 """
 
 from __future__ import annotations
@@ -428,10 +429,12 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
-def _codec_kind(name: str) -> _Kind:
-    """The condition ``NAME:KBPS`` of a codec of :data:`lfcc_gmm.lossy_codecs.CODECS`."""
-    return _Kind(lambda x, p, c: lossy_codecs.round_trip(x, name, _given(p), c.sample_rate),
-                 f"bit rate in kbit/s, {lossy_codecs.bitrates(name)}", functools.partial(lossy_codecs.accepts, name))
+def _codec_condition(x: np.ndarray, kbps: float | None, context: _Context, *, name: str) -> np.ndarray:
+    """Codec ``name`` at ``kbps``; without it at a bit rate drawn from the ASVspoof 5 condition's range with the
+    condition's generator (in a robustness run: per file, seeded by (seed, file ID, condition name))."""
+    if kbps is None:
+        kbps = lossy_codecs.draw_bitrate(name, context.rng)
+    return lossy_codecs.round_trip(x, name, kbps, context.sample_rate)
 
 
 def _mp3_condition(x: np.ndarray, kbps: float | None, context: _Context) -> np.ndarray:
@@ -440,10 +443,15 @@ def _mp3_condition(x: np.ndarray, kbps: float | None, context: _Context) -> np.n
     return lossy_codecs.round_trip(x, "mp3", kbps, context.sample_rate)
 
 
-# The codecs of the ASVspoof 5 evaluation set, at a bit rate: opus-wb:12, amr-nb:7.95, mp3:64, ... A bare "mp3"
-# keeps its meaning (libsndfile's LAME at its default quality).
-_KINDS.update({name: _codec_kind(name) for name in lossy_codecs.CODECS if name != "mp3"})
-_KINDS["mp3"] = dataclasses.replace(_codec_kind("mp3"), apply=_mp3_condition, codec="mp3", optional=True)
+# The codecs of the ASVspoof 5 evaluation set: opus-wb:12, amr-nb:7.95, mp3:64, ... at that bit rate, or a bare
+# opus-wb, amr-nb, ... at a random one from the ASVspoof 5 range. A bare "mp3" keeps its meaning (libsndfile's LAME
+# at its default quality).
+_KINDS.update({
+    name: _Kind(functools.partial(_codec_condition, name=name), f"bit rate in kbit/s, {lossy_codecs.bitrates(name)}",
+                functools.partial(lossy_codecs.accepts, name), optional=True)
+    for name in lossy_codecs.CODECS
+})
+_KINDS["mp3"] = dataclasses.replace(_KINDS["mp3"], apply=_mp3_condition, codec="mp3")
 CONDITIONS = tuple(_KINDS)
 
 
@@ -501,7 +509,8 @@ def _parse_step(text: str) -> tuple[str, float | None]:
             ) from None
         if not (math.isfinite(parameter) and kind.valid(parameter)):
             raise ValueError(f"bad parameter in {text!r}: {name} takes the {kind.parameter}")
-    if name in lossy_codecs.CODECS and parameter is not None:
+    # A bare mp3 is libsndfile's (kind.codec); every other use of an ASVspoof 5 codec runs lossy_codecs.
+    if name in lossy_codecs.CODECS and (parameter is not None or kind.codec is None):
         problem = lossy_codecs.unavailable(name)
         if problem is not None:
             raise CodecUnavailableError(f"condition {text!r}: {problem}")

@@ -114,7 +114,8 @@ def test_bit_rates_are_checked():
     with pytest.raises(ValueError, match=r"bad parameter in 'speex-wb:10': .*one of 3.95, 5.75"):
         degrade.parse_condition("speex-wb:10")
     with pytest.raises(ValueError, match="needs a parameter"):
-        degrade.parse_condition("opus-nb")
+        degrade.parse_condition("opus-nb:")
+    assert degrade.parse_condition("opus-nb").steps == (("opus-nb", None),)  # a random bit rate, see below
     rng = np.random.default_rng(0)
     for name in CODECS:
         low, high = asvspoof5_rates(name)
@@ -127,7 +128,7 @@ def test_conditions_use_the_codecs(speech):
     usage = degrade.describe_conditions()
     for name in CODECS:
         assert name in degrade.CONDITIONS
-        assert f"{name}[:<bit rate in kbit/s" in usage if name == "mp3" else f"{name}:<bit rate in kbit/s" in usage
+        assert f"{name}[:<bit rate in kbit/s" in usage
     require("amr-nb")
     require("mp3")
     x = speech[:16000]
@@ -138,6 +139,57 @@ def test_conditions_use_the_codecs(speech):
     np.testing.assert_array_equal(chained(x), lossy_codecs.round_trip(degrade.resample_round_trip(x), "amr-nb", 12.2))
     if "mp3" in degrade.available_codecs():  # a bare mp3 keeps its meaning: libsndfile's LAME
         np.testing.assert_array_equal(degrade.parse_condition("mp3")(x), degrade.mp3_round_trip(x))
+
+
+def test_a_bare_codec_condition_draws_its_bit_rate_from_the_condition_generator(speech):
+    require("amr-nb")
+    x = speech[:16000]
+    condition = degrade.parse_condition("amr-nb")
+    rates = set()
+    for seed in range(8):
+        kbps = lossy_codecs.draw_bitrate("amr-nb", np.random.default_rng(seed))
+        rates.add(kbps)
+        np.testing.assert_array_equal(condition(x, rng=seed), lossy_codecs.round_trip(x, "amr-nb", kbps))
+    assert len(rates) > 1 and rates <= set(lossy_codecs.AMR_NB_MODES)
+
+
+def test_robustness_draws_codec_bit_rates_per_file_and_condition_name(speech, tmp_path):
+    # evaluate_robustness seeds each (file, condition) with named_seed(seed, file ID, condition name): a bare
+    # codec's bit rate is drawn from that stream, whatever the other files and conditions are. The degraded audio
+    # it saves (16-bit FLAC) is compared with the round trip at the bit rate drawn here from that seed.
+    from lfcc_gmm.augment import named_seed
+    from lfcc_gmm.baseline import LFCCGMMScorer
+    from lfcc_gmm.protocols import Trial
+    from lfcc_gmm.robustness import evaluate_robustness
+
+    require("amr-nb")
+    require("opus-wb")
+    trials = []
+    for i, key in enumerate(["bonafide", "spoof"] * 3):
+        path = tmp_path / f"F{i}.flac"
+        sf.write(path, 0.5 * speech[4000 * i : 4000 * i + 8000], 16000, subtype="PCM_16")
+        trials.append(Trial(f"F{i}", key, "-" if key == "bonafide" else "A01", path=path))
+    scorer = LFCCGMMScorer(n_components=2, max_iter=2, init_samples=200).fit(trials)
+
+    def saved(folder):
+        return {t.file_id: sf.read(folder / "amr-nb" / f"{t.file_id}.flac", dtype="float64")[0] for t in trials}
+
+    evaluate_robustness(scorer, trials, degrade.parse_conditions("opus-wb,amr-nb"), seed=5, chunk_size=4,
+                        audio_dir=tmp_path / "both")
+    both = saved(tmp_path / "both")
+    rates = set()
+    for trial in trials:
+        kbps = lossy_codecs.draw_bitrate("amr-nb", np.random.default_rng(named_seed(5, trial.file_id, "amr-nb")))
+        rates.add(kbps)
+        expected = lossy_codecs.round_trip(sf.read(trial.path, dtype="float64")[0], "amr-nb", kbps)
+        assert np.max(np.abs(expected)) < 1  # saved unscaled
+        np.testing.assert_array_equal(both[trial.file_id], np.round(expected * 32768) / 32768)
+    assert len(rates) > 1
+    # The same condition alone, on the trials reversed, sees the same audio.
+    evaluate_robustness(scorer, trials[::-1], degrade.parse_conditions("amr-nb"), seed=5, audio_dir=tmp_path / "alone")
+    alone = saved(tmp_path / "alone")
+    for trial in trials:
+        np.testing.assert_array_equal(alone[trial.file_id], both[trial.file_id])
 
 
 def test_augmenter_draws_codecs(speech):
@@ -167,6 +219,8 @@ def test_missing_libraries_say_how_to_install_them(no_libraries):
         lossy_codecs.round_trip(np.zeros(100), "speex-wb", 16.8)
     with pytest.raises(degrade.CodecUnavailableError, match="condition 'amr-wb:12.65': needs the vo-amrwbenc"):
         degrade.parse_condition("amr-wb:12.65")
+    with pytest.raises(degrade.CodecUnavailableError, match="condition 'speex-nb': needs the speex"):
+        degrade.parse_condition("speex-nb")  # a random bit rate needs the library too
     with pytest.raises(degrade.CodecUnavailableError, match="augmentation 'codec'"):
         Augmenter("codec")
     assert "speex-nb" not in lossy_codecs.available()
