@@ -193,8 +193,14 @@ def unavailable(name: str) -> str | None:
     if name in _PYAV_ENCODERS:
         return _pyav_problem(_PYAV_ENCODERS[name][0])
     if name == "amr-wb":
-        return _pyav_problem(None) or _library_problem("vo-amrwbenc", "libvo-amrwbenc0")
-    return _library_problem("speex", "libspeex1")
+        return _pyav_problem(None) or _library_problem("vo-amrwbenc")
+    return _library_problem("speex")
+
+
+def missing_system_packages() -> list[str]:
+    """The Debian/Ubuntu packages of the reference libraries (:data:`SYSTEM_LIBRARIES`) that cannot be loaded here;
+    ``make install`` installs them with apt-get when it runs as root."""
+    return [package for name, (_, package) in SYSTEM_LIBRARIES.items() if _library_problem(name) is not None]
 
 
 # ---------------------------------------------------------------------------------------------------- PyAV
@@ -253,21 +259,31 @@ def _pyav_decode(data: bytes, container: str, rate: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- reference libraries
-def _library_problem(library: str, package: str) -> str | None:
+#: The reference libraries read through ctypes: name (as ``ctypes.util.find_library`` takes it) → (the soname
+#: Debian/Ubuntu install, their package).
+SYSTEM_LIBRARIES = {"vo-amrwbenc": ("libvo-amrwbenc.so.0", "libvo-amrwbenc0"), "speex": ("libspeex.so.1", "libspeex1")}
+
+
+def _library_problem(library: str) -> str | None:
     try:
         _library(library)
     except OSError:
-        return (f"needs the {library} library, which is not installed: apt-get install {package} "
+        return (f"needs the {library} library, which is not installed: apt-get install {SYSTEM_LIBRARIES[library][1]} "
                 "(make install does it when run as root), or your system's package of it")
     return None
 
 
 @functools.cache
 def _library(name: str) -> ctypes.CDLL:
+    # find_library reads the ldconfig cache (or asks a compiler); where neither helps, dlopen of the soname still
+    # searches the standard library folders, so a library counts as absent only when neither finds it.
     found = ctypes.util.find_library(name)
-    if found is None:
-        raise OSError(f"lib{name} not found")
-    return _declare(name, ctypes.CDLL(found))
+    for candidate in ([found] if found else []) + [SYSTEM_LIBRARIES[name][0]]:
+        try:
+            return _declare(name, ctypes.CDLL(candidate))
+        except OSError:
+            continue
+    raise OSError(f"lib{name} not found")
 
 
 class _SpeexBits(ctypes.Structure):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes.util
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -205,11 +207,28 @@ def test_augmenter_draws_codecs(speech):
 
 @pytest.fixture
 def no_libraries(monkeypatch):
-    """ctypes finds no system library (and the cached lookups are forgotten before and after)."""
+    """Neither ctypes.util.find_library nor dlopen of the soname finds the system libraries (the cached lookups
+    are forgotten before and after)."""
     lossy_codecs._library.cache_clear()
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    for name, (soname, package) in list(lossy_codecs.SYSTEM_LIBRARIES.items()):
+        monkeypatch.setitem(lossy_codecs.SYSTEM_LIBRARIES, name, (f"{soname}.absent", package))
     yield
     lossy_codecs._library.cache_clear()
+
+
+def test_libraries_load_by_soname_where_find_library_fails(monkeypatch):
+    # A minimal image may lack the ldconfig cache entry or the tools find_library asks; dlopen still finds the
+    # installed library, so the codec is not reported missing.
+    for name in ("speex-nb", "amr-wb"):
+        require(name)
+    lossy_codecs._library.cache_clear()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    try:
+        assert lossy_codecs.unavailable("speex-nb") is None and lossy_codecs.unavailable("amr-wb") is None
+        assert lossy_codecs.missing_system_packages() == []
+    finally:
+        lossy_codecs._library.cache_clear()
 
 
 def test_missing_libraries_say_how_to_install_them(no_libraries):
@@ -224,6 +243,7 @@ def test_missing_libraries_say_how_to_install_them(no_libraries):
     with pytest.raises(degrade.CodecUnavailableError, match="augmentation 'codec'"):
         Augmenter("codec")
     assert "speex-nb" not in lossy_codecs.available()
+    assert lossy_codecs.missing_system_packages() == ["libvo-amrwbenc0", "libspeex1"]
 
 
 def test_missing_pyav_says_how_to_install_it(monkeypatch):
@@ -243,3 +263,53 @@ def test_robustness_help_lists_every_codec():
     text = CliRunner().invoke(robustness, ["--help"], terminal_width=200).output
     for name, codec in CODECS.items():
         assert f"{name}:KBPS" in text and f"ASVspoof 5 {codec.asvspoof5}" in text
+
+
+MISSING = "libvo-amrwbenc0 libspeex1"
+#: fake apt-get behaviours: every call fails (no network, no package lists); install works once update has run
+APT_GETS = {
+    "broken": 'echo "$*" >> "{log}"; exit 100',
+    "stale lists": 'echo "$*" >> "{log}"; [ "$1" = update ] && : > "{log}.updated"; '
+                   '[ "$1" = update ] || [ -e "{log}.updated" ] || exit 100; exit 0',
+}
+
+
+def make_codec_libs(tmp_path, *, apt_get: str | None, uid: int, missing: str = MISSING):
+    """``make codec-libs`` with only fake ``id`` and ``apt-get`` on PATH; returns (result, apt-get's calls)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    fake = tmp_path / "bin"
+    fake.mkdir(parents=True)
+    log = tmp_path / "apt.log"
+    scripts = {"id": f"echo {uid}"}
+    if apt_get is not None:
+        scripts["apt-get"] = APT_GETS[apt_get].format(log=log)
+    for name, body in scripts.items():
+        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / name).chmod(0o755)
+    result = subprocess.run([make, "-s", "-C", str(Path(__file__).resolve().parents[1]), "codec-libs",
+                             f"MISSING_CODEC_LIBS=echo {missing}"], env={"PATH": str(fake)},
+                            capture_output=True, text=True, timeout=60)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_make_codec_libs_never_fails_the_installation(tmp_path):
+    # The Makefile's apt step on a clean machine: apt-get unusable (no network), not root, or absent.
+    result, calls = make_codec_libs(tmp_path / "broken", apt_get="broken", uid=0)
+    assert result.returncode == 0, result.stderr
+    assert calls[0].startswith("install") and calls[0].endswith(MISSING) and calls[1].startswith("update")
+    assert f"apt-get could not install {MISSING}" in result.stderr
+    for name, apt_get, uid in (("user", "broken", 1000), ("no apt", None, 0)):
+        result, calls = make_codec_libs(tmp_path / name, apt_get=apt_get, uid=uid)
+        assert result.returncode == 0 and calls == [], result.stderr
+        assert f"{MISSING} not installed" in result.stderr and "apt-get install" in result.stderr
+
+
+def test_make_codec_libs_refreshes_stale_package_lists(tmp_path):
+    result, calls = make_codec_libs(tmp_path / "stale", apt_get="stale lists", uid=0)
+    assert result.returncode == 0, result.stderr
+    assert [call.split()[0] for call in calls] == ["install", "update", "install"]
+    assert f"installed {MISSING}" in result.stdout and result.stderr == ""
+    result, calls = make_codec_libs(tmp_path / "none", apt_get="broken", uid=0, missing="")
+    assert (result.returncode, calls, result.stdout, result.stderr) == (0, [], "", "")
