@@ -164,23 +164,30 @@ def run_demo(
         ev[FUSION] = label_scores(fusion.fused_table())
 
     comparison = compare_systems(ev, seen_attacks=seen)
-    notes = _notes(splits, seen, ev, skipped, components, rawnet2_epochs)
+    # Published weights say what they were trained on (rawnet's load records it); other files are named as given.
+    aasist_origin = None if "AASIST" not in ev else (getattr(aasist, "training_summary_", None)
+                                                      or {"file": str(aasist_weights or "$ANTISPOOF_AASIST_WEIGHTS")})
+    notes = _notes(splits, seen, ev, skipped, components, rawnet2_epochs, aasist_origin)
     report = write_report(output, comparison, ev, title="antispoof demo: eval split of the embedded corpus",
                           notes=notes)
     return DemoResult(comparison, report, ev, skipped, seconds)
 
 
 def _notes(splits: dict[str, list[Trial]], seen: frozenset[str], ran: Mapping[str, LabelledScores],
-           skipped: dict[str, str], components: int, rawnet2_epochs: int) -> str:
+           skipped: dict[str, str], components: int, rawnet2_epochs: int,
+           aasist_origin: Mapping[str, Any] | None = None) -> str:
     """What the report's readers need to know about the systems in the table, and only those."""
     counts = ", ".join(f"{split} {len(trials)} files ({sum(t.is_bonafide for t in trials)} bona fide)"
                        for split, trials in splits.items())
     unseen = sorted(spoof_attacks(splits["eval"]) - seen)
     systems = [f"LFCC-GMM: official 2019 LFCC (60 dims), {components} components per class, 10 EM iterations, "
                "trained on train only."]
-    if "AASIST" in ran:
-        systems.append("AASIST: the official pretrained weights (trained on ASVspoof 2019 LA), not adapted to "
-                       "this corpus.")
+    if "AASIST" in ran and aasist_origin is not None:
+        if "trained_on" in aasist_origin:
+            systems.append(f"AASIST: the official pretrained weights {aasist_origin['weights']} (trained on "
+                           f"{aasist_origin['trained_on']}), not adapted to this corpus.")
+        else:
+            systems.append(f"AASIST: the weights of {aasist_origin.get('file')}.")
     if "RawNet2" in ran:
         systems.append(f"RawNet2: trained on train for {rawnet2_epochs} epochs, the epoch with the lowest dev EER "
                        "kept.")

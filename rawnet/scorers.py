@@ -43,7 +43,7 @@ from rawnet.data import Augment
 from rawnet.functional import pad_or_truncate, sliding_windows
 from rawnet.spec import ConfigSource, ModelSpec, model_config
 from rawnet.training import resolve_device, train
-from rawnet.weights import default_aasist_weights, resolve_weights
+from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
 
 #: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
 DEFAULT_BATCH_SIZE = 8
@@ -75,7 +75,8 @@ class RawWaveformScorer(Scorer):
     training_summary_ : dict
         Set by :meth:`fit`: ``run_dir`` and ``model_file`` (None when trained in a temporary directory),
         ``best_epoch``, ``best_dev_eer``, ``epochs`` and the torchrun ``rank`` of this process (only rank 0 wrote
-        the run directory).
+        the run directory). Set by :meth:`load` for published weights (:data:`rawnet.weights.KNOWN_WEIGHTS`, told
+        by their SHA-256): ``weights`` (the name), ``trained_on`` and ``source``.
     """
 
     architecture: ClassVar[str]
@@ -328,6 +329,10 @@ class RawWaveformScorer(Scorer):
             spec = cls._spec_for_state_dict(weights.state_dict, path, **options)
         scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, full_length=bool(full_length))
         scorer._install(spec, weights.state_dict, info)
+        published = identify(path)
+        if published is not None:
+            entry = KNOWN_WEIGHTS[published]
+            scorer.training_summary_ = {"weights": published, "trained_on": entry.trained_on, "source": entry.source}
         return scorer
 
 

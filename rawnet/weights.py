@@ -328,6 +328,14 @@ def default_aasist_weights(variant: str | None = None) -> Path:
     return weights_file(variant or "aasist")
 
 
+def identify(path: str | os.PathLike) -> str | None:
+    """The name of the published weights ``path`` holds (their bundled copy or official file, by SHA-256), or None
+    for any other file."""
+    digest = file_sha256(path)
+    return next((name for name, entry in KNOWN_WEIGHTS.items() if digest in (entry.sha256, entry.bundled_sha256)),
+                None)
+
+
 def weights_status(name: str) -> dict[str, Any]:
     """What ``antispoof weights list`` shows for ``name``: bundled copy, cache, source, licence, training data.
 

@@ -179,6 +179,22 @@ def test_names_and_the_environment_choose_the_weights(monkeypatch, tmp_path, ref
         AASISTScorer.load("aasist-xl")
 
 
+def test_published_weights_are_recognised_by_content(reference_dir, tmp_path):
+    # A loaded scorer says which published weights it holds and what they were trained on (the demo's report
+    # quotes it); the official .pth and its bundled copy are the same weights, any other file is none of them.
+    assert weights.identify(reference_dir / "aasist" / "AASIST.pth") == "aasist"
+    for name in BUNDLED:
+        assert weights.identify(bundled_file(name)) == name
+    scorer = AASISTScorer.load("aasist-asvspoof5")
+    assert scorer.training_summary_ == {"weights": "aasist-asvspoof5",
+                                        "trained_on": KNOWN_WEIGHTS["aasist-asvspoof5"].trained_on,
+                                        "source": KNOWN_WEIGHTS["aasist-asvspoof5"].source}
+    assert "ASVspoof 5 train" in scorer.training_summary_["trained_on"]
+    scorer.save(tmp_path / "model.pth")  # the same tensors in a model file: not a published file
+    assert weights.identify(tmp_path / "model.pth") is None
+    assert not hasattr(AASISTScorer.load(tmp_path / "model.pth"), "training_summary_")
+
+
 def _official_logits(reference_dir, name) -> np.ndarray:
     outputs = json.loads((reference_dir / OFFICIAL[name][1]).read_text())[OFFICIAL[name][2]]
     return np.array([outputs[clip]["logits"] for clip in CLIPS])
