@@ -1,8 +1,8 @@
 """Signals as the degradations and codecs handle them: a checked 1-D float64 array, 16-bit PCM, and the input's
 length restored after a resampler or a codec.
 
-Shared by :mod:`lfcc_gmm.degrade` and :mod:`lfcc_gmm.lossy_codecs`, which imports nothing from ``degrade``
-(``degrade`` builds its codec conditions from it).
+Shared by :mod:`lfcc_gmm.degrade`, :mod:`lfcc_gmm.lossy_codecs` (which imports nothing from ``degrade``:
+``degrade`` builds its codec conditions from it) and :mod:`lfcc_gmm.checks`.
 """
 
 from __future__ import annotations
