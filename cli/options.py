@@ -23,6 +23,29 @@ NEW_DIR = click.Path(file_okay=False, path_type=Path)
 BACKENDS = ("local", "dask")
 
 
+class FileOrWeightsName(click.Path):
+    """An existing file, or the name of published weights (``aasist``, ``aasist-l``, ``aasist-asvspoof5``), which
+    is passed on as a string for the scorer to resolve (:func:`rawnet.weights.resolve_weights`)."""
+
+    name = "file_or_name"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:  # click < 8.2: no ctx
+        return "FILE|NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from rawnet.weights import KNOWN_WEIGHTS
+
+        if isinstance(value, str) and value in KNOWN_WEIGHTS and not Path(value).exists():
+            return value
+        return super().convert(value, param, ctx)
+
+
+MODEL_FILE_OR_WEIGHTS = FileOrWeightsName()
+
+
 def stack_options(*options: Callable) -> Callable:
     """One decorator applying click ``options`` so that ``--help`` lists them in the order given."""
 

@@ -4,6 +4,7 @@ converted file and each failure is told once, with its path once."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -57,7 +58,11 @@ def test_score_without_a_model_is_a_usage_error(corpus):
 
 def test_more_loose_files_than_verdicts_states_the_limit(corpus):
     folder, trials = corpus
-    files = [t.path for t in trials] * 3  # 24 files
+    files = [t.path for t in trials]
+    for copy in range(2):  # 24 distinct files: a path given twice is refused on its own
+        for t in trials:
+            files.append(folder / f"copy{copy}_{t.path.name}")
+            shutil.copyfile(t.path, files[-1])
     assert_usage_error(run("score", "--model", folder / "model.npz", *files), "more than 20 files",
                        "-o/--output")
 

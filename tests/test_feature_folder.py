@@ -101,7 +101,9 @@ def test_distinct_names_keep_the_file_id_layout_and_a_rerun_skips_them(tmp_path)
 def test_feature_paths_of_protocol_ids_and_of_the_same_file_twice(tmp_path):
     trials = [Trial("LA_T_1", "bonafide", path=tmp_path / "x" / "LA_T_1.flac"), Trial("LA_T_2", "spoof")]
     assert feature_paths(trials, tmp_path / "F") == [tmp_path / "F" / "LA_T_1.npy", tmp_path / "F" / "LA_T_2.npy"]
-    again = trials_from_paths([tmp_path / "a" / "x.wav", tmp_path / "a" / "x.wav"])
+    with pytest.raises(ValueError, match="x.wav is given 2 times; name each audio file once"):
+        trials_from_paths([tmp_path / "a" / "x.wav", tmp_path / "a" / "x.wav"])
+    again = [Trial(f"{tmp_path}/a/x", None, path=tmp_path / "a" / "x.wav")] * 2  # built without trials_from_paths
     with pytest.raises(ValueError, match="would both write .*x.wav.npy; give each file once"):
         feature_paths(again, tmp_path / "F")
 
