@@ -55,11 +55,17 @@ def test_score_without_a_model_is_a_usage_error(corpus):
                        "needs a model file (--model)")
 
 
-def test_more_loose_files_than_verdicts_states_the_limit(corpus):
+def test_stdin_and_contradictory_modes_are_usage_errors(corpus):
     folder, trials = corpus
-    files = [t.path for t in trials] * 3  # 24 files
-    assert_usage_error(run("score", "--model", folder / "model.npz", *files), "more than 20 files",
-                       "-o/--output")
+    model = ["--model", folder / "model.npz"]
+    assert_usage_error(run("score", *model, "-", trials[0].path), "- (standard input) is one file")
+    assert_usage_error(run("score", *model, "-", "-o", folder / "s.txt"), "without -o")
+    assert_usage_error(run("score", *model, "--crop", "official", trials[0].path),
+                       "scorer 'lfcc-gmm' does not take --crop")
+    assert_usage_error(run("score", "--scorer", "aasist", "--crop", "official", "--full-length", trials[0].path),
+                       "contradict")
+    assert_usage_error(run("score", *model, "--segment-s", "0", trials[0].path), "--segment-s")
+    assert_usage_error(run("score", *model, "--format", "xml", trials[0].path), "--format")
 
 
 @pytest.mark.parametrize("args", [
