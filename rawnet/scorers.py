@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -40,7 +40,15 @@ from rawnet.aasist import VARIANTS as AASIST_VARIANTS
 from rawnet.aasist import load_config as load_aasist_config
 from rawnet.checkpoint import load_state_dict_file
 from rawnet.functional import pad_or_truncate, sliding_windows
-from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config
+from rawnet.rawnet2 import (
+    DEFAULT_CONFIGS,
+    DEFAULT_THRESHOLDS,
+    SCORE_OUTPUTS,
+    VARIANTS,
+    RawNet2,
+    load_config,
+    scoring_network,
+)
 from rawnet.training import RECIPES, ModelSpec, Recipe, resolve_device, train
 from rawnet.weights import require_weights
 
@@ -139,7 +147,7 @@ class RawWaveformScorer(Scorer):
 
     @property
     def output_kind(self) -> str:
-        """``"logits"`` or ``"log-softmax"``: what the two outputs (and so the score) are."""
+        """``"logits"``, ``"log-softmax"`` or ``"softmax"``: what the two outputs (and so the score) are."""
         return "logits"
 
     # -- properties ---------------------------------------------------------------------------------------------
@@ -339,30 +347,32 @@ class RawWaveformScorer(Scorer):
 
 
 class RawNet2Scorer(RawWaveformScorer):
-    """RawNet2 (SPEC §5), either official variant.
+    """RawNet2 (SPEC §5, §9), any official variant.
 
     Parameters
     ----------
     variant : ``"asvspoof2021"`` (ASVspoof 2021 baseline; its output is a log-softmax, so the score is
-        log P(bona fide)) or ``"icassp2021"`` (Tak et al.; the score is the bona fide logit).
+        log P(bona fide)), ``"icassp2021"`` (Tak et al.; the score is the bona fide logit) or ``"asvspoof5"``
+        (ASVspoof 5 baseline; the score is the softmax P(bona fide), as its official evaluation computes it).
     config : None for the variant's official full config, a mapping, or a YAML/JSON file (:func:`load_config`).
     sinc_scale : band-edge scale of the fixed sinc filters (``"mel"``; ``icassp2021`` also ``"inverse-mel"``,
         ``"linear"``).
     device, batch_size, full_length : see :class:`RawWaveformScorer`.
 
-    ``default_threshold`` is log(0.5): for ``asvspoof2021`` the score is log P(bona fide), so the threshold is the
-    equal-posterior decision. For ``icassp2021`` (raw logits) an instance uses 0.0 instead, the sign of the bona
-    fide logit (see :class:`AASISTScorer` for why that approximates the argmax).
+    ``default_threshold`` is the equal-posterior decision where the score is a posterior: log(0.5) for
+    ``asvspoof2021`` (log P(bona fide)), 0.5 for ``asvspoof5`` (P(bona fide)). For ``icassp2021`` (raw logits) it
+    is 0.0, the sign of the bona fide logit (see :class:`AASISTScorer` for why that approximates the argmax).
 
     :meth:`load` reads a model file or a bare official state_dict. For a bare state_dict the variant is told by the
-    first BatchNorm's channels where the official full configs are unambiguous (20: ``asvspoof2021``, 128:
-    ``icassp2021``) and the config is that official one; any other network needs ``config=`` (mapping or YAML/JSON
-    file) and ``variant=``. ``sinc_scale=`` defaults to ``"mel"``, the only scale the official models build.
+    first BatchNorm's channels (20: ``asvspoof2021``, 128: ``icassp2021``; an ``asvspoof5`` state_dict has the
+    ``asvspoof2021`` shapes, so it needs ``variant="asvspoof5"``) and the config is that official one; any other
+    network needs ``config=`` (mapping or YAML/JSON file) and ``variant=``. ``sinc_scale=`` defaults to ``"mel"``,
+    the only scale the official models build.
     """
 
     name: ClassVar[str] = "rawnet2"
-    description: ClassVar[str] = ("RawNet2 on raw waveforms (ASVspoof 2021 baseline or ICASSP 2021); torch, "
-                                  "CUDA when available")
+    description: ClassVar[str] = ("RawNet2 on raw waveforms (ASVspoof 2021 or ASVspoof 5 baseline, ICASSP 2021); "
+                                  "torch, CUDA when available")
     default_threshold: ClassVar[float] = math.log(0.5)
     architecture: ClassVar[str] = "rawnet2"
     variants: ClassVar[tuple[str, ...]] = VARIANTS
@@ -379,14 +389,18 @@ class RawNet2Scorer(RawWaveformScorer):
     ):
         super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
         self.sinc_scale = sinc_scale
-        if self.output_kind == "logits":
-            # The class attribute is the asvspoof2021 threshold; an icassp2021 instance shadows it on purpose
+        if variant in DEFAULT_THRESHOLDS:
+            # The class attribute is the asvspoof2021 threshold; other variants shadow it on purpose
             # (Scorer declares it a ClassVar, which mypy does not let an instance set).
-            self.default_threshold = 0.0  # type: ignore[misc]
+            self.default_threshold = DEFAULT_THRESHOLDS[variant]  # type: ignore[misc]
 
     @property
     def output_kind(self) -> str:
-        return "log-softmax" if self.variant == "asvspoof2021" else "logits"
+        return SCORE_OUTPUTS[self.variant]
+
+    @staticmethod
+    def _network(model: nn.Module) -> nn.Module:
+        return scoring_network(cast(RawNet2, model))
 
     def _spec(self) -> ModelSpec:
         config = DEFAULT_CONFIGS[self.variant] if self.config is None else load_config(self.config)
@@ -409,7 +423,8 @@ class RawNet2Scorer(RawWaveformScorer):
         first_bn = state.get("first_bn.weight")
         if first_bn is None or "fc2_gru.weight" not in state:
             raise CheckpointError(f"{path}: not a RawNet2 state_dict (no first_bn/fc2_gru weights)")
-        by_channels = {cfg["filts"][0]: name for name, cfg in DEFAULT_CONFIGS.items()}
+        # Where variants share the shapes (asvspoof5 has asvspoof2021's), the one listed first is assumed.
+        by_channels = {cfg["filts"][0]: name for name, cfg in reversed(DEFAULT_CONFIGS.items())}
         channels = int(first_bn.shape[0])
         variant = variant or by_channels.get(channels)
         if variant is None:
