@@ -12,8 +12,9 @@ The fast paths only run where they can be measured and where nothing records the
 exported (TorchScript, ``torch.export``, ONNX), which therefore see the plain, exportable operations.
 
 Since the choice follows timings, two runs may compute a score along different paths, equal to float32 rounding
-but not bit for bit (:func:`float32_tolerance` measures how far apart two float32 evaluations may lie). ``torch.use_deterministic_algorithms(True)`` turns the measured choices off: every forward then
-takes one fixed path, the one training takes.
+but not bit for bit (:func:`float32_tolerance` measures how far apart two float32 evaluations may lie).
+``torch.use_deterministic_algorithms(True)`` turns the measured choices off: every forward then takes one fixed
+path, the one training takes.
 """
 
 from __future__ import annotations
