@@ -90,16 +90,20 @@ def write_clip(folder: Path, file_id: str, spoof: bool, attack: str, rng: np.ran
     return Trial(file_id, "spoof" if spoof else "bonafide", attack if spoof else "-", path=path)
 
 
-def machine_summary() -> str:
-    """One Markdown paragraph: CPU, cores, memory, OS and library versions."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), e.g. "AMD EPYC" or "Intel(R) Xeon(R) Platinum 8488C"."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_summary() -> str:
+    """One Markdown paragraph: CPU, cores, memory, OS and library versions."""
+    cpu = cpu_name()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
     for name in ("numpy", "scipy", "sklearn", "soundfile", "joblib", "torch"):
