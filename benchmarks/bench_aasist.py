@@ -18,19 +18,18 @@ Run from the repository root: ``python benchmarks/bench_aasist.py [--quick]``. N
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from common import REFERENCE_DIR, competing_processes, machine_summary
+from common import REFERENCE_DIR, competing_processes, fast_paths_off, machine_summary
 
 from rawnet.aasist import AASIST
 from rawnet.functional import pad_or_truncate
@@ -141,17 +140,6 @@ def timed(fn: Callable[..., object], *args: object) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
-
-
-@contextlib.contextmanager
-def fast_paths_off() -> Iterator[None]:
-    """The module's fixed path: what it computes under ``torch.use_deterministic_algorithms(True)``."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def onnx_runner(model: AASIST, nb_samp: int, threads: int) -> Callable[[torch.Tensor], torch.Tensor] | None:

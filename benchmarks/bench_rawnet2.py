@@ -15,15 +15,14 @@ Run from the repository root: ``python benchmarks/bench_rawnet2.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import competing_processes, machine_summary
+from common import competing_processes, fast_paths_off, machine_summary
 
 from rawnet.rawnet2 import SINC_LAYOUTS, VARIANTS, RawNet2
 from rawnet.sinc import band_edges
@@ -63,17 +62,6 @@ def official_forward(model: RawNet2, edges: np.ndarray, x: torch.Tensor) -> torc
     x, _ = model.gru(x.permute(0, 2, 1))
     x = model.fc2_gru(model.fc1_gru(x[:, -1, :]))
     return F.log_softmax(x, dim=1) if model.variant == "asvspoof2021" else x
-
-
-@contextlib.contextmanager
-def fast_paths_off() -> Iterator[None]:
-    """The module's fixed path: what it computes under ``torch.use_deterministic_algorithms(True)``."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
