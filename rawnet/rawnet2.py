@@ -260,9 +260,7 @@ class RawNet2(nn.Module):
             x = x * scale + scale
         x = self._recurrence(self.selu(self.bn_before_gru(x)).transpose(1, 2))
         x = self.fc2_gru(self.fc1_gru(x))
-        if self.variant == "asvspoof2021":
-            return F.log_softmax(x, dim=1)
-        return x
+        return F.log_softmax(x, dim=1) if OUTPUTS[self.variant] == "log-softmax" else x
 
     def _front_end(self, x: torch.Tensor) -> torch.Tensor:
         """|sinc conv| → max-pool 3 → BN → SELU: (batch, samples) → (batch, filts[0], steps)."""
