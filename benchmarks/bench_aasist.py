@@ -5,7 +5,7 @@ mode, reading the same official weights from the state_dict: it clones the sinc 
 applies it with a direct ``conv1d`` (the official ``CONV`` builds the bank once, in ``__init__``), uses NCHW
 tensors, separate batch norms, ``max_pool2d``, and evaluates the discarded pre-activation ``bn1``/SELU of every
 residual block. Beside it: the module with its measured fast paths off (*plain*: the official order of
-operations, what ``torch.use_deterministic_algorithms(True)`` runs), the default (*ours*: the fused or the official
+operations, what :func:`rawnet.tuning.fast_paths_off` runs), the default (*ours*: the fused or the official
 encoder and the graph layers on one thread or torch's count, whichever is faster as timed on the calls), and the
 model exported to ONNX (:mod:`rawnet.export`) run by ONNX Runtime on as many threads (*onnxruntime*; needs the
 ``export`` extra). All get the same padded reference clips; their logits must agree to 1e-4 with the official
@@ -29,11 +29,12 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from common import REFERENCE_DIR, competing_processes, fast_paths_off, machine_summary
+from common import REFERENCE_DIR, competing_processes, machine_summary
 
 from rawnet.aasist import AASIST
 from rawnet.functional import pad_or_truncate
 from rawnet.sinc import band_edges, sinc_filters
+from rawnet.tuning import fast_paths_off
 
 TOLERANCE = 1e-4
 CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
@@ -147,7 +148,8 @@ def onnx_runner(model: AASIST, nb_samp: int, threads: int) -> Callable[[torch.Te
     try:
         import onnxruntime
 
-        from rawnet.export import INPUT_NAME, onnx_program
+        from rawnet.export import onnx_program
+        from rawnet.onnx_format import INPUT_NAME
     except ImportError:
         return None
     exported = onnx_program(model, torch.zeros(2, nb_samp))

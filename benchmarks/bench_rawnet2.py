@@ -5,7 +5,7 @@ filter by filter (NumPy sinc on a float32 support, copied into a float32 tensor)
 ``conv1d``, and in the 2021 baseline also evaluates the discarded pre-activation of every residual block. It is
 timed twice: without autograd, and with it, as the official main.py scores (its ``produce_evaluation_file`` calls
 the model in eval mode but not under ``torch.no_grad``). Beside it: the module with its measured fast paths off
-(*plain*: FFT sinc, ``nn.GRU`` on torch's threads, what ``torch.use_deterministic_algorithms(True)`` runs) and the
+(*plain*: FFT sinc, ``nn.GRU`` on torch's threads, what :func:`rawnet.tuning.fast_paths_off` runs) and the
 default (*ours*: each fast path the fastest of its candidates as timed on the calls, the plain ones among them).
 All use the same random weights and inputs; their outputs must agree to 1e-4 before any timing is printed.
 
@@ -22,10 +22,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import competing_processes, fast_paths_off, machine_summary
+from common import competing_processes, machine_summary
 
 from rawnet.rawnet2 import SINC_LAYOUTS, VARIANTS, RawNet2
 from rawnet.sinc import band_edges
+from rawnet.tuning import fast_paths_off
 
 TOLERANCE = 1e-4
 

@@ -137,16 +137,3 @@ def competing_processes(n: int) -> Iterator[None]:
         for worker in workers:
             worker.terminate()
             worker.join()
-
-
-@contextlib.contextmanager
-def fast_paths_off() -> Iterator[None]:
-    """The deep models' fixed path: what they compute under ``torch.use_deterministic_algorithms(True)``."""
-    import torch
-
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import click
 
+from lfcc_gmm.scorers import load_scorer
+from rawnet.catalog import AASIST_VARIANTS, ARCHITECTURES, RAWNET2_VARIANTS
 from rawnet.weights import KNOWN_WEIGHTS, cache_dir, fetch, file_sha256, source_url
 
-from .options import EXISTING_FILE
+from .demo import DEMO_CORPUS
+from .options import EXISTING_FILE, NEW_FILE
 
 
 @click.group("weights")
@@ -93,22 +96,21 @@ def path_command(name: str) -> None:
 
 
 #: The demo corpus clips the export is checked on when no --check-audio is given (a bona fide and a spoof).
-DEMO_CHECK_CLIPS = ("DEMO_E_0001.flac", "DEMO_E_0002.flac")
+EXPORT_CHECK_CLIPS = ("DEMO_E_0001.flac", "DEMO_E_0002.flac")
 
 
 @click.command("export")
-@click.option("--scorer", "scorer_name", required=True, type=click.Choice(["rawnet2", "aasist"]),
+@click.option("--scorer", "scorer_name", required=True, type=click.Choice(ARCHITECTURES),
               help="Which network the checkpoint holds.")
 @click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
               help="Model file (best.pth of `antispoof train`) or official state_dict. AASIST: default the cached "
                    "weights of --variant.")
 @click.option("--format", "export_format", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="onnx: an ONNX graph with a dynamic batch axis, which ONNX Runtime runs without torch.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (e.g. model.onnx).")
-@click.option("--variant", help="Bare state_dicts only: rawnet2 asvspoof2021|icassp2021|asvspoof5 (asvspoof2021 and "
-                                "icassp2021 are told by shape for the official sizes); aasist aasist|aasist-l "
-                                "(which cached weights to use).")
+@click.option("-o", "--output", required=True, type=NEW_FILE, help="File to write (e.g. model.onnx).")
+@click.option("--variant", help=f"Bare state_dicts only: rawnet2 {'|'.join(RAWNET2_VARIANTS)} (asvspoof2021 and "
+                                "icassp2021 are told by shape for the official sizes); aasist "
+                                f"{'|'.join(AASIST_VARIANTS)} (which cached weights to use).")
 @click.option("--config", type=EXISTING_FILE,
               help="Bare state_dicts of a non-official size: the model config (YAML/JSON).")
 @click.option("--check-audio", "check_audio", multiple=True, type=EXISTING_FILE,
@@ -135,24 +137,23 @@ def export_command(scorer_name: str, model_path: Path | None, export_format: str
       antispoof export --scorer aasist --format onnx -o aasist.onnx        # cached AASIST.pth
       antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.onnx
     """
-    from lfcc_gmm.demo import DEFAULT_CORPUS
-    from lfcc_gmm.scorers import get_scorer
     from rawnet.export import export_onnx
     from rawnet.scorers import RawWaveformScorer
 
     if not check_audio:
-        check_audio = tuple(DEFAULT_CORPUS / "flac" / name for name in DEMO_CHECK_CLIPS)
+        check_audio = tuple(DEMO_CORPUS / "flac" / name for name in EXPORT_CHECK_CLIPS)
         if not all(path.is_file() for path in check_audio):
-            raise click.UsageError(f"the demo corpus is not at {DEFAULT_CORPUS}: give --check-audio FILE")
-    options = {k: v for k, v in {"variant": variant, "config": config}.items() if v is not None}
-    scorer = get_scorer(scorer_name).load(model_path, device="cpu", **options)
+            raise click.UsageError(f"the demo corpus is not at {DEMO_CORPUS}: give --check-audio FILE")
+    scorer = load_scorer(scorer_name, model_path, device="cpu", variant=variant, config=config)
     if not isinstance(scorer, RawWaveformScorer):  # the registry name may belong to a plug-in
         raise click.ClickException(f"scorer {scorer_name!r} ({type(scorer).__name__}) is not a RawNet2/AASIST network")
     metadata = export_onnx(scorer, output, check_audio)
     if as_json:
         click.echo(json.dumps(metadata, indent=1))
+    network = metadata["variant"] if metadata["variant"].startswith(metadata["architecture"]) else \
+        f"{metadata['architecture']} {metadata['variant']}"
     check = metadata["check"]
-    click.echo(f"Wrote {output}: {metadata['architecture']} {metadata['variant']}, input (batch, "
-               f"{metadata['nb_samp']}), output {metadata['output_kind']} (index 1 = bona fide). ONNX Runtime vs "
-               f"torch on {len(check['audio'])} clip(s), batch {' and '.join(map(str, check['batch_sizes']))}: max "
-               f"difference {check['max_abs_difference']:.1e} (float32 bound {check['tolerance']:.1e}).", err=True)
+    click.echo(f"Wrote {output}: {network}, input (batch, {metadata['nb_samp']}), output {metadata['output_kind']} "
+               f"(index 1 = bona fide). ONNX Runtime vs torch on {len(check['audio'])} clip(s), batch "
+               f"{' and '.join(map(str, check['batch_sizes']))}: max difference {check['max_abs_difference']:.1e} "
+               f"(float32 bound {check['tolerance']:.1e}).", err=True)

@@ -12,6 +12,8 @@ picklable object, so DataLoader workers can each hold a copy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -308,6 +310,16 @@ def _parse_choice(item: str) -> _Choice:
 def item_seed(base_seed: int, epoch: int, item: int) -> np.random.SeedSequence:
     """The seed of one training example: independent streams for every (base seed, epoch, item index)."""
     return np.random.SeedSequence((base_seed, epoch, item))
+
+
+def named_seed(base_seed: int, *names: str) -> np.random.SeedSequence:
+    """Independent streams for every (base seed, names...), e.g. (seed, file ID, condition name).
+
+    Unlike a position in a list, a name stays the same when the list is reordered, cut or extended. The names
+    enter through SHA-256 of their JSON list (Python's ``hash`` of a string changes from one process to the next).
+    """
+    digest = hashlib.sha256(json.dumps(names).encode()).digest()
+    return np.random.SeedSequence((base_seed, *np.frombuffer(digest, dtype="<u4").tolist()))
 
 
 class Augmenter:

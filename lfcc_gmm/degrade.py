@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import fftconvolve, firwin, kaiserord
 
 from lfcc_gmm.audio import resample
 
@@ -156,6 +155,10 @@ def telephone_filter(sample_rate: int = 16000, low_hz: float = 300.0, high_hz: f
         raise ValueError(
             f"telephone band {low_hz}-{high_hz} Hz does not fit below the Nyquist frequency of {sample_rate} Hz"
         )
+    # scipy.signal is imported where it is used: it takes about a second to import, and the command line reads
+    # this module's list of conditions for its --help.
+    from scipy.signal import firwin, kaiserord
+
     transition = 100.0
     numtaps, beta = kaiserord(40.0, transition / (sample_rate / 2))
     numtaps |= 1  # odd: an integer group delay that 'same' convolution removes exactly
@@ -177,6 +180,8 @@ def telephone_band(
 
     See :func:`telephone_filter` for the design. The sample rate is unchanged.
     """
+    from scipy.signal import fftconvolve
+
     x = _as_signal(signal)
     return fftconvolve(x, telephone_filter(sample_rate, low_hz, high_hz), mode="same")
 
@@ -236,6 +241,8 @@ def add_reverb(
     The direct path sits at lag 0, so the output is aligned with the input; the reverberant tail past the
     end of the signal is cut.
     """
+    from scipy.signal import fftconvolve
+
     x = _as_signal(signal)
     y = fftconvolve(x, synthetic_rir(rt60, sample_rate, drr_db, rng))[: x.shape[0]]
     out_energy = _energy(y)
@@ -437,7 +444,8 @@ _KINDS: dict[str, _Kind] = {
 CONDITIONS = tuple(_KINDS)
 
 
-def _usage() -> str:
+def describe_conditions() -> str:
+    """The conditions :func:`parse_condition` accepts, with what each parameter means, as one line."""
     return ", ".join(name if kind.parameter is None else f"{name}:<{kind.parameter}>" for name, kind in _KINDS.items())
 
 
@@ -469,7 +477,7 @@ def _parse_step(text: str) -> tuple[str, float | None]:
     name, sep, value = text.partition(":")
     kind = _KINDS.get(name)
     if kind is None:
-        raise ValueError(f"unknown condition {name!r}; available: {_usage()}")
+        raise ValueError(f"unknown condition {name!r}; available: {describe_conditions()}")
     if kind.parameter is None:
         if sep:
             raise ValueError(f"condition {name!r} takes no parameter, got {text!r}")
@@ -501,7 +509,7 @@ def parse_condition(text: str) -> Condition:
     """
     name = text.strip().lower()
     if not name:
-        raise ValueError(f"empty condition; available: {_usage()}")
+        raise ValueError(f"empty condition; available: {describe_conditions()}")
     return Condition(name, tuple(_parse_step(step.strip()) for step in name.split("+")))
 
 

@@ -9,22 +9,24 @@ The graph comes from torch's ``torch.export``-based ONNX exporter, which sees th
 measured CPU fast paths, FFT convolution and custom GRU among them, are never traced: :mod:`rawnet.tuning`). Before
 it is written it is checked: ONNX Runtime runs it on real audio at batch 1 and at the batch of all check clips, and
 its largest difference to the torch network, as the scorer runs it, must stay within
-:func:`rawnet.tuning.float32_tolerance`.
+:func:`rawnet.precision.order_tolerance`.
 TorchScript, the earlier export, is gone: ``torch.jit.trace`` is deprecated in torch 2.13.
 
-The model's metadata (``metadata_props``, key ``antispoof``) is a JSON object: nb_samp, the architecture, variant
-and config, what the outputs are, the default threshold and the export check. With onnxruntime alone::
+The names, and the metadata stored in the file (nb_samp, the architecture, variant and config, what the outputs
+are, the default threshold and the export check), are those of :mod:`rawnet.onnx_format`, which reads them without
+torch. With onnxruntime alone::
 
     import json, onnxruntime
     session = onnxruntime.InferenceSession("model.onnx")
     meta = json.loads(session.get_modelmeta().custom_metadata_map["antispoof"])
     scores = session.run(None, {"waveform": batch})[0][:, 1]
+
+(:func:`rawnet.onnx_format.decode_metadata` also checks the format and its version.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import warnings
@@ -39,13 +41,9 @@ from torch import nn
 from lfcc_gmm import __version__
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE, load_audio
+from rawnet.onnx_format import BONAFIDE_INDEX, FORMAT, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME, encode_metadata
+from rawnet.precision import order_tolerance
 from rawnet.scorers import RawWaveformScorer
-from rawnet.tuning import float32_tolerance
-
-FORMAT = "antispoof-onnx"
-METADATA_KEY = "antispoof"
-INPUT_NAME = "waveform"
-OUTPUT_NAME = "output"
 
 
 class ExportCheckError(ValueError):
@@ -57,15 +55,15 @@ def export_metadata(scorer: RawWaveformScorer) -> dict[str, Any]:
     spec = scorer.spec_
     return {
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         **{k: v for k, v in spec.to_dict().items() if k != "format"},
         "architecture": spec.architecture,
         "nb_samp": spec.nb_samp,
         "sample_rate": DEFAULT_SAMPLE_RATE,
         "input": f"{INPUT_NAME}: float32 (batch, nb_samp) waveform, repeat-padded or truncated to nb_samp",
-        "output": f"{OUTPUT_NAME}: float32 (batch, 2), class 1 bona fide",
+        "output": f"{OUTPUT_NAME}: float32 (batch, 2), class {BONAFIDE_INDEX} bona fide",
         "output_kind": scorer.output_kind,
-        "bonafide_index": 1,
+        "bonafide_index": BONAFIDE_INDEX,
         "default_threshold": scorer.default_threshold,
         "epoch": scorer.info_.get("epoch"),
         "source": scorer.info_.get("source"),
@@ -92,7 +90,8 @@ def _quiet_exporter() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*_check_is_size will be removed", category=FutureWarning)
             warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)", category=FutureWarning)
             # nn.GRU re-creates its list of flat weights during tracing; the weights exported are its parameters.
-            warnings.filterwarnings("ignore", message="The tensor attributes self.gru._flat_weights")
+            # (RawNet2 asvspoof5 is exported inside its scoring network, where the GRU is self.0.gru.)
+            warnings.filterwarnings("ignore", message=r"The tensor attributes self\.(0\.)?gru\._flat_weights")
             yield
     finally:
         logger.setLevel(level)
@@ -154,7 +153,7 @@ def export_onnx(
     batch = torch.from_numpy(inputs)
     with torch.inference_mode():
         expected = network(batch).numpy()
-    tolerance = float32_tolerance(network, batch)
+    tolerance = order_tolerance(network, batch)
     model = onnx_program(network, batch if len(batch) > 1 else batch.repeat(2, 1))
     session = onnx_session(model)
     got = {n: session.run(None, {INPUT_NAME: inputs[:n]})[0] for n in (1, len(inputs))}
@@ -172,7 +171,7 @@ def export_onnx(
         "batch_sizes": sorted(got),
     }
     entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    entry.key, entry.value = encode_metadata(metadata)
     with atomic_write(path, "wb") as handle:
         handle.write(model.SerializeToString())
     return metadata

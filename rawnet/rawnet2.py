@@ -6,7 +6,8 @@ ICASSP 2021 (raw logits, pre-activation used); ``asvspoof5`` is the ASVspoof 5 o
 (``asvspoof-challenge/asvspoof5`` ``Baseline-RawNet2``): the 2021 topology and sinc front end with the
 pre-activation used, 64,000-sample input, logits out, and the official score the softmax probability of class 1.
 Module and parameter names equal the official ones, so official state_dicts load with ``strict=True``; the sinc
-filters are fixed and not part of the state_dict.
+filters are fixed and not part of the state_dict. The variants' names and training recipes are listed in the
+torch-free :mod:`rawnet.catalog`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawnet.catalog import RAWNET2_VARIANTS as VARIANTS
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
 from rawnet.gru import GRULayer, gru_last_output, gru_layers
 from rawnet.sinc import SincConv
 from rawnet.threads import intra_op_threads
 from rawnet.tuning import FastestChoice, cpu_inference
-
-VARIANTS = ("asvspoof2021", "icassp2021", "asvspoof5")
 
 # `model:` sections of the official configs (model_config_RawNet.yaml of the 2021 baseline; Tak et al.'s release);
 # the ASVspoof 5 baseline hard-codes its architecture in model.py and its input length in data_utils_RawNet2.py.
@@ -67,16 +67,6 @@ SCORE_OUTPUTS = {"asvspoof2021": "log-softmax", "icassp2021": "logits", "asvspoo
 #: The decision threshold on that score: the equal-posterior point log(0.5) and 0.5 for log-probabilities and
 #: probabilities; for raw logits 0, the sign of the bona fide logit (see rawnet.scorers.AASISTScorer).
 DEFAULT_THRESHOLDS = {"asvspoof2021": math.log(0.5), "icassp2021": 0.0, "asvspoof5": 0.5}
-
-#: The official training recipes, as fields of :class:`rawnet.training.Recipe`. 2021 baseline main.py: batch 32,
-#: the first nb_samp samples of each file. ASVspoof 5 Main_RawNet2_baseline.py: batch 128, a random 64,000-sample
-#: window of each file (``pad_random``). Both: Adam lr 1e-4, weight decay 1e-4, 100 epochs, cross-entropy weighted
-#: 0.1 spoof / 0.9 bona fide, shuffled, the last incomplete batch dropped.
-RECIPES: dict[str, dict[str, Any]] = {
-    "asvspoof2021": {"epochs": 100, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "random_crop": False},
-    "icassp2021": {"epochs": 100, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "random_crop": False},
-    "asvspoof5": {"epochs": 100, "batch_size": 128, "lr": 1e-4, "weight_decay": 1e-4, "random_crop": True},
-}
 
 _POSITIVE_INT_KEYS = ("nb_samp", "first_conv", "nb_fc_node", "gru_node", "nb_gru_layer", "nb_classes")
 REQUIRED_KEYS = (*_POSITIVE_INT_KEYS, "in_channels", "filts", "blocks")
@@ -304,12 +294,17 @@ class RawNet2(nn.Module):
         return self._packed_gru[1]
 
 
-def scoring_network(model: RawNet2) -> nn.Module:
-    """``model`` followed by what its variant's official evaluation applies to the output (:data:`SCORE_OUTPUTS`).
+def score_head(variant: str) -> nn.Module:
+    """What the official evaluation of ``variant`` applies to the network's outputs before it reads class 1
+    (:data:`SCORE_OUTPUTS`): a softmax for ``asvspoof5``, so class 1 is P(bona fide); nothing for the others."""
+    return nn.Softmax(dim=1) if SCORE_OUTPUTS[variant] == "softmax" else nn.Identity()
 
-    ``asvspoof5``: a softmax, so class 1 is P(bona fide), the official score; the other variants are scored on
-    their output as it is, and ``model`` itself is returned.
+
+def scoring_network(model: RawNet2) -> nn.Module:
+    """``model`` followed by its variant's :func:`score_head`; ``model`` itself where the head does nothing.
+
+    Scorers, the export and the trainer's dev EER rank trials by class 1 of this network's output, as the official
+    evaluation of each variant does.
     """
-    if SCORE_OUTPUTS[model.variant] == "softmax":
-        return nn.Sequential(model, nn.Softmax(dim=1))
-    return model
+    head = score_head(model.variant)
+    return model if isinstance(head, nn.Identity) else nn.Sequential(model, head)

@@ -12,7 +12,8 @@ The fast paths only run where they can be measured and where nothing records the
 exported (TorchScript, ``torch.export``, ONNX), which therefore see the plain, exportable operations.
 
 Since the choice follows timings, two runs may compute a score along different paths, equal to float32 rounding
-but not bit for bit (:func:`float32_tolerance` measures how far apart two float32 evaluations may lie).
+but not bit for bit (:func:`rawnet.precision.order_tolerance` measures how far apart two float32 evaluations may
+lie).
 ``torch.use_deterministic_algorithms(True)`` turns the measured choices off: every forward then takes one fixed
 path, the one training takes.
 """
@@ -20,19 +21,14 @@ path, the one training takes.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from typing import TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 Candidate = TypeVar("Candidate", bound=Hashable)
-#: Two float32 evaluations of a network round differently (other kernels, other summation order) but to the same
-#: order as one of them against float64: the multiple of the measured float32 error they may differ by.
-FLOAT32_ERROR_FACTOR = 8
 
 
 def is_exporting() -> bool:
@@ -54,6 +50,22 @@ def cpu_inference(module: nn.Module, x: Tensor) -> bool:
     if module.training or torch.is_grad_enabled() or x.device.type != "cpu":
         return False
     return not (is_exporting() or torch.are_deterministic_algorithms_enabled())
+
+
+@contextlib.contextmanager
+def fast_paths_off() -> Iterator[None]:
+    """Run the block with every measured fast path off: one fixed path, the one training takes, bit for bit the same
+    on every call.
+
+    It turns on ``torch.use_deterministic_algorithms`` for the block (process-wide, like that setting itself) and
+    restores the previous setting afterwards, also on error.
+    """
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=previous[1] if previous[0] else False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 class FastestChoice:
@@ -124,23 +136,3 @@ class FastestChoice:
         start = time.perf_counter()
         yield candidate
         self.record(key, candidate, time.perf_counter() - start)
-
-
-def float32_tolerance(network: nn.Module, inputs: torch.Tensor) -> float:
-    """How far two float32 evaluations of ``network`` on ``inputs`` may lie apart.
-
-    :data:`FLOAT32_ERROR_FACTOR` times the network's float32 rounding error, measured as the largest difference
-    between its float32 outputs and those of a float64 copy with the same weights, and at least that many float32
-    ulps of the largest output.
-
-    Parameters
-    ----------
-    network : a float32 module in eval mode (not changed).
-    inputs : float32 inputs.
-    """
-    with torch.inference_mode():
-        single = network(inputs)
-        double = copy.deepcopy(network).double()(inputs.double())
-    error = float((single.double() - double).abs().max())
-    ulp = float(np.spacing(np.float32(double.abs().max())))
-    return FLOAT32_ERROR_FACTOR * max(error, ulp)

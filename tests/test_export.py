@@ -16,10 +16,11 @@ from cli.deep import export_command
 from cli.main import AntispoofGroup
 from lfcc_gmm.audio import load_audio
 from rawnet.aasist import AASIST, CONFIGS
-from rawnet.export import INPUT_NAME, METADATA_KEY, ExportCheckError, export_onnx
+from rawnet.export import ExportCheckError, export_onnx
+from rawnet.onnx_format import INPUT_NAME, METADATA_KEY, decode_metadata
+from rawnet.precision import order_tolerance
 from rawnet.rawnet2 import RawNet2
 from rawnet.scorers import AASISTScorer, RawNet2Scorer
-from rawnet.tuning import float32_tolerance
 
 # Same structure as the official AASIST config, a fraction of its channels: cheap to export and run.
 SMALL_AASIST = {**CONFIGS["AASIST"], "filts": [20, [1, 4], [4, 4], [4, 8], [8, 8]], "gat_dims": [8, 4]}
@@ -43,6 +44,7 @@ def onnx_outputs(path, inputs: np.ndarray) -> tuple[dict, dict[int, np.ndarray]]
     """(metadata, outputs at batch 1 and at batch len(inputs)) with onnxruntime alone, as the docstring shows."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert decode_metadata(session.get_modelmeta().custom_metadata_map, str(path)) == meta
     batch_1 = np.concatenate([session.run(None, {INPUT_NAME: row[None]})[0] for row in inputs])
     return meta, {1: batch_1, len(inputs): session.run(None, {INPUT_NAME: inputs})[0]}
 
@@ -71,7 +73,10 @@ def test_rawnet2_asvspoof5_export_reproduces_the_softmax_scores(reference_dir, a
         "antispoof-onnx", "rawnet2", "asvspoof5", 64000, "softmax")
     assert meta["default_threshold"] == 0.5 and meta["bonafide_index"] == 1
     assert meta["check"]["max_abs_difference"] <= meta["check"]["tolerance"]
-    tolerance = float32_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
+    # ONNX Runtime's kernels and the scorer's measured path: the same function summed in another order. So are the
+    # official code's float32 operations (the same filters, the same layers): its probabilities of this random
+    # model differ between clips by less than the accuracy the README promises, which would tell nothing here.
+    tolerance = order_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
     for out in outputs.values():
         np.testing.assert_allclose(out, scorer.outputs(inputs), rtol=0, atol=tolerance)
         np.testing.assert_allclose(out[:4, 1], [official["outputs"][name]["score"] for name in CLIPS[:4]],
@@ -92,7 +97,8 @@ def test_aasist_export_has_a_dynamic_batch_axis(audio_dir, tmp_path):
     assert loaded_meta == meta
     assert (meta["architecture"], meta["config"], meta["output_kind"], meta["nb_samp"]) == (
         "aasist", SMALL_AASIST, "logits", 64600)
-    tolerance = float32_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
+    # ONNX Runtime's kernels against the scorer's measured path: the same function summed in another order.
+    tolerance = order_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
     for out in outputs.values():
         np.testing.assert_allclose(out, scorer.outputs(inputs), rtol=0, atol=tolerance)
 
@@ -122,7 +128,7 @@ def test_cli_errors(reference_dir, tmp_path, monkeypatch):
     clip = reference_dir / "lfcc" / "audio" / CLIPS[0]
     result = run_export("--scorer", "rawnet2", "--model", weights, "-o", tmp_path / "x.onnx", "--check-audio", clip)
     assert result.exit_code == 1 and "give the config and the variant" in result.output
-    monkeypatch.setattr("lfcc_gmm.demo.DEFAULT_CORPUS", tmp_path / "nowhere")
+    monkeypatch.setattr("cli.deep.DEMO_CORPUS", tmp_path / "nowhere")
     result = run_export("--scorer", "rawnet2", "--model", weights, "-o", tmp_path / "x.onnx")
     assert result.exit_code == 2 and "give --check-audio FILE" in result.output
     result = run_export("--scorer", "rawnet2", "--model", weights, "--format", "torchscript", "-o", tmp_path / "x.pt")
@@ -149,7 +155,7 @@ def _assert_runs_like_torch(path, model: torch.nn.Module, length: int) -> None:
         with torch.inference_mode():
             expected = model(x)
         got = session.run(None, {"x": x.numpy()})[0]
-        np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=float32_tolerance(model, x))
+        np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=order_tolerance(model, x))
 
 
 def test_aasist_under_no_grad_exports_with_the_legacy_exporter(tmp_path):
@@ -184,7 +190,10 @@ def test_official_aasist_export_reproduces_the_official_logits(reference_dir, au
     inputs = model_inputs(scorer, audio_dir)
     meta, outputs = onnx_outputs(tmp_path / "aasist.onnx", inputs)
     assert (meta["variant"], meta["config"]) == ("aasist", CONFIGS["AASIST"])
+    # ONNX Runtime against the scorer: another order of the same function ...
+    tolerance = order_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
     official = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())["AASIST.pth"]
-    tolerance = float32_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
     for out in outputs.values():
-        np.testing.assert_allclose(out[:4], [official[name]["logits"] for name in CLIPS[:4]], rtol=0, atol=tolerance)
+        np.testing.assert_allclose(out, scorer.outputs(inputs), rtol=0, atol=tolerance)
+        # ... and parity with the official logits (computed elsewhere): the accuracy the README promises.
+        np.testing.assert_allclose(out[:4], [official[name]["logits"] for name in CLIPS[:4]], rtol=0, atol=1e-4)

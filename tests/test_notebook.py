@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lfcc_gmm.demo import DEFAULT_CORPUS
+from cli.demo import DEMO_CORPUS
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -47,8 +47,8 @@ def _execute(tmp_path: Path):
     """Run the stored notebook in notebooks/ (as a user would); any cell error fails with its traceback."""
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    if not (DEFAULT_CORPUS / "protocols").is_dir() or not (DEFAULT_CORPUS / "flac").is_dir():
-        pytest.skip(f"demo corpus not found at {DEFAULT_CORPUS}")
+    if not (DEMO_CORPUS / "protocols").is_dir() or not (DEMO_CORPUS / "flac").is_dir():
+        pytest.skip(f"demo corpus not found at {DEMO_CORPUS}")
     nb = _stored()
     client = nbclient.NotebookClient(
         nb, km=_kernel_manager(tmp_path / "kernels"), timeout=CELL_TIMEOUT_S, startup_timeout=300,

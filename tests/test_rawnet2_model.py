@@ -14,20 +14,14 @@ from scipy.signal import correlate
 
 from rawnet.checkpoint import ConfigError, load_state_dict_file
 from rawnet.functional import pad_or_truncate, random_crop_or_pad, sliding_windows
-from rawnet.rawnet2 import (
-    ASVSPOOF2021_CONFIG,
-    RECIPES,
-    VARIANTS,
-    RawNet2,
-    load_config,
-    scoring_network,
-)
+from rawnet.precision import order_tolerance
+from rawnet.rawnet2 import ASVSPOOF2021_CONFIG, VARIANTS, RawNet2, load_config, scoring_network
 from rawnet.sinc import SincConv, band_edges, sinc_filters
-from rawnet.training import RECIPES as TRAINER_RECIPES
-from rawnet.training import Recipe
-from rawnet.tuning import float32_tolerance
+from rawnet.tuning import fast_paths_off
 
 FS = 16000
+# Parity with outputs the official code computed elsewhere (other kernels, another order): the accuracy the README
+# promises, far above the float32 rounding of either evaluation (order_tolerance: about 1e-7 here).
 PARITY_ATOL = 1e-4
 #: The variants with reduced reference checkpoints in reference/rawnet2/ (asvspoof5 has its own folder).
 REFERENCE_2021 = ("asvspoof2021", "icassp2021")
@@ -216,7 +210,7 @@ def test_asvspoof5_official_outputs(asvspoof5_reference, sinc_method):
     reference = asvspoof5_reference
     model = _asvspoof5_model(reference, sinc_method=sinc_method)
     inputs = reference["inputs"]
-    tolerance = float32_tolerance(model, inputs)
+    tolerance = order_tolerance(model, inputs)
     with torch.no_grad():
         logits = model(inputs).numpy()
         scores = scoring_network(model)(inputs).numpy()[:, 1]
@@ -237,7 +231,7 @@ def test_asvspoof5_blocks_read_their_pre_activation(asvspoof5_reference):
     with torch.no_grad():
         log_probs_2021 = as_2021(inputs).numpy()
     expected = torch.log_softmax(torch.from_numpy(reference["logits"]), dim=1).numpy()
-    assert np.abs(log_probs_2021 - expected).max() > 100 * float32_tolerance(model, inputs)
+    assert np.abs(log_probs_2021 - expected).max() > 100 * order_tolerance(model, inputs)
 
 
 def test_asvspoof5_loads_the_official_state_dict_strictly(asvspoof5_reference):
@@ -275,15 +269,6 @@ def test_asvspoof5_training_step(asvspoof5_reference):
         assert F.cross_entropy(model(inputs), labels, weight=weights) < loss
 
 
-def test_recipes_of_every_variant():
-    for variant in VARIANTS:
-        Recipe(**RECIPES[variant])  # valid fields and values
-    # The trainer's RawNet2 recipe is the 2021 baselines' (both official releases train alike).
-    assert Recipe(**RECIPES["asvspoof2021"]) == Recipe(**RECIPES["icassp2021"]) == TRAINER_RECIPES["rawnet2"]
-    assert Recipe(**RECIPES["asvspoof5"]) == TRAINER_RECIPES["rawnet2"].__class__(
-        epochs=100, batch_size=128, lr=1e-4, weight_decay=1e-4, random_crop=True)
-
-
 @pytest.mark.parametrize("variant", REFERENCE_2021)
 def test_official_outputs_one_clip_at_a_time(reference_dir, official, variant):
     # Batch 1 takes the embedding-bag recurrence (rawnet.gru), larger batches a matrix product.
@@ -305,8 +290,10 @@ def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged(batch):
     threads = torch.get_num_threads()
     with torch.no_grad():
         outputs = [model(x) for model in models for _ in range(3)]
+    # Batches of several clips run the recurrent product as a matrix product on the chosen threads: another order.
+    tolerance = order_tolerance(models[2], x)
     for output in outputs[1:]:
-        torch.testing.assert_close(output, outputs[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(output, outputs[0], rtol=0, atol=tolerance)
     assert torch.get_num_threads() == threads
 
 
@@ -331,7 +318,7 @@ def test_inference_and_autograd_paths_agree_and_follow_new_weights():
     with torch.no_grad():
         inference = model(x)
     autograd = model(x)  # autograd on: nn.GRU itself
-    torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=order_tolerance(model, x))
     assert not torch.allclose(first, inference)
 
 
@@ -374,14 +361,9 @@ def test_deterministic_algorithms_take_the_plain_path(monkeypatch):
     x = torch.randn(1, 4000)
     monkeypatch.setattr("rawnet.rawnet2.gru_last_output", lambda *a, **k: pytest.fail("custom recurrence ran"))
     monkeypatch.setattr("rawnet.sinc.fft_correlate", lambda *a, **k: pytest.fail("FFT convolution ran"))
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.no_grad():
-            first = model(x)
-            assert all(torch.equal(model(x), first) for _ in range(5))
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    with torch.no_grad(), fast_paths_off():
+        first = model(x)
+        assert all(torch.equal(model(x), first) for _ in range(5))
     assert not model._choice.seconds and not model.sinc_conv._choice.seconds
 
 
@@ -495,7 +477,8 @@ def test_load_state_dict_file_strips_dataparallel_prefix_and_refuses_non_state_d
         load_state_dict_file(not_a_state_dict)
     pickled = tmp_path / "object.pth"
     torch.save({"config": ConfigError("arbitrary object")}, pickled)
-    with pytest.raises(ValueError, match=r"object\.pth: cannot load as a weights-only"):
+    # One reader for every torch file (rawnet.checkpoint.read_torch_file), one message naming the file.
+    with pytest.raises(ValueError, match=r"object\.pth: not a torch weights file \(cannot load as a weights-only"):
         load_state_dict_file(pickled)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rawnet.threads import intra_op_threads
-from rawnet.tuning import FastestChoice, cpu_inference, is_exporting
+from rawnet.tuning import FastestChoice, cpu_inference, fast_paths_off, is_exporting
 
 
 def test_each_candidate_is_timed_then_the_fastest_runs_and_the_others_are_re_timed_less_and_less_often():
@@ -119,3 +119,18 @@ def test_fast_paths_only_in_eval_mode_without_autograd_and_never_while_exporting
     with torch.no_grad():
         torch.export.export(probe, (x,))
     assert SEEN and all(seen == (False, True) for seen in SEEN)
+
+
+def test_fast_paths_off_for_the_block_only():
+    probe = _Probe().eval()
+    x = torch.ones(1, 2)
+    SEEN.clear()
+    with torch.no_grad():
+        with fast_paths_off():
+            probe(x)
+        probe(x)
+        with pytest.raises(RuntimeError), fast_paths_off():
+            raise RuntimeError("boom")
+        probe(x)
+    assert [seen[0] for seen in SEEN] == [False, True, True]
+    assert not torch.are_deterministic_algorithms_enabled()
