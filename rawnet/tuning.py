@@ -5,7 +5,9 @@ custom GRU recurrence or ``nn.GRU``, one thread or several), and which is fastes
 else it is running: the custom recurrence that halves RawNet2's time on an AMD EPYC loses to ``nn.GRU`` on an Intel
 Xeon, and two threads that synchronise at every step lose to one when another process holds a core. So each fast
 path names its candidates, the plain torch computation among them, and :class:`FastestChoice` runs the one that has
-been fastest so far, re-timing the others now and then.
+been fastest so far, re-timing the others now and then. Timings on a shared machine are noisy, so the choice rests
+on several timings of each candidate, taken in turn, and ranks them by a low order statistic: one slow or lucky
+call never picks a path.
 
 The fast paths only run where they can be measured and where nothing records the computation:
 :func:`cpu_inference` is false in training, with autograd on, on a GPU, and while a model is traced, compiled or
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TypeVar
 
 import torch
@@ -71,68 +74,118 @@ def fast_paths_off() -> Iterator[None]:
 class FastestChoice:
     """Picks, for each key, the fastest of a few candidate implementations by timing the real calls.
 
-    Each candidate is tried once; after that the one with the lowest running average runs, and now and then
-    another one is timed again so that a change of load is noticed: after ``explore_every`` calls at first, then
-    after twice as many each time the re-timed candidate stays slower (up to ``max_explore_every``), since every
-    re-timing of a slower candidate costs time. Slower candidates are re-timed in turn. Timings are kept apart by
-    ``key`` (a batch size and input length, say).
+    A shared machine adds time to calls at random (another process takes the core, the allocator faults pages in),
+    so no single timing decides anything:
+
+    1. Warm-up: every candidate is timed ``rounds`` times, the candidates taken in turn (a, b, a, b, ...) so that a
+       change of load falls on all of them alike.
+    2. Ranking: by each candidate's second-fastest time among its last ``window`` calls. Noise only adds time, so
+       a low order statistic sees through slow outliers; taking the second-fastest rather than the fastest means
+       a candidate ranks first only if two of its recent calls were that fast, so one lucky call cannot pick it.
+    3. The first-ranked runs; another is re-timed after ``explore_every`` calls, then after twice as many each time
+       it still ranks below (up to ``max_explore_every``), since every re-timing of a slower candidate costs time.
+       Slower candidates take turns. A re-timing faster than the first-ranked's time is repeated on the next call,
+       so that a real change of load is followed at once; when the ranking changes, re-timing starts again from
+       ``explore_every``.
+
+    Timings are kept apart by ``key`` (a batch size and input length, say); a key's candidates may differ between
+    calls (a thread count that changed), and only those asked about are ranked.
 
     Parameters
     ----------
-    explore_every : calls (per key) before the first re-timing, and again after the ranking changes.
-    max_explore_every : the longest interval between re-timings.
+    rounds : timings of every candidate before the ranking is trusted.
+    window : recent timings kept per candidate; older ones are forgotten, so the ranking follows the load.
+    explore_every, max_explore_every : the first and the longest interval, in calls, between re-timings.
+    clock : seconds for :meth:`timed` (``time.perf_counter``; tests pass a fake).
 
     Attributes
     ----------
-    seconds : dict
-        ``(key, candidate)`` → running average of its measured seconds per call.
+    samples : dict
+        ``key`` → candidate → its last ``window`` timings in seconds (oldest first).
     """
 
-    def __init__(self, explore_every: int = 8, max_explore_every: int = 128) -> None:
+    def __init__(
+        self,
+        rounds: int = 3,
+        window: int = 6,
+        explore_every: int = 8,
+        max_explore_every: int = 128,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.rounds = rounds
+        self.window = window
         self.explore_every = explore_every
         self.max_explore_every = max_explore_every
-        self.seconds: dict[tuple[Hashable, Hashable], float] = {}
+        self.clock = clock
+        self.samples: dict[Hashable, dict[Hashable, deque[float]]] = {}
         self._calls: dict[Hashable, int] = {}  # since the last re-timing
         self._interval: dict[Hashable, int] = {}
-        self._retimed: dict[Hashable, int] = {}  # count of re-timings, to take the slower candidates in turn
-        self._pending: dict[Hashable, tuple[Hashable, Hashable]] = {}  # (re-timed, fastest) of the current call
+        self._turn: dict[Hashable, int] = {}  # re-timings so far, so that the slower candidates take turns
+        self._leader: dict[Hashable, Hashable] = {}
+        self._retiming: dict[Hashable, Hashable] = {}  # the slower candidate the current call re-times
+        self._repeat: dict[Hashable, Hashable] = {}  # a re-timed candidate to time again at the next call
+
+    def statistic(self, key: Hashable, candidate: Hashable) -> float:
+        """What ``candidate`` is ranked by: its second-fastest recent time (its only one, if timed once)."""
+        times = sorted(self.samples[key][candidate])
+        return times[min(1, len(times) - 1)]
+
+    def ranking(self, key: Hashable, candidates: Sequence[Candidate]) -> list[Candidate] | None:
+        """``candidates`` fastest first, or None while one of them has fewer than ``rounds`` timings."""
+        timed = self.samples.get(key, {})
+        unique = list(dict.fromkeys(candidates))
+        if any(len(timed.get(c, ())) < self.rounds for c in unique):
+            return None
+        return sorted(unique, key=lambda c: self.statistic(key, c))  # stable: ties keep the given order
+
+    def fastest(self, key: Hashable, candidates: Sequence[Candidate]) -> Candidate | None:
+        """The first-ranked candidate, or None during the warm-up (counts no call)."""
+        ranked = self.ranking(key, candidates)
+        return None if ranked is None else ranked[0]
 
     def choose(self, key: Hashable, candidates: Sequence[Candidate]) -> Candidate:
-        """The candidate to run for this call (and count the call); untimed candidates first, in the given order."""
-        ranked = list(dict.fromkeys(candidates))
-        untimed = [c for c in ranked if (key, c) not in self.seconds]
-        if untimed:
-            return untimed[0]
-        ranked.sort(key=lambda c: self.seconds[(key, c)])
+        """The candidate to run for this call (and count the call)."""
+        unique = list(dict.fromkeys(candidates))
+        ranked = self.ranking(key, unique)
+        if ranked is None:  # warm-up: the least-timed candidate, the first given on ties
+            timed = self.samples.get(key, {})
+            return min(unique, key=lambda c: len(timed.get(c, ())))
+        if len(ranked) == 1:
+            return ranked[0]
+        if self._leader.get(key, ranked[0]) != ranked[0]:
+            self._calls[key], self._interval[key] = 0, self.explore_every
+        self._leader[key] = ranked[0]
+        repeat = self._repeat.pop(key, None)
+        if repeat in ranked[1:]:
+            return repeat
         calls = self._calls[key] = self._calls.get(key, 0) + 1
-        if len(ranked) < 2 or calls < self._interval.get(key, self.explore_every):
+        if calls < self._interval.get(key, self.explore_every):
             return ranked[0]
         self._calls[key] = 0
-        turn = self._retimed[key] = self._retimed.get(key, 0) + 1
+        turn = self._turn[key] = self._turn.get(key, 0) + 1
         other = ranked[1 + (turn - 1) % (len(ranked) - 1)]
-        self._pending[key] = (other, ranked[0])
+        self._retiming[key] = other
         return other
 
     def record(self, key: Hashable, candidate: Hashable, seconds: float) -> None:
-        """Fold one measured call into the running average (equal weight to the past and to the new time)."""
-        past = self.seconds.get((key, candidate))
-        self.seconds[(key, candidate)] = seconds if past is None else 0.5 * (past + seconds)
-        pending = self._pending.pop(key, None)
-        if pending is not None and pending[0] == candidate:
-            still_slower = self.seconds[(key, candidate)] >= self.seconds[(key, pending[1])]
-            interval = self._interval.get(key, self.explore_every)
-            self._interval[key] = min(2 * interval, self.max_explore_every) if still_slower else self.explore_every
-
-    def fastest(self, key: Hashable, candidates: Sequence[Candidate]) -> Candidate | None:
-        """The candidate with the lowest average so far, or None while one of them is untimed (counts nothing)."""
-        if any((key, c) not in self.seconds for c in candidates):
-            return None
-        return min(candidates, key=lambda c: self.seconds[(key, c)])
+        """Add one measured call to the candidate's recent timings; judge a re-timing of a slower candidate."""
+        times = self.samples.setdefault(key, {}).setdefault(candidate, deque(maxlen=self.window))
+        times.append(seconds)
+        if self._retiming.get(key) != candidate:
+            return
+        del self._retiming[key]
+        leader = self._leader[key]
+        interval = self._interval.get(key, self.explore_every)
+        if seconds < self.statistic(key, leader):
+            self._repeat[key] = candidate
+            self._interval[key] = self.explore_every
+        elif self.statistic(key, candidate) >= self.statistic(key, leader):
+            self._interval[key] = min(2 * interval, self.max_explore_every)
 
     @contextlib.contextmanager
     def timed(self, key: Hashable, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
         """Yield the candidate to run and record how long the block took; a block that raises is not timed."""
         candidate = self.choose(key, candidates)
-        start = time.perf_counter()
+        start = self.clock()
         yield candidate
-        self.record(key, candidate, time.perf_counter() - start)
+        self.record(key, candidate, self.clock() - start)

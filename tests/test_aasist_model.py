@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import numpy as np
 import pytest
@@ -240,7 +241,7 @@ def test_cpu_inference_times_every_candidate_and_runs_the_fastest(small_model, m
     with torch.inference_mode():
         reference = model(x)
         outputs = [model(x) for _ in range(3)]
-    timed = {(key[0], candidate) for key, candidate in model._choice.seconds}
+    timed = {(key[0], candidate) for key, timings in model._choice.samples.items() for candidate in timings}
     assert timed == {("encoder", "official"), ("encoder", "fused"), ("graph", threads), ("graph", 1)}
     assert torch.get_num_threads() == threads
     for output in outputs:
@@ -249,10 +250,12 @@ def test_cpu_inference_times_every_candidate_and_runs_the_fastest(small_model, m
     def fail(*args, **kwargs):
         raise AssertionError("a slower candidate ran")
 
+    choice = model._choice
     for official_fastest in (True, False):
-        for key, candidate in model._choice.seconds:
-            model._choice.seconds[(key, candidate)] = 0.0 if candidate in ("official" if official_fastest else
-                                                                             "fused", threads) else 1.0
+        for timings in choice.samples.values():
+            for candidate in timings:
+                seconds = 0.0 if candidate in ("official" if official_fastest else "fused", threads) else 1.0
+                timings[candidate] = deque([seconds] * choice.rounds, maxlen=choice.window)
         monkeypatch.setattr(model, "_infer_encoder" if official_fastest else "_official_encoder", fail)
         with torch.inference_mode():
             model(x)
@@ -265,4 +268,4 @@ def test_graph_threads_option(small_model):
     model = AASIST(CONFIGS["AASIST-L"], graph_threads=None).eval()
     with torch.inference_mode():
         model(0.1 * torch.randn(1, 2400))
-    assert {key[0] for key, _ in model._choice.seconds} == {"encoder"}  # the graph layers were not timed
+    assert {key[0] for key in model._choice.samples} == {"encoder"}  # the graph layers were not timed
