@@ -137,3 +137,12 @@ def competing_processes(n: int) -> Iterator[None]:
         for worker in workers:
             worker.terminate()
             worker.join()
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> str:
+    """Median and quartiles of the per-repeat ratios of two lists of times taken in alternation, e.g.
+    ``"1.12x (1.05-1.20)"``: each ratio compares two calls made moments apart, so a change of load between
+    repeats cancels out, and the quartiles show how far the ratio of two such calls scatters."""
+    ratios = np.asarray(numerator) / np.asarray(denominator)
+    low, mid, high = np.percentile(ratios, [25, 50, 75])
+    return f"{mid:.2f}x ({low:.2f}-{high:.2f})"
