@@ -152,7 +152,7 @@ def _train(name: str, params: dict[str, Any], options: dict[str, Any]) -> None:
 @dev_options
 @click.option("--variant", type=click.Choice(RAWNET2_VARIANTS), default="asvspoof2021", show_default=True,
               help="asvspoof2021: the 2021 challenge baseline; icassp2021: Tak et al. 2021; asvspoof5: the ASVspoof 5 "
-                   "baseline (its dev EER and scores rank by the softmax probability, as the official code's).")
+                   "baseline (scored, and its dev EER ranked, by the softmax probability, as the official code does).")
 @click.option("--sinc-scale", type=click.Choice(SINC_SCALES), default="mel", show_default=True,
               help="Band edges of the fixed sinc filters (inverse-mel and linear: icassp2021 only).")
 @click.option("--config", "config_path", type=EXISTING_FILE,
