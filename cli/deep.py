@@ -11,27 +11,38 @@ import click
 
 from lfcc_gmm.scorers import load_scorer
 from rawnet.catalog import AASIST_VARIANTS, ARCHITECTURES, RAWNET2_VARIANTS
-from rawnet.weights import KNOWN_WEIGHTS, cache_dir, fetch, file_sha256, source_url
+from rawnet.weights import KNOWN_WEIGHTS, PRETRAINED_DIR, cache_dir, fetch, source_url, weights_file, weights_status
 
 from .demo import DEMO_CORPUS
-from .options import EXISTING_FILE, NEW_FILE
+from .options import EXISTING_FILE, MODEL_FILE_OR_WEIGHTS, NEW_FILE
 
 
 @click.group("weights")
 def weights() -> None:
-    """Pretrained weights: fetch them once into the cache, then score without --weights.
+    """Pretrained weights: bundled with antispoof, or fetched once into the cache.
 
     \b
-    The cache is $ANTISPOOF_HOME/weights, else ~/.cache/antispoof/weights
-    (or $XDG_CACHE_HOME/antispoof/weights). Every download is checked against
-    the published SHA-256 before it is kept; nothing partial is ever left.
-    Set ANTISPOOF_WEIGHTS_URL to a folder URL to download from a mirror.
+    Bundled (no download, no network): the official AASIST and AASIST-L
+    (ASVspoof 2019 LA) and the ASVspoof 5 organisers' AASIST, as safetensors
+    files with their licences; their SHA-256 is checked at every load.
+    `--weights NAME` uses them: aasist (the default of --scorer aasist),
+    aasist-l, aasist-asvspoof5. ANTISPOOF_AASIST_WEIGHTS (a file or a name)
+    changes the default.
+
+    \b
+    The official .pth files can also be fetched into the cache,
+    $ANTISPOOF_HOME/weights, else ~/.cache/antispoof/weights (or
+    $XDG_CACHE_HOME/antispoof/weights). Every download is checked against the
+    published SHA-256 before it is kept; nothing partial is ever left.
+    Set ANTISPOOF_WEIGHTS_URL to a folder URL (http:// or file://) to
+    download from a mirror.
 
     \b
     Examples:
-      antispoof weights fetch aasist
-      antispoof score --scorer aasist clip.wav         # finds the cached AASIST.pth
       antispoof weights list
+      antispoof score --scorer aasist clip.wav          # bundled AASIST
+      antispoof weights fetch aasist                     # the official AASIST.pth
+      antispoof weights fetch aasist --url file:///media/usb/AASIST.pth
     """
 
 
@@ -41,10 +52,11 @@ def weights() -> None:
                                            "e.g. file:///data/AASIST.pth); the SHA-256 is still checked.")
 @click.option("--force", is_flag=True, help="Download again even when a verified copy is already cached.")
 def fetch_command(name: str, url: str | None, force: bool) -> None:
-    """Download the weights NAME into the cache and verify their SHA-256.
+    """Download the official weights file NAME into the cache and verify its SHA-256.
 
     A copy already in the cache with the right hash is kept (nothing is downloaded) unless --force.
     The path is printed on stdout, so `--weights $(antispoof weights fetch aasist)` works.
+    Scoring does not need this: the bundled copies load without a download.
     """
     where = source_url(name, url)
     click.echo(f"Fetching {name} from {where}", err=True)
@@ -67,32 +79,38 @@ def fetch_command(name: str, url: str | None, force: bool) -> None:
 @weights.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_command(as_json: bool) -> None:
-    """List the known weights: cached or not, where, their SHA-256 and source."""
-    folder = cache_dir()
-    rows = []
-    for name, entry in sorted(KNOWN_WEIGHTS.items()):
-        path = folder / entry.filename
-        status = "missing"
-        if path.is_file():
-            status = "cached" if file_sha256(path) == entry.sha256 else "corrupt (fetch --force)"
-        rows.append({"name": name, "status": status, "path": str(path), "sha256": entry.sha256,
-                     "url": source_url(name), "description": entry.description})
+    """List the known weights: bundled or not, cached or not, where they come from, licence and training data.
+
+    \b
+    JSON fields: name, description, bundled (verified | damaged | absent | null
+    when not bundled), bundled_path, status (the cache: cached | missing |
+    corrupt), path (in the cache), sha256 and url (the official file),
+    licence, licence_files, trained_on, source, loads_from (the file
+    `--weights NAME` reads, or null).
+    """
+    rows = [weights_status(name) for name in KNOWN_WEIGHTS]
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    click.echo(f"cache: {folder}")
+    click.echo(f"bundled: {PRETRAINED_DIR}\ncache:   {cache_dir()}")
     for row in rows:
-        click.echo(f"{row['name']:<9} {row['status']:<8} {row['path']}\n"
-                   f"{'':<9} sha256 {row['sha256']}\n{'':<9} {row['description']}")
+        bundled = "not bundled" if row["bundled"] is None else f"bundled: {row['bundled']}"
+        click.echo(f"\n{row['name']:<17} {bundled}, cache: {row['status']}\n"
+                   f"{'':<17} {row['description']}\n"
+                   f"{'':<17} trained on {row['trained_on']}\n"
+                   f"{'':<17} licence {row['licence']} ({', '.join(Path(f).name for f in row['licence_files'])})\n"
+                   f"{'':<17} loads from {row['loads_from'] or '(nothing: fetch it)'}\n"
+                   f"{'':<17} official {row['url']}\n{'':<17} sha256 {row['sha256']}")
 
 
 @weights.command("path")
 @click.argument("name", type=click.Choice(sorted(KNOWN_WEIGHTS)))
 def path_command(name: str) -> None:
-    """Print the cached file of NAME (exit code 1 if it has not been fetched or is damaged)."""
-    from rawnet.weights import require_weights
+    """Print the file NAME loads from: the bundled copy, else the cached official file.
 
-    click.echo(str(require_weights(name)))
+    Exit code 1 if there is neither, or the file's SHA-256 is wrong.
+    """
+    click.echo(str(weights_file(name)))
 
 
 #: The demo corpus clips the export is checked on when no --check-audio is given (a bona fide and a spoof).
@@ -102,15 +120,15 @@ EXPORT_CHECK_CLIPS = ("DEMO_E_0001.flac", "DEMO_E_0002.flac")
 @click.command("export")
 @click.option("--scorer", "scorer_name", required=True, type=click.Choice(ARCHITECTURES),
               help="Which network the checkpoint holds.")
-@click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
-              help="Model file (best.pth of `antispoof train`) or official state_dict. AASIST: default the cached "
-                   "weights of --variant.")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Model file (best.pth of `antispoof train`), official state_dict, or bundled weights by name "
+                   "(aasist, aasist-l, aasist-asvspoof5). AASIST: default the bundled weights of --variant.")
 @click.option("--format", "export_format", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="onnx: an ONNX graph with a dynamic batch axis, which ONNX Runtime runs without torch.")
 @click.option("-o", "--output", required=True, type=NEW_FILE, help="File to write (e.g. model.onnx).")
 @click.option("--variant", help=f"Bare state_dicts only: rawnet2 {'|'.join(RAWNET2_VARIANTS)} (asvspoof2021 and "
                                 "icassp2021 are told by shape for the official sizes); aasist "
-                                f"{'|'.join(AASIST_VARIANTS)} (which cached weights to use).")
+                                f"{'|'.join(AASIST_VARIANTS)} (which bundled weights to use).")
 @click.option("--config", type=EXISTING_FILE,
               help="Bare state_dicts of a non-official size: the model config (YAML/JSON).")
 @click.option("--check-audio", "check_audio", multiple=True, type=EXISTING_FILE,
@@ -134,7 +152,7 @@ def export_command(scorer_name: str, model_path: Path | None, export_format: str
 
     \b
     Examples:
-      antispoof export --scorer aasist --format onnx -o aasist.onnx        # cached AASIST.pth
+      antispoof export --scorer aasist --format onnx -o aasist.onnx        # bundled AASIST
       antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.onnx
     """
     from rawnet.export import export_onnx

@@ -18,6 +18,7 @@ from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, SINC_SCAL
 from .options import (
     EXISTING_DIR,
     EXISTING_FILE,
+    MODEL_FILE_OR_WEIGHTS,
     NEW_DIR,
     augment_option,
     device_option,
@@ -191,8 +192,9 @@ def train_rawnet2(variant, sinc_scale, config_path, **options) -> None:
 @click.option("--config", "config_path", type=EXISTING_FILE,
               help="Model config JSON (the official AASIST.conf, or just its model_config).  "
                    "[default: the official config of --model]")
-@click.option("--init-weights", type=EXISTING_FILE,
-              help="Start from these weights (fine-tuning), e.g. the official AASIST.pth; must fit the model exactly.")
+@click.option("--init-weights", type=MODEL_FILE_OR_WEIGHTS,
+              help="Start from these weights (fine-tuning): a file, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5; see `antispoof weights list`); must fit the model exactly.")
 @recipe_options("aasist", crop="as the official recipe")
 def train_aasist(variant, config_path, **options) -> None:
     """Train or fine-tune AASIST with the official clovaai/aasist recipe.
@@ -209,7 +211,7 @@ def train_aasist(variant, config_path, **options) -> None:
       antispoof train aasist --protocol ASVspoof2019.LA.cm.train.trn.txt \\
           --audio-dir LA/ASVspoof2019_LA_train/flac --dev-protocol ASVspoof2019.LA.cm.dev.trl.txt \\
           --dev-audio-dir LA/ASVspoof2019_LA_dev/flac -o runs/aasist
-      antispoof train aasist --list mydata.csv --dev-list mydev.csv --init-weights AASIST.pth \\
+      antispoof train aasist --list mydata.csv --dev-list mydev.csv --init-weights aasist \\
           --epochs 5 --lr 1e-5 -o runs/aasist-finetuned
     """
     _train("aasist", {"variant": variant, "config": config_path}, options)

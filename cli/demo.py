@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .options import staged_progress
+from .options import MODEL_FILE_OR_WEIGHTS, staged_progress
 
 #: The embedded corpus in a source checkout (``data/demo`` beside the packages); elsewhere ``--corpus`` says where.
 DEMO_CORPUS = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -48,8 +48,9 @@ STAGES = {
               type=click.Path(file_okay=False, path_type=Path), help="Report folder to write.")
 @click.option("--corpus", "corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Demo corpus folder (default: data/demo of the source checkout).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="AASIST.pth for the AASIST row (default: the weights cache; see `antispoof weights`).")
+@click.option("--weights", type=MODEL_FILE_OR_WEIGHTS,
+              help="AASIST weights for the AASIST row: a file or a name (default: the bundled aasist; see "
+                   "`antispoof weights list`).")
 @click.option("--no-aasist", is_flag=True, help="Leave AASIST out even if its weights are available.")
 @click.option("--with-rawnet2", is_flag=True, help="Also quick-train a RawNet2 on the CPU (a few minutes more).")
 @click.option("--rawnet2-epochs", default=20, show_default=True, type=click.IntRange(min=1),

@@ -23,6 +23,29 @@ NEW_DIR = click.Path(file_okay=False, path_type=Path)
 BACKENDS = ("local", "dask")
 
 
+class FileOrWeightsName(click.Path):
+    """An existing file, or the name of published weights (``aasist``, ``aasist-l``, ``aasist-asvspoof5``), which
+    is passed on as a string for the scorer to resolve (:func:`rawnet.weights.resolve_weights`)."""
+
+    name = "file_or_name"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:  # click < 8.2: no ctx
+        return "FILE|NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from rawnet.weights import KNOWN_WEIGHTS
+
+        if isinstance(value, str) and value in KNOWN_WEIGHTS and not Path(value).exists():
+            return value
+        return super().convert(value, param, ctx)
+
+
+MODEL_FILE_OR_WEIGHTS = FileOrWeightsName()
+
+
 def stack_options(*options: Callable) -> Callable:
     """One decorator applying click ``options`` so that ``--help`` lists them in the order given."""
 
@@ -94,6 +117,17 @@ input_options = stack_options(
                  help="CSV/TSV list of path,label[,attack] rows (paths relative to the list)."),
     click.option("--ext", "extensions", default=".flac", show_default=True,
                  help="Audio extensions tried in order for protocol IDs, comma-separated (e.g. .flac,.wav)."),
+)
+
+
+bootstrap_options = stack_options(
+    click.option("--ci", metavar="CONFIDENCE", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                 help="Add percentile bootstrap intervals of the EER and the primary DCF (Track 2: a-DCF and min "
+                      "t-DCF) at this confidence, e.g. 0.95."),
+    click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=1),
+                 help="Bootstrap resamples (with --ci)."),
+    click.option("--seed", default=0, show_default=True, type=int,
+                 help="Seed of the bootstrap resampling (with --ci): the same seed gives the same intervals."),
 )
 
 

@@ -6,9 +6,18 @@ import json
 
 import click
 
+from lfcc_gmm import lossy_codecs
 from lfcc_gmm.scorers import load_scorer
 
-from .options import EXISTING_FILE, NEW_DIR, device_option, input_options, parsed_by, progress_bar, select_trials
+from .options import (
+    MODEL_FILE_OR_WEIGHTS,
+    NEW_DIR,
+    device_option,
+    input_options,
+    parsed_by,
+    progress_bar,
+    select_trials,
+)
 
 DEFAULT_CONDITIONS = "clean,noise:20,noise:10,noise:5,mulaw,alaw,tel8k,g722,reverb:0.3"
 
@@ -27,14 +36,23 @@ class ConditionsOption(click.Option):
             self.help = base
 
 
-@click.command()
+@click.command(epilog="\b\nCodec conditions (the ASVspoof 5 evaluation codecs), KBPS = bit rate in kbit/s:\n"
+                      + lossy_codecs.describe()
+                      + "\n\nWithout :KBPS (all but mp3, whose bare name is libsndfile's) each file gets a bit "
+                        "rate drawn from the ASVspoof 5 range, seeded by --seed, its ID and the condition's name. "
+                        "Every round trip keeps the length and the alignment of the input (encoder "
+                        "delay and padding removed); narrow-band codecs run at 8 kHz and come back at 16 kHz. "
+                        "Opus, AMR-NB, MP3 and M4A come with PyAV (pip install 'antispoof[codecs]'); AMR-WB and "
+                        "Speex need the libvo-amrwbenc and libspeex libraries (make install puts them there "
+                        "on Debian as root).")
 @input_options
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True, help="Registered scorer name.")
-@click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
-              help="Model / checkpoint / weights file of the scorer.")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Model / checkpoint / weights file of the scorer, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5).")
 @click.option("--conditions", cls=ConditionsOption, default=DEFAULT_CONDITIONS, show_default=True,
               callback=parsed_by("lfcc_gmm.degrade:parse_conditions"),
-              help="Comma-separated conditions; chain steps with '+' (e.g. tel8k+mulaw).")
+              help="Comma-separated conditions; chain steps with '+' (e.g. tel8k+mulaw, amr-nb:12.2).")
 @click.option("-o", "--output-dir", required=True, type=NEW_DIR,
               help="Folder for robustness.csv, robustness.json, the heat map and per-condition score files.")
 @click.option("--seed", default=0, show_default=True, type=int,

@@ -16,7 +16,7 @@ from lfcc_gmm.batch import converted_files, score_isolating_failures, score_tria
 from lfcc_gmm.scorers import available_scorers, get_scorer, load_scorer
 
 from .options import (
-    EXISTING_FILE,
+    MODEL_FILE_OR_WEIGHTS,
     NEW_FILE,
     backend_options,
     device_option,
@@ -80,9 +80,10 @@ def _note_conversions(trials, output: Path) -> None:
 @input_options
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True,
               help="Registered scorer name (see `antispoof scorers`).")
-@click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
-              help="Trained model / checkpoint / weights file (required, except for AASIST, which finds its "
-                   "weights in the cache).")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Trained model / checkpoint / weights file, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5; see `antispoof weights list`). Required except for AASIST, which without "
+                   "it reads $ANTISPOOF_AASIST_WEIGHTS, else the bundled aasist (no download needed).")
 @click.option("-o", "--output", type=NEW_FILE,
               help=f"Score file to write (4 columns when labels are known, else FILE_ID SCORE); needed for more "
                    f"than {VERDICT_LIMIT} files, a protocol or a list; an ID with spaces or % is written "
@@ -111,7 +112,8 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
 
     \b
     Examples:
-      antispoof score --scorer aasist --weights AASIST.pth clip.wav
+      antispoof score --scorer aasist clip.wav            # bundled official AASIST
+      antispoof score --scorer aasist --weights aasist-asvspoof5 clip.wav
       antispoof score --scorer lfcc-gmm --model model.npz \\
           --protocol ASVspoof2019.LA.cm.eval.trl.txt --audio-dir LA/ASVspoof2019_LA_eval/flac -o scores.txt
     """

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lfcc_gmm.pcm import as_signal
 from lfcc_gmm.speech import DIGITAL_SILENCE_DBFS, MIN_SPEECH_S, SpeechActivity, true_runs
 
 #: Samples with a magnitude at or above this are at full scale.
@@ -76,7 +77,7 @@ def clipped_share(signal: ArrayLike) -> float:
     A flat top is a run of at least :data:`FLAT_RUN` identical samples equal to the signal's maximum (when
     positive) or minimum (when negative).
     """
-    x = _as_signal(signal)
+    x = as_signal(signal)
     if x.shape[0] == 0:
         return 0.0
     clipped = np.abs(x) >= FULL_SCALE
@@ -88,7 +89,7 @@ def clipped_share(signal: ArrayLike) -> float:
 
 def level_dbfs(signal: ArrayLike) -> float:
     """RMS level in dBFS (20·log10 RMS), floored at :data:`~lfcc_gmm.speech.DIGITAL_SILENCE_DBFS`."""
-    x = _as_signal(signal)
+    x = as_signal(signal)
     mean_square = float(np.mean(np.square(x))) if x.shape[0] else 0.0
     return max(DIGITAL_SILENCE_DBFS, 10 * math.log10(mean_square + 1e-20))
 
@@ -131,7 +132,7 @@ def check_signal(
     ValueError
         ``speech`` describes a signal of another length, or ``signal`` is not 1-D.
     """
-    x = _as_signal(signal)
+    x = as_signal(signal)
     duration = x.shape[0] / sample_rate
     if abs(duration - speech.duration_s) > 1e-6:
         raise ValueError(f"the speech activity describes {speech.duration_s:.3f} s but the signal is {duration:.3f} s")
@@ -163,13 +164,6 @@ def check_signal(
             checks.append(Check("long-silence", f"a long stretch without speech: {length:.2f} s "
                                                 f"({start:.2f}-{end:.2f} s, {share:.0f} % of the file)", length))
     return checks
-
-
-def _as_signal(signal: ArrayLike) -> np.ndarray:
-    x = np.asarray(signal, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"expected a 1-D (mono) signal, got shape {x.shape}")
-    return x
 
 
 def _long_runs(flags: np.ndarray, length: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The main job on a small corpus laid out as the demo's: train, score, compare, plot.
 
 :func:`run_demo` trains the LFCC-GMM baseline on the ``train`` split, scores ``dev`` and ``eval``, adds the
-pretrained AASIST when its weights can be found and a RawNet2 quick-trained on the CPU when asked, fuses
+pretrained AASIST (weights bundled with the package) and a RawNet2 quick-trained on the CPU when asked, fuses
 LFCC-GMM with AASIST on ``dev`` (applied to ``eval``), and writes a report folder: score files, the
 comparison table (pooled and per-attack EER, attacks unseen in train/dev marked), DET curves, score
 histograms and ``report.md``, whose notes describe what ran. Nothing is tuned on ``eval``.
@@ -109,7 +109,7 @@ def run_demo(
     jobs : int
         Processes for LFCC extraction and scoring.
     aasist_weights : path-like, optional
-        ``AASIST.pth``; by default the weights cache is searched.
+        A weights file or name (:func:`rawnet.weights.resolve_weights`); by default the bundled AASIST.
     use_aasist : bool
         Score with AASIST when its weights are found.
     with_rawnet2 : bool
@@ -164,23 +164,30 @@ def run_demo(
         ev[FUSION] = label_scores(fusion.fused_table())
 
     comparison = compare_systems(ev, seen_attacks=seen)
-    notes = _notes(splits, seen, ev, skipped, components, rawnet2_epochs)
+    # Published weights say what they were trained on (rawnet's load records it); other files are named as given.
+    aasist_origin = None if "AASIST" not in ev else (getattr(aasist, "training_summary_", None)
+                                                      or {"file": str(aasist_weights or "$ANTISPOOF_AASIST_WEIGHTS")})
+    notes = _notes(splits, seen, ev, skipped, components, rawnet2_epochs, aasist_origin)
     report = write_report(output, comparison, ev, title="antispoof demo: eval split of the embedded corpus",
                           notes=notes)
     return DemoResult(comparison, report, ev, skipped, seconds)
 
 
 def _notes(splits: dict[str, list[Trial]], seen: frozenset[str], ran: Mapping[str, LabelledScores],
-           skipped: dict[str, str], components: int, rawnet2_epochs: int) -> str:
+           skipped: dict[str, str], components: int, rawnet2_epochs: int,
+           aasist_origin: Mapping[str, Any] | None = None) -> str:
     """What the report's readers need to know about the systems in the table, and only those."""
     counts = ", ".join(f"{split} {len(trials)} files ({sum(t.is_bonafide for t in trials)} bona fide)"
                        for split, trials in splits.items())
     unseen = sorted(spoof_attacks(splits["eval"]) - seen)
     systems = [f"LFCC-GMM: official 2019 LFCC (60 dims), {components} components per class, 10 EM iterations, "
                "trained on train only."]
-    if "AASIST" in ran:
-        systems.append("AASIST: the official pretrained weights (trained on ASVspoof 2019 LA), not adapted to "
-                       "this corpus.")
+    if "AASIST" in ran and aasist_origin is not None:
+        if "trained_on" in aasist_origin:
+            systems.append(f"AASIST: the official pretrained weights {aasist_origin['weights']} (trained on "
+                           f"{aasist_origin['trained_on']}), not adapted to this corpus.")
+        else:
+            systems.append(f"AASIST: the weights of {aasist_origin.get('file')}.")
     if "RawNet2" in ran:
         systems.append(f"RawNet2: trained on train for {rawnet2_epochs} epochs, the epoch with the lowest dev EER "
                        "kept.")

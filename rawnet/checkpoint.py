@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from lfcc_gmm.atomic import atomic_write
+from rawnet.weights import read_safetensors
 
 #: Config file suffixes and their parsers' names (an official AASIST ``.conf`` is JSON).
 _FORMATS = {".json": "json", ".conf": "json", ".yaml": "yaml", ".yml": "yaml"}
@@ -102,6 +103,13 @@ class CheckpointError(ValueError):
     """A weights or model file that cannot be used; the message names the file and the problem."""
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights or model file")
+    return path
+
+
 def read_torch_file(path: str | os.PathLike) -> Any:
     """``torch.load`` a file onto the CPU with ``weights_only=True`` (never unpickling code).
 
@@ -112,9 +120,7 @@ def read_torch_file(path: str | os.PathLike) -> Any:
     CheckpointError
         when it is not a torch file that loads without unpickling code.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights or model file")
+    path = _existing(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -154,12 +160,20 @@ def _tensors(state: Any, path: Path) -> dict[str, torch.Tensor]:
 def read_weights_file(path: str | os.PathLike) -> WeightsFile:
     """Read a model file of this toolkit (a dict with ``format`` and ``state_dict``) or a bare state_dict.
 
+    A ``.safetensors`` file (the bundled weights, :mod:`rawnet.weights`) is a bare state_dict of plain tensors,
+    read without torch's unpickler.
+
     Raises
     ------
     FileNotFoundError, CheckpointError
         naming the file: missing, not loadable with ``weights_only=True``, or holding neither.
+    rawnet.weights.WeightsError
+        naming the file: a ``.safetensors`` file that is malformed.
     """
-    path = Path(path)
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        arrays, _ = read_safetensors(path)
+        return WeightsFile(path, _tensors({key: torch.from_numpy(value) for key, value in arrays.items()}, path))
     loaded = read_torch_file(path)
     if isinstance(loaded, Mapping) and "format" in loaded:
         if not isinstance(loaded.get("state_dict"), Mapping):

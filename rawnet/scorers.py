@@ -44,7 +44,7 @@ from rawnet.functional import pad_or_truncate, sliding_windows
 from rawnet.rawnet2 import DEFAULT_THRESHOLDS, SCORE_OUTPUTS, RawNet2, scoring_network
 from rawnet.spec import ConfigSource, ModelSpec, model_config
 from rawnet.training import resolve_device, train
-from rawnet.weights import require_weights
+from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
 
 #: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
 DEFAULT_BATCH_SIZE = 8
@@ -76,7 +76,8 @@ class RawWaveformScorer(Scorer):
     training_summary_ : dict
         Set by :meth:`fit`: ``run_dir`` and ``model_file`` (None when trained in a temporary directory),
         ``best_epoch``, ``best_dev_eer``, ``epochs`` and the torchrun ``rank`` of this process (only rank 0 wrote
-        the run directory).
+        the run directory). Set by :meth:`load` for published weights (:data:`rawnet.weights.KNOWN_WEIGHTS`, told
+        by their SHA-256): ``weights`` (the name), ``trained_on`` and ``source``.
     """
 
     architecture: ClassVar[str]
@@ -307,12 +308,14 @@ class RawWaveformScorer(Scorer):
 
         Parameters
         ----------
-        path : the file; None for the scorer's default weights (AASIST: the weights cache).
+        path : the file, or a name of :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``, ``"aasist-l"``,
+            ``"aasist-asvspoof5"``: the copies bundled with the package); None for the scorer's default weights
+            (AASIST: ``$ANTISPOOF_AASIST_WEIGHTS``, else the bundled ``aasist``).
         device, batch_size, full_length : runtime settings, see the class.
         **options : what a bare state_dict does not say (:attr:`file_options`: ``variant``, ``config``, ...); a
             model file of this toolkit describes its network and takes none.
         """
-        path = cls._default_weights(**options) if path is None else Path(path)
+        path = cls._default_weights(**options) if path is None else resolve_weights(path)
         weights = read_weights_file(path)
         info: dict[str, Any] = {"epoch": weights.epoch, "dev_eer": weights.dev_eer, "source": str(path)}
         if weights.description is not None:
@@ -327,6 +330,10 @@ class RawWaveformScorer(Scorer):
             spec = cls._spec_for_state_dict(weights.state_dict, path, **options)
         scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, full_length=bool(full_length))
         scorer._install(spec, weights.state_dict, info)
+        published = identify(path)
+        if published is not None:
+            entry = KNOWN_WEIGHTS[published]
+            scorer.training_summary_ = {"weights": published, "trained_on": entry.trained_on, "source": entry.source}
         return scorer
 
 
@@ -430,7 +437,7 @@ class AASISTScorer(RawWaveformScorer):
     Parameters
     ----------
     variant : ``"aasist"`` or ``"aasist-l"``: the official config used when ``config`` is None, and the name of
-        the cached weights :meth:`load` reads when given no path.
+        the weights :meth:`load` reads when given no path.
     config : an AASIST model config (mapping or JSON file) instead of the official one.
     device, batch_size, full_length : see :class:`RawWaveformScorer`.
 
@@ -442,10 +449,12 @@ class AASISTScorer(RawWaveformScorer):
     For operating points, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev
     set.
 
-    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``: the official config
-    whose parameter shapes match, unless ``config=`` is given), or with no path the cached weights of ``variant=``
-    (``AASIST.pth`` for ``"aasist"``, ``AASIST-L.pth`` for ``"aasist-l"``; ``antispoof weights fetch`` puts them
-    there, see :mod:`rawnet.weights`).
+    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``, or a
+    ``.safetensors`` copy: the official config whose parameter shapes match, unless ``config=`` is given), a
+    weights name (``"aasist"``, ``"aasist-l"``, ``"aasist-asvspoof5"``), or with no path the weights of
+    ``variant=``; with neither, ``$ANTISPOOF_AASIST_WEIGHTS`` (a file or a name) or the bundled ``aasist``. Names
+    load the copies bundled with the package (SHA-256 checked), or the cached official files where an
+    installation lacks them (see :mod:`rawnet.weights`).
     """
 
     name: ClassVar[str] = "aasist"
@@ -473,10 +482,9 @@ class AASISTScorer(RawWaveformScorer):
     def _default_weights(
         cls, *, variant: str | None = None, config: ConfigSource | None = None
     ) -> Path:
-        name = variant or "aasist"
-        if name not in AASIST_VARIANTS:
-            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_VARIANTS)}")
-        return require_weights(name)
+        if variant is not None and variant not in AASIST_VARIANTS:
+            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
+        return default_aasist_weights(variant)
 
     @classmethod
     def _spec_for_state_dict(

@@ -62,6 +62,7 @@ from rawnet.data import (
     warn_conversions,
 )
 from rawnet.spec import ModelSpec
+from rawnet.weights import resolve_weights
 
 CHECKPOINT = "checkpoint.pth"
 BEST = "best.pth"
@@ -457,7 +458,9 @@ def train(
     workers : DataLoader processes per training process.
     resume : continue from ``run_dir/checkpoint.pth`` exactly where it stopped (same settings required).
     augment : ``augment(signal, seed) -> signal`` applied on the fly to training examples.
-    init_weights : state_dict file to start from (fine-tuning), loaded with ``strict=True``; ignored on resume.
+    init_weights : weights to start from (fine-tuning): a state_dict or model file, or a name of
+        :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``: the bundled official weights); loaded with
+        ``strict=True``; ignored on resume. ``run.json`` records the file read.
     progress : ``progress(stage, done, total)`` per batch (rank 0 only).
     on_epoch : called with each epoch's metrics row (rank 0 only).
 
@@ -467,6 +470,7 @@ def train(
     """
     recipe = official_recipe(spec.architecture, spec.variant) if recipe is None else recipe
     run_dir = Path(run_dir)
+    init_weights = None if init_weights is None else resolve_weights(init_weights)
     _check_classes(train_trials, "training")
     if dev_trials is not None:
         _check_classes(dev_trials, "dev")

@@ -78,8 +78,13 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
 
 def test_report_describes_only_what_ran(small_corpus, tmp_path, monkeypatch):
     # Issue 16: the AASIST hint said twice how to fetch the weights, and the report described AASIST and the fusion
-    # when neither ran.
+    # when neither ran. AASIST's weights are bundled: they are missing only from an installation without its
+    # package data and an empty cache.
+    from rawnet import weights
+
     monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("ANTISPOOF_AASIST_WEIGHTS", raising=False)
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "no-package-data")
     missing = run_demo(tmp_path / "missing", corpus_dir=small_corpus, components=4)
     assert list(missing.systems) == ["LFCC-GMM"]
     assert missing.skipped["AASIST"].count("antispoof weights fetch aasist") == 1

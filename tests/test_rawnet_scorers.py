@@ -17,6 +17,7 @@ from scipy.signal import resample_poly
 from cli.main import main
 from lfcc_gmm.audio import AudioConversionWarning, load_audio
 from lfcc_gmm.scorers import get_scorer
+from rawnet import weights
 from rawnet.aasist import CONFIGS
 from rawnet.precision import order_tolerance
 from rawnet.rawnet2 import DEFAULT_CONFIGS, RawNet2
@@ -273,6 +274,8 @@ def test_aasist_official_weights_match_official_outputs(aasist, reference_dir, a
 
 def test_aasist_reads_the_weights_cache(reference_dir, audio_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path))
+    # An installation without its bundled copies falls back on the cache.
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "not-installed")
     with pytest.raises(FileNotFoundError, match="antispoof weights fetch aasist-l"):
         AASISTScorer.load(None, variant="aasist-l")
     (tmp_path / "weights").mkdir()

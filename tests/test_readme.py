@@ -112,15 +112,16 @@ def test_readme_python_api_runs_as_written(monkeypatch, capsys):
     assert re.search(r"^EER \d+\.\d\d % \{", capsys.readouterr().out, flags=re.M)
 
 
-def test_readme_aasist_snippet_loads_the_cached_weights(reference_dir, tmp_path, monkeypatch, capsys):
+def test_readme_aasist_snippet_loads_the_bundled_weights(tmp_path, monkeypatch, capsys):
+    from rawnet.weights import bundled_file
+
     (block,) = [b for b in python_blocks() if "aasist" in b]
     assert ".load(None)" in block
-    # The weights cache as `antispoof weights fetch aasist` leaves it.
+    # An empty weights cache and no AASIST variable: the copy bundled with the package is read.
     monkeypatch.setenv("ANTISPOOF_HOME", str(tmp_path))
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "AASIST.pth").symlink_to(reference_dir / "aasist" / "AASIST.pth")
+    monkeypatch.delenv("ANTISPOOF_AASIST_WEIGHTS", raising=False)
     namespace = run_blocks([block], monkeypatch)
-    assert namespace["aasist"].info_["source"] == str(tmp_path / "weights" / "AASIST.pth")
+    assert namespace["aasist"].info_["source"] == str(bundled_file("aasist"))
     assert re.fullmatch(r"\[-?\d+\.\d+\]\n", capsys.readouterr().out)
 
 

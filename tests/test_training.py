@@ -272,6 +272,28 @@ def test_init_weights_loads_strictly(data, tmp_path):
               train_trials, tmp_path / "bad", frozen, device="cpu", init_weights=tmp_path / "src" / "best.pth")
 
 
+def test_init_weights_takes_a_bundled_name(cli, data, tmp_path):
+    # AASIST-L (85k parameters) from its bundled safetensors: with lr 0 the trained parameters are the bundled
+    # tensors bit for bit, and run.json names the file that was read; the command line takes the name too.
+    from rawnet.weights import bundled_file, read_bundled
+
+    spec = ModelSpec("aasist", "aasist-l", {**model_config("aasist", "aasist-l"), "nb_samp": 4000})
+    frozen = dataclasses.replace(FAST, epochs=1, batch_size=2, lr=0.0, weight_decay=0.0)
+    tuned = train(spec, data[0][:4], tmp_path / "run", frozen, device="cpu", init_weights="aasist-l")
+    bundled, _ = read_bundled("aasist-l")
+    for name, parameter in tuned.model.named_parameters():
+        assert torch.equal(parameter.detach(), torch.from_numpy(bundled[name])), name
+    options = json.loads((tmp_path / "run" / "run.json").read_text())["options"]
+    assert options["init_weights"] == str(bundled_file("aasist-l"))
+    with pytest.raises(FileNotFoundError, match="not a weights name"):
+        train(spec, data[0][:4], tmp_path / "bad", frozen, device="cpu", init_weights="aasist-xl")
+    result = cli("aasist", "--model", "aasist-l", "--list", write_list(tmp_path / "train.csv", data[0][:4]),
+                 "-o", tmp_path / "cli", "--init-weights", "aasist-l", "--nb-samp", 4000, "--epochs", 1,
+                 "--batch-size", 2, "--device", "cpu", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "run.json").read_text())["options"]["init_weights"] == options["init_weights"]
+
+
 def test_amp_and_devices_fall_back_clearly(data, tmp_path):
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
