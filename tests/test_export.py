@@ -36,7 +36,7 @@ def audio_dir(reference_dir):
 
 
 def model_inputs(scorer, audio_dir) -> np.ndarray:
-    """One padded or truncated row per reference clip: 5 rows."""
+    """One padded or truncated row per reference clip (the scorer loaded with crop="official"): 5 rows."""
     return np.concatenate([scorer.model_inputs(load_audio(audio_dir / name).signal) for name in CLIPS])
 
 
@@ -66,7 +66,7 @@ def test_rawnet2_asvspoof5_export_reproduces_the_softmax_scores(reference_dir, a
     assert "ONNX Runtime vs torch on 2 clip(s), batch 1 and 2: max difference" in result.output
 
     scorer = RawNet2Scorer.load(folder / "rawnet2_asvspoof5_small.pth", config=config, variant="asvspoof5",
-                                device="cpu", batch_size=5)
+                                device="cpu", batch_size=5, crop="official")
     inputs = model_inputs(scorer, audio_dir)
     meta, outputs = onnx_outputs(tmp_path / "rawnet2.onnx", inputs)
     assert (meta["format"], meta["architecture"], meta["variant"], meta["nb_samp"], meta["output_kind"]) == (
@@ -186,7 +186,7 @@ def test_official_aasist_export_reproduces_the_official_logits(reference_dir, au
     result = run_export("--scorer", "aasist", "--weights", reference_dir / "aasist" / "AASIST.pth",
                         "-o", tmp_path / "aasist.onnx", "--check-audio", audio_dir / CLIPS[0])
     assert result.exit_code == 0, result.output
-    scorer = AASISTScorer.load(reference_dir / "aasist" / "AASIST.pth", device="cpu")
+    scorer = AASISTScorer.load(reference_dir / "aasist" / "AASIST.pth", device="cpu", crop="official")
     inputs = model_inputs(scorer, audio_dir)
     meta, outputs = onnx_outputs(tmp_path / "aasist.onnx", inputs)
     assert (meta["variant"], meta["config"]) == ("aasist", CONFIGS["AASIST"])
