@@ -52,6 +52,9 @@ BENCHMARKS: list[tuple[str, list[str], str, str]] = [
     ("bench_aasist.py", [], "AASIST CPU inference", "issue 5: ≥ 2× faster than the official forward"),
     ("bench_aasist.py", ["--competing", "1"], "AASIST CPU inference, one competing process",
      "issue 5: ≥ 2× faster than the official forward, on a shared machine"),
+    ("bench_whole_file.py", [], "Whole-file scoring and segment timelines",
+     "issue 18: AASIST over a 60 s file ≥ 12× real time (≤ 5 s) on 2 cores, beside the official forward over the "
+     "same windows; LFCC-GMM segment scores < 10 % over the plain file score"),
 ]
 
 

@@ -246,8 +246,9 @@ def _lfcc_gmm() -> ModelCard:
             "25.25 % (Yamagishi et al., ASVspoof 2021 workshop).",
         ),
         failures=(
-            f"Silence reads as bona fide: 3 s of digital silence scores {silence['silence']:.2f}, far above every "
-            "genuine demo file; the speech check makes it \"no speech\".",
+            f"Silence reads as bona fide: 3 s of digital silence scores {silence['silence']:.2f} (threshold "
+            f"{dev_threshold(name):.4f}), near-silence {silence['near-silence']:.2f}; the speech check makes them "
+            "\"no speech\".",
             f"Leading silence drags a file towards bona fide: after 5 s of near-silence, "
             f"{errors(name, 'late-single')[1]:.1f} % of the spoofed eval clips are accepted at the dev threshold "
             f"(clean: {errors(name, 'eval')[1]:.1f} %). The frame average is the official definition, so it is "
@@ -267,7 +268,7 @@ def _lfcc_gmm() -> ModelCard:
                    "--audio-dir data/demo/flac -o eval.txt\n"
                    "antispoof evaluate eval.txt\n"
                    ".venv/bin/python docs/models/measure.py -o docs/models/measurements.json "
-                   "--module lfcc_gmm/card_measurements.py --rawnet2   # every number of the cards\n"
+                   "--module lfcc_gmm/card_measurements.py   # every number of the cards\n"
                    "```"),
     )
 
@@ -294,7 +295,7 @@ def _rawnet2() -> ModelCard:
                               "baselines: English, VCTK speakers)"),
             ("Languages", "those it was trained on"),
             ("Score", "output index 1 of the window: log P(bona fide) for `asvspoof2021`, the bona fide logit for "
-                      "`icassp2021`; the file score is the speech-weighted mean over the whole file's windows"),
+                      "`icassp2021`; the file score is the speech-weighted mean of the windows laid over the speech"),
             ("Default threshold", "log 0.5 for `asvspoof2021` (the network's posterior of bona fide is one half), 0 "
                                   "for `icassp2021` (the sign of the bona fide logit); neither is calibrated"),
             ("Calibration", "none; `antispoof calibrate` on labelled dev scores"),
@@ -305,44 +306,59 @@ def _rawnet2() -> ModelCard:
             "ASVspoof 2021 eval, B04 (RawNet2, `asvspoof2021`): LA EER 9.50 %, min t-DCF 0.4257; DF EER 22.38 % "
             "(Yamagishi et al., ASVspoof 2021 workshop).",
         ),
-        failures=_deep_failures(name) if have else ("Not measured here: run `docs/models/measure.py --rawnet2`.",),
+        failures=(_deep_failures(name) if have
+                  else ("Not measured here: run `docs/models/measure.py --scorers rawnet2`.",)),
         reproduce=("```bash\n"
                    "antispoof demo --with-rawnet2            # the quick RawNet2 of the demo table\n"
                    "antispoof score --scorer rawnet2 --model runs/rawnet2/best.pth --crop official \\\n"
                    "    --protocol ASVspoof2019.LA.cm.eval.trl.txt --audio-dir LA/ASVspoof2019_LA_eval/flac -o r2.txt\n"
                    ".venv/bin/python docs/models/measure.py -o docs/models/measurements.json "
-                   "--module lfcc_gmm/card_measurements.py --rawnet2\n"
+                   "--module lfcc_gmm/card_measurements.py\n"
                    "```"),
     )
 
 
 def _deep_scoring(name: str) -> str:
-    return ("By default the model window slides over the whole file with 50 % overlap (the last window aligned to "
-            "the end; a file shorter than the window is repeated to fill it, as in the official evaluation and "
-            "training), and the file score is the **speech-weighted mean** of the window scores: each window "
-            "weighs by the share of it that is speech, so that silence and background before, between or after "
-            "the speech do not vote. The windows are the timeline's segments. The rule was chosen on the table "
-            "below: on clips and joined clips it equals the plain mean (EER "
-            f"{eer(name, 'concat', 'speech-weighted mean'):.2f} % vs {eer(name, 'concat', 'mean'):.2f} % on the "
-            "joined clips), and after 5 s of near-silence it keeps its threshold where the plain mean does not "
-            f"(spoofs accepted at the dev threshold: {errors(name, 'late', 'speech-weighted mean')[1]:.1f} % vs "
-            f"{errors(name, 'late', 'mean')[1]:.1f} %); a low quantile or the minimum rejects far more bona fide "
-            f"files ({errors(name, 'concat', 'minimum')[0]:.1f} % with the minimum on the joined clips). "
+    late = {way: errors(name, "late-single", way)[1] for way in (FILE_SCORE, OFFICIAL, "mean", "speech-weighted mean")}
+    return ("By default the model reads the whole file: its window slides with 50 % overlap (the last window "
+            "aligned to the end) over the part of the file that holds speech, from 0.5 s before the first speech "
+            "the detector finds to 0.5 s after the last (the whole file when it finds none), and the file score is "
+            "the **speech-weighted mean** of the window scores: each window weighs by the share of it that is "
+            "speech. A stretch shorter than the window is repeated to fill it, as the official evaluation and "
+            "training do with short clips, so a short sentence after a long pause is read as the clip it is. The "
+            "timeline's segments are the windows laid over the whole file (the same windows when speech fills the "
+            "file, so they cost nothing more); `--segment-s`/`--hop-s` choose another grid, each segment then "
+            "scored as a file of its own.\n\n"
+            "The rule was chosen on the table below. On the eval clips the EER is "
+            f"{eer(name, 'eval'):.2f} % with the default and {eer(name, 'eval', OFFICIAL):.2f} % with the "
+            "official crop. The rules part most on a clip after 5 s of near-silence (*late-single*, what a person "
+            "meets with a recording that starts with a pause): the spoofs accepted at each rule's own dev "
+            f"threshold are {late[FILE_SCORE]:.1f} % with the default, {late['speech-weighted mean']:.1f} % with "
+            f"the speech-weighted mean of windows over the whole file, {late['mean']:.1f} % with the plain mean "
+            f"and {late[OFFICIAL]:.1f} % with the official crop. The minimum, which a single bad window decides, "
+            f"rejects {errors(name, 'concat', 'minimum')[0]:.1f} % of the joined bona fide clips (default: "
+            f"{errors(name, 'concat')[0]:.1f} %). "
             "`--crop official` scores the first 64,600 samples only (repeat-padded), exactly as the official "
             "evaluation and the published numbers: use it to reproduce them.")
+
+
+def _side(score: float, threshold: float) -> str:
+    return "bona fide" if score >= threshold else "spoof"
 
 
 def _deep_failures(name: str) -> tuple[str, ...]:
     silence = non_speech(name)
     return (
-        f"Silence reads as bona fide: digital silence scores {silence['silence']:.2f} and near-silence "
-        f"{silence['near-silence']:.2f} (threshold {dev_threshold(name):.4f}); the speech check makes them "
-        "\"no speech\".",
+        f"Without the checks, silence would be judged like speech: digital silence scores "
+        f"{silence['silence']:.2f} and near-silence {silence['near-silence']:.2f} (threshold "
+        f"{dev_threshold(name):.4f}, so {_side(silence['silence'], dev_threshold(name))} and "
+        f"{_side(silence['near-silence'], dev_threshold(name))}); the speech check makes them \"no speech\".",
         f"With the official crop, whatever comes first decides: after 5 s of near-silence the crop sees almost only "
         f"silence, and {errors(name, 'late-single', OFFICIAL)[1]:.1f} % of the spoofed clips pass (whole file: "
         f"{errors(name, 'late-single')[1]:.1f} %).",
-        f"Spliced inserts rarely turn a file's verdict: EER {eer(name, 'spliced'):.2f} % on the spliced set; the "
-        "segments show where a window scores low.",
+        f"A spoofed insert in genuine speech moves the file score little: {errors(name, 'spliced')[1]:.1f} % of "
+        f"the spliced files pass as bona fide at the threshold (EER {eer(name, 'spliced'):.2f} %); the segments "
+        "show where a window scores low.",
         f"Telephone band and noise: EER {eer(name, 'eval/tel8k'):.2f} % through 8 kHz, {eer(name, 'eval/noise:10'):.2f}"
         f" % at 10 dB SNR (clean {eer(name, 'eval'):.2f} %).",
     )
@@ -367,7 +383,7 @@ def _aasist() -> ModelCard:
                               "speakers (English), attacks A01-A06 (TTS and VC systems of 2018-2019)"),
             ("Languages", "English only in training"),
             ("Score", "the bona fide logit of each window, unbounded; the file score is the speech-weighted mean "
-                      "over the whole file's windows"),
+                      "of the windows laid over the speech"),
             ("Default threshold", f"{official.value:.4f}, {official.meaning}. Other weights: 0, the sign of the "
                                   "bona fide logit"),
             ("Calibration", "none: logits are not LLRs; `antispoof calibrate` on labelled dev scores"),
@@ -385,8 +401,9 @@ def _aasist() -> ModelCard:
         ),
         failures=(
             f"Another language, channel and attacks: eval EER {eer(name, 'eval'):.2f} % on the demo corpus against "
-            "0.83 % published on ASVspoof 2019 LA; the dev EER point is far below 0 "
-            f"({dev_threshold(name):.4f}), so bona fide speech of this corpus mostly scores negative.",
+            "0.83 % published on ASVspoof 2019 LA; the dev EER point is "
+            f"{dev_threshold(name):.4f}, not 0: on this corpus the sign of the logit is not where the classes "
+            "part, which is why the default threshold is the measured one.",
             *_deep_failures(name),
         ),
         reproduce=("```bash\n"
@@ -396,7 +413,7 @@ def _aasist() -> ModelCard:
                    "    --protocol data/demo/protocols/eval.txt --audio-dir data/demo/flac -o aasist.crop.txt\n"
                    "antispoof evaluate aasist.eval.txt\n"
                    ".venv/bin/python docs/models/measure.py -o docs/models/measurements.json "
-                   "--module lfcc_gmm/card_measurements.py --rawnet2\n"
+                   "--module lfcc_gmm/card_measurements.py\n"
                    "```"),
     )
 

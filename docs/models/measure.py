@@ -1,15 +1,17 @@
 """Measure what the model cards quote: EER on the demo corpus in both modes, under degradations, on constructed long
 and spliced files, how a file score is best made from window scores, and what the scorers say without speech.
 
-Run from the repository root (a few CPU-minutes per AASIST set, about an hour in all on 2 busy cores)::
+Run from the repository root (lfcc-gmm takes a few minutes; AASIST about 40 on 2 busy cores, at about a second per
+4 s window)::
 
     .venv/bin/python docs/models/measure.py -o docs/models/measurements.json \
         --module lfcc_gmm/card_measurements.py
 
 It writes every number as JSON and as the data module the model cards read (:mod:`lfcc_gmm.cards`); then
-``make model-cards`` writes ``docs/models/*.md``. ``--from-json`` rewrites the module from a JSON file without
-measuring again. Nothing here is tuned on the eval split: the thresholds are the dev split's EER points and the
-constructed files are built from eval clips with a fixed seed.
+``make model-cards`` writes ``docs/models/*.md``. ``--scorers`` measures some of them (one process each, e.g.
+``--scorers aasist -o aasist.json``) and ``--from-json A.json B.json --module ...`` merges such reports into the
+module without measuring again. Nothing here is tuned on the eval split: the thresholds are the dev split's EER
+points and the constructed files are built from eval clips with a fixed seed.
 
 Sets (all from the demo corpus, 16 kHz):
 
@@ -29,6 +31,9 @@ Sets (all from the demo corpus, 16 kHz):
 ``non-speech``
     3 s each of digital silence, near-silence (-60 dBFS noise), 440 Hz and 1 kHz tones, white and pink noise at
     -30 dBFS, DTMF-like tone pairs: what a scorer says about recordings that hold no speech.
+
+The deep scorers are measured on smaller sets (:data:`DEEP_SIZES`: 12 files of each class per constructed set, 48
+clips in ``late-single``, the conditions ``noise:10`` and ``tel8k``); AASIST-L on dev and eval only.
 """
 
 from __future__ import annotations
