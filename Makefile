@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
 PYTEST_ARGS ?=
 # The demo adds AASIST when its weights are found: in the cache (`antispoof weights fetch aasist`), or in the
 # project's reference folder when it sits beside the checkout.
 AASIST_WEIGHTS ?= $(wildcard ../shared/reference/aasist/AASIST.pth)
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench notebook docs clean
 
 install: $(STAMP)
 
@@ -40,6 +41,19 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[rawnet,dev,notebook]"
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab on the teaching notebooks (notebooks/); the kernel is this virtual environment's Python.
+notebook: $(NOTEBOOK_STAMP)
+	$(BIN)/jupyter lab notebooks
+
+# Execute every notebook headless and render it to docs/notebooks/ (Markdown + PNG); a test fails when a rendered
+# copy is older than its notebook.
+docs: $(NOTEBOOK_STAMP)
+	$(BIN)/python docs/render_notebooks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,13 +1,16 @@
-"""The teaching notebook runs top to bottom headless, its own checks included, and is stored without outputs.
+"""The teaching notebooks run top to bottom headless, their own checks included, are stored without outputs, and
+their rendered copies in docs/notebooks/ are current.
 
-The notebook asserts its hand-composed LFCC against ``lfcc()``, its by-hand scores against the scorer and its EER
-against the definition, so executing it is a test of the toolkit as much as of the notebook.
+Each notebook asserts what its prose claims (the LFCC walkthrough its hand-composed LFCC against ``lfcc()``, its
+by-hand scores against the scorer and its EER against the definition; the deep-models and explanations notebooks
+their filter banks, block outputs, window scores and attributions against the library), so executing them is a
+test of the toolkit as much as of the notebooks.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -17,45 +20,29 @@ from lfcc_gmm.demo import DEFAULT_CORPUS
 nbformat = pytest.importorskip("nbformat")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
-KERNEL_NAME = "antispoof-notebook-test"
-CELL_TIMEOUT_S = 900  # generous: AASIST on a busy 2-core machine is the slowest cell
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+WALKTHROUGH = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
+#: Notebooks that need the official AASIST weights from the reference folder (until the toolkit bundles them).
+NEED_AASIST = {"deep_models_walkthrough", "explanations"}
 SKIP_NOTE = "Skipping the AASIST comparison"
 
-
-def _stored():
-    return nbformat.read(NOTEBOOK, as_version=4)
-
-
-def _kernel_manager(kernel_dir: Path):
-    """A kernel running this interpreter (where antispoof is installed), whatever kernelspecs are registered."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-
-    spec_dir = kernel_dir / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "antispoof test kernel",
-        "language": "python",
-    }))
-    specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)])
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+_spec = importlib.util.spec_from_file_location("render_notebooks", REPO_ROOT / "docs" / "render_notebooks.py")
+assert _spec is not None and _spec.loader is not None
+render_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render_notebooks)
 
 
-def _execute(tmp_path: Path):
+def _stored(notebook: Path = WALKTHROUGH):
+    return nbformat.read(notebook, as_version=4)
+
+
+def _execute(tmp_path: Path, notebook: Path = WALKTHROUGH):
     """Run the stored notebook in notebooks/ (as a user would); any cell error fails with its traceback."""
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     if not (DEFAULT_CORPUS / "protocols").is_dir() or not (DEFAULT_CORPUS / "flac").is_dir():
         pytest.skip(f"demo corpus not found at {DEFAULT_CORPUS}")
-    nb = _stored()
-    client = nbclient.NotebookClient(
-        nb, km=_kernel_manager(tmp_path / "kernels"), timeout=CELL_TIMEOUT_S, startup_timeout=300,
-        allow_errors=False, resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
-    client.execute()
-    return nb
+    return render_notebooks.execute(notebook, tmp_path / "kernels")
 
 
 def _text(cell) -> str:
@@ -77,8 +64,14 @@ def _check_every_figure_shown(nb) -> None:
         assert n_images == n_plots, f"cell {index} should show {n_plots} figure(s), showed {n_images}"
 
 
-def test_stored_notebook_has_no_outputs():
-    nb = _stored()
+def test_the_course_has_its_notebooks():
+    names = {path.stem for path in NOTEBOOKS}
+    assert {"lfcc_gmm_walkthrough", "deep_models_walkthrough", "explanations"} <= names
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_notebook_has_no_outputs(notebook):
+    nb = _stored(notebook)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code, "the notebook has no code cells"
@@ -88,6 +81,44 @@ def test_stored_notebook_has_no_outputs():
     assert nb.metadata.kernelspec.name == "python3"
     # Paths of one machine would break the notebook everywhere else.
     assert not [cell.source for cell in nb.cells if "/work/" in cell.source or "/home/" in cell.source]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_rendered_copy_is_current(notebook):
+    rendered = render_notebooks.rendered_path(notebook)
+    assert rendered.is_file(), f"{rendered} is missing: run `make docs`"
+    stored = render_notebooks.source_hash(_stored(notebook))
+    assert render_notebooks.rendered_hash(rendered) == stored, (
+        f"{rendered} was rendered from another version of {notebook.name}: run `make docs`"
+    )
+    text = rendered.read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert images, f"{rendered} shows no figure"
+    missing = [image for image in images if not (rendered.parent / image).is_file()]
+    assert not missing, f"{rendered} links to missing figures {missing[:3]}"
+    assert "Traceback (most recent call last)" not in text
+
+
+def test_source_hash_ignores_outputs_but_not_sources():
+    nb = _stored()
+    before = render_notebooks.source_hash(nb)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello")]
+    nb.cells[1].execution_count = 3
+    assert render_notebooks.source_hash(nb) == before
+    nb.cells[1].source += "\n# an edit"
+    assert render_notebooks.source_hash(nb) != before
+
+
+@pytest.mark.parametrize("notebook", [path for path in NOTEBOOKS if path.stem in NEED_AASIST],
+                         ids=lambda path: path.stem)
+@pytest.mark.slow
+def test_course_notebook_runs(tmp_path, notebook, reference_dir):
+    if not (reference_dir / "aasist" / "AASIST.pth").is_file():
+        pytest.skip(f"{notebook.name} needs the official AASIST weights at {reference_dir}/aasist/AASIST.pth")
+    nb = _execute(tmp_path, notebook)
+    _check_every_figure_shown(nb)
+    text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
+    assert "All checks of this notebook passed" in text
 
 
 @pytest.mark.slow
