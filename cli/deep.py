@@ -9,26 +9,39 @@ from pathlib import Path
 
 import click
 
-from rawnet.weights import KNOWN_WEIGHTS, cache_dir, fetch, file_sha256, source_url
+from lfcc_gmm.scorers import load_scorer
+from rawnet.catalog import ARCHITECTURES
+from rawnet.weights import KNOWN_WEIGHTS, PRETRAINED_DIR, cache_dir, fetch, source_url, weights_file, weights_status
 
-from .options import EXISTING_FILE
+from .options import EXISTING_FILE, MODEL_FILE_OR_WEIGHTS, NEW_FILE
 
 
 @click.group("weights")
 def weights() -> None:
-    """Pretrained weights: fetch them once into the cache, then score without --weights.
+    """Pretrained weights: bundled with antispoof, or fetched once into the cache.
 
     \b
-    The cache is $ANTISPOOF_HOME/weights, else ~/.cache/antispoof/weights
-    (or $XDG_CACHE_HOME/antispoof/weights). Every download is checked against
-    the published SHA-256 before it is kept; nothing partial is ever left.
-    Set ANTISPOOF_WEIGHTS_URL to a folder URL to download from a mirror.
+    Bundled (no download, no network): the official AASIST and AASIST-L
+    (ASVspoof 2019 LA) and the ASVspoof 5 organisers' AASIST, as safetensors
+    files with their licences; their SHA-256 is checked at every load.
+    `--weights NAME` uses them: aasist (the default of --scorer aasist),
+    aasist-l, aasist-asvspoof5. ANTISPOOF_AASIST_WEIGHTS (a file or a name)
+    changes the default.
+
+    \b
+    The official .pth files can also be fetched into the cache,
+    $ANTISPOOF_HOME/weights, else ~/.cache/antispoof/weights (or
+    $XDG_CACHE_HOME/antispoof/weights). Every download is checked against the
+    published SHA-256 before it is kept; nothing partial is ever left.
+    Set ANTISPOOF_WEIGHTS_URL to a folder URL (http:// or file://) to
+    download from a mirror.
 
     \b
     Examples:
-      antispoof weights fetch aasist
-      antispoof score --scorer aasist clip.wav         # finds the cached AASIST.pth
       antispoof weights list
+      antispoof score --scorer aasist clip.wav          # bundled AASIST
+      antispoof weights fetch aasist                     # the official AASIST.pth
+      antispoof weights fetch aasist --url file:///media/usb/AASIST.pth
     """
 
 
@@ -38,10 +51,11 @@ def weights() -> None:
                                            "e.g. file:///data/AASIST.pth); the SHA-256 is still checked.")
 @click.option("--force", is_flag=True, help="Download again even when a verified copy is already cached.")
 def fetch_command(name: str, url: str | None, force: bool) -> None:
-    """Download the weights NAME into the cache and verify their SHA-256.
+    """Download the official weights file NAME into the cache and verify its SHA-256.
 
     A copy already in the cache with the right hash is kept (nothing is downloaded) unless --force.
     The path is printed on stdout, so `--weights $(antispoof weights fetch aasist)` works.
+    Scoring does not need this: the bundled copies load without a download.
     """
     where = source_url(name, url)
     click.echo(f"Fetching {name} from {where}", err=True)
@@ -64,44 +78,49 @@ def fetch_command(name: str, url: str | None, force: bool) -> None:
 @weights.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_command(as_json: bool) -> None:
-    """List the known weights: cached or not, where, their SHA-256 and source."""
-    folder = cache_dir()
-    rows = []
-    for name, entry in sorted(KNOWN_WEIGHTS.items()):
-        path = folder / entry.filename
-        status = "missing"
-        if path.is_file():
-            status = "cached" if file_sha256(path) == entry.sha256 else "corrupt (fetch --force)"
-        rows.append({"name": name, "status": status, "path": str(path), "sha256": entry.sha256,
-                     "url": source_url(name), "description": entry.description})
+    """List the known weights: bundled or not, cached or not, where they come from, licence and training data.
+
+    \b
+    JSON fields: name, description, bundled (verified | damaged | absent | null
+    when not bundled), bundled_path, status (the cache: cached | missing |
+    corrupt), path (in the cache), sha256 and url (the official file),
+    licence, licence_files, trained_on, source, loads_from (the file
+    `--weights NAME` reads, or null).
+    """
+    rows = [weights_status(name) for name in KNOWN_WEIGHTS]
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    click.echo(f"cache: {folder}")
+    click.echo(f"bundled: {PRETRAINED_DIR}\ncache:   {cache_dir()}")
     for row in rows:
-        click.echo(f"{row['name']:<9} {row['status']:<8} {row['path']}\n"
-                   f"{'':<9} sha256 {row['sha256']}\n{'':<9} {row['description']}")
+        bundled = "not bundled" if row["bundled"] is None else f"bundled: {row['bundled']}"
+        click.echo(f"\n{row['name']:<17} {bundled}, cache: {row['status']}\n"
+                   f"{'':<17} {row['description']}\n"
+                   f"{'':<17} trained on {row['trained_on']}\n"
+                   f"{'':<17} licence {row['licence']} ({', '.join(Path(f).name for f in row['licence_files'])})\n"
+                   f"{'':<17} loads from {row['loads_from'] or '(nothing: fetch it)'}\n"
+                   f"{'':<17} official {row['url']}\n{'':<17} sha256 {row['sha256']}")
 
 
 @weights.command("path")
 @click.argument("name", type=click.Choice(sorted(KNOWN_WEIGHTS)))
 def path_command(name: str) -> None:
-    """Print the cached file of NAME (exit code 1 if it has not been fetched or is damaged)."""
-    from rawnet.weights import require_weights
+    """Print the file NAME loads from: the bundled copy, else the cached official file.
 
-    click.echo(str(require_weights(name)))
+    Exit code 1 if there is neither, or the file's SHA-256 is wrong.
+    """
+    click.echo(str(weights_file(name)))
 
 
 @click.command("export")
-@click.option("--scorer", "scorer_name", required=True, type=click.Choice(["rawnet2", "aasist"]),
+@click.option("--scorer", "scorer_name", required=True, type=click.Choice(ARCHITECTURES),
               help="Which network the checkpoint holds.")
-@click.option("--model", "--weights", "model_path", type=EXISTING_FILE,
-              help="Model file (best.pth of `antispoof train`) or official state_dict. AASIST: default the cached "
-                   "weights of --variant.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="TorchScript archive to write (e.g. model.pt).")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Model file (best.pth of `antispoof train`), official state_dict, or bundled weights by name "
+                   "(aasist, aasist-l, aasist-asvspoof5). AASIST: default the bundled weights of --variant.")
+@click.option("-o", "--output", required=True, type=NEW_FILE, help="TorchScript archive to write (e.g. model.pt).")
 @click.option("--variant", help="Bare state_dicts only: rawnet2 asvspoof2021|icassp2021 (told by shape for the "
-                                "official sizes); aasist aasist|aasist-l (which cached weights to use).")
+                                "official sizes); aasist aasist|aasist-l (which bundled weights to use).")
 @click.option("--config", type=EXISTING_FILE,
               help="Bare state_dicts of a non-official size: the model config (YAML/JSON).")
 def export_command(scorer_name: str, model_path: Path | None, output: Path, variant: str | None,
@@ -117,17 +136,17 @@ def export_command(scorer_name: str, model_path: Path | None, output: Path, vari
 
     \b
     Examples:
-      antispoof export --scorer aasist -o aasist.pt                 # cached AASIST.pth
+      antispoof export --scorer aasist -o aasist.pt                 # bundled AASIST
       antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.pt
     """
-    from lfcc_gmm.scorers import get_scorer
     from rawnet.export import export_torchscript
     from rawnet.scorers import RawWaveformScorer
 
-    options = {k: v for k, v in {"variant": variant, "config": config}.items() if v is not None}
-    scorer = get_scorer(scorer_name).load(model_path, device="cpu", **options)
+    scorer = load_scorer(scorer_name, model_path, device="cpu", variant=variant, config=config)
     if not isinstance(scorer, RawWaveformScorer):  # the registry name may belong to a plug-in
         raise click.ClickException(f"scorer {scorer_name!r} ({type(scorer).__name__}) is not a RawNet2/AASIST network")
     metadata = export_torchscript(scorer, output)
-    click.echo(f"Wrote {output}: {metadata['architecture']} {metadata['variant']}, input (batch, "
-               f"{metadata['nb_samp']}), output {metadata['output']} (index 1 = bona fide).", err=True)
+    network = metadata["variant"] if metadata["variant"].startswith(metadata["architecture"]) else \
+        f"{metadata['architecture']} {metadata['variant']}"
+    click.echo(f"Wrote {output}: {network}, input (batch, {metadata['nb_samp']}), output {metadata['output']} "
+               "(index 1 = bona fide).", err=True)

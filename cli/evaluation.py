@@ -13,24 +13,6 @@ from lfcc_gmm.scorefiles import label_scores, read_asv_scores, read_scores
 from .options import EXISTING_FILE
 
 
-def format_evaluation(result, title: str) -> str:
-    """The human-readable report: pooled figures, then one line per attack."""
-    lines = [
-        f"{title}: {result.n_bonafide + result.n_spoof:,} trials "
-        f"({result.n_bonafide:,} bona fide, {result.n_spoof:,} spoof)",
-        f"  EER        {100 * result.eer:8.4f} %   (threshold {result.threshold:.6g})",
-    ]
-    if result.min_tdcf is not None:
-        lines.append(f"  min t-DCF  {result.min_tdcf:8.5f}")
-    lines.append(f"  Cllr       {result.cllr:8.4f}     min Cllr {result.min_cllr:.4f}   (scores read as LLRs)")
-    lines.append(f"  act DCF    {result.act_dcf:8.4f}     min DCF  {result.min_dcf:.4f}   "
-                 f"(P_bonafide {result.dcf_prior:g})")
-    if result.per_attack_eer:
-        lines.append("  per-attack EER (each attack against all bona fide trials):")
-        lines.extend(f"    {attack:<8} {100 * eer:8.4f} %" for attack, eer in result.per_attack_eer.items())
-    return "\n".join(lines)
-
-
 @click.command()
 @click.argument("scores", type=EXISTING_FILE)
 @click.option("--protocol", type=EXISTING_FILE,
@@ -62,4 +44,4 @@ def evaluate(scores: Path, protocol: Path | None, asv_scores: Path | None, prior
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
-        click.echo(format_evaluation(result, scores.name))
+        click.echo(result.to_text(scores.name))

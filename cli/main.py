@@ -17,7 +17,7 @@ from lfcc_gmm.audio import AudioConversionWarning, AudioError
 from lfcc_gmm.batch import PartialRunExistsError
 from lfcc_gmm.protocols import MissingAudioError, ProtocolError
 from lfcc_gmm.scorefiles import ScoreFileError
-from lfcc_gmm.scorers import ScorerNotFoundError
+from lfcc_gmm.scorers import ScorerNotFoundError, ScorerOptionError
 
 from .deep import export_command, weights
 from .deep_training import train_aasist, train_rawnet2
@@ -44,11 +44,16 @@ DATA_ERRORS = (
 
 
 class AntispoofGroup(click.Group):
-    """Turns data errors into a clean one-line message and exit code 1 (``ANTISPOOF_DEBUG=1`` shows the traceback)."""
+    """Turns data errors into a clean one-line message and exit code 1, and options a scorer refuses into a usage
+    error, exit code 2 (``ANTISPOOF_DEBUG=1`` shows the traceback)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ScorerOptionError as exc:
+            if os.environ.get("ANTISPOOF_DEBUG"):
+                raise
+            raise click.UsageError(str(exc)) from exc
         except DATA_ERRORS as exc:
             if os.environ.get("ANTISPOOF_DEBUG"):
                 raise

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from pathlib import Path
 
 import click
 
 from lfcc_gmm.protocols import read_protocol
 
-from .options import EXISTING_FILE
+from .options import EXISTING_FILE, NEW_DIR, NEW_FILE, stack_options
 
 PRIOR = click.FloatRange(0, 1, min_open=True, max_open=True)
-NEW_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -30,7 +28,7 @@ def _split(text: str | None) -> list[str] | None:
               help="Protocol of the training (or dev) data; its attacks count as seen. Repeatable.")
 @click.option("--asv-scores", type=EXISTING_FILE, help="Organisers' ASV scores, to add min t-DCF to the table.")
 @click.option("--prior", default=0.5, show_default=True, type=PRIOR, help="Bona fide prior of the min DCF.")
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "output_dir", required=True, type=NEW_DIR,
               help="Report folder to write (created if needed).")
 @click.option("--title", default="Countermeasure comparison", show_default=True, help="Title of report.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
@@ -80,36 +78,30 @@ def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, 
 
 def _run_fusion(train, train_protocol, apply, output, prior, model_out, as_json) -> None:
     from lfcc_gmm.report import fuse_score_files
-    from lfcc_gmm.scorefiles import write_scores
 
-    trials = read_protocol(train_protocol) if train_protocol else None
-    run = fuse_score_files(train, apply, train_trials=trials, prior=prior)
-    fused = run.fused_table()
-    write_scores(output, fused.ids, fused.scores, fused.attacks, fused.keys)
-    model_out = model_out or output.with_suffix(".fusion.json")
-    run.fusion.save(model_out)
+    run = fuse_score_files(train, apply, train_trials=read_protocol(train_protocol) if train_protocol else None,
+                           prior=prior)
+    model_out = run.write(output, model_out)
     if as_json:
         click.echo(json.dumps({**run.summary(), "output": str(output), "model_file": str(model_out)}, indent=1))
     else:
         click.echo(run.to_text())
-        columns = 4 if fused.labelled else 2
-        click.echo(f"Wrote {output} ({len(fused):,} LLRs, {columns} columns) and {model_out}.")
+        columns = 4 if run.apply.keys is not None else 2
+        click.echo(f"Wrote {output} ({len(run.fused):,} LLRs, {columns} columns) and {model_out}.")
 
 
-def _fusion_options(command):
-    options = [
-        click.option("--train-protocol", type=EXISTING_FILE,
-                     help="Protocol of the training (dev) trials, for keys; not needed with 4-column files."),
-        click.option("-o", "--output", required=True, type=NEW_FILE,
-                     help="Score file of calibrated LLRs to write (4 columns when the applied files have keys)."),
-        click.option("--prior", default=0.5, show_default=True, type=PRIOR,
-                     help="P(bona fide) the training objective is weighted to."),
-        click.option("--model-out", type=NEW_FILE, help="Where to save the model JSON [default: OUTPUT.fusion.json]."),
-        click.option("--json", "as_json", is_flag=True, help="Print the model and its metrics as JSON."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_fusion_options = stack_options(
+    click.option("--train-protocol", type=EXISTING_FILE,
+                 help="Protocol of the training (dev) trials, for keys; not needed with 4-column files."),
+    click.option("-o", "--output", required=True, type=NEW_FILE,
+                 help="Score file of calibrated LLRs to write (4 columns when the applied files have keys)."),
+    click.option("--prior", default=0.5, show_default=True, type=PRIOR,
+                 help="P(bona fide) the training objective is weighted to."),
+    click.option("--model-out", type=NEW_FILE,
+                 help="Where to save the model JSON  [default: OUTPUT with its suffix replaced by .fusion.json, "
+                      "e.g. fused.txt -> fused.fusion.json]"),
+    click.option("--json", "as_json", is_flag=True, help="Print the model and its metrics as JSON."),
+)
 
 
 @click.command()

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from lfcc_gmm.atomic import atomic_write
-from lfcc_gmm.audio import probe_conversions
-from lfcc_gmm.batch import score_isolating_failures, score_trials
-from lfcc_gmm.scorefiles import read_scores
-from lfcc_gmm.scorers import available_scorers, get_scorer
+from lfcc_gmm.audio import AudioConversionWarning
+from lfcc_gmm.batch import converted_files, score_isolating_failures, score_trials, write_conversions
+from lfcc_gmm.scorers import available_scorers, get_scorer, load_scorer
 
-from .options import backend_options, input_options, progress_bar, select_trials
+from .options import (
+    MODEL_FILE_OR_WEIGHTS,
+    NEW_FILE,
+    backend_options,
+    device_option,
+    input_options,
+    progress_bar,
+    select_trials,
+)
 
-#: Up to this many loose files get one human-readable verdict line each.
+#: Up to this many loose files get one human-readable verdict line each; more need a score file (-o).
 VERDICT_LIMIT = 20
 #: Converted files named on the terminal before the rest go to OUTPUT.conversions.tsv.
 NOTE_LIMIT = 20
@@ -43,39 +52,44 @@ def scorers(as_json: bool) -> None:
         click.echo(f"{row['name']:<12} {status}")
 
 
-def runtime_options(cls, given: dict) -> dict:
-    """The options the user set, checked against what the scorer's ``load`` accepts (usage error otherwise)."""
-    wanted = {k: v for k, v in given.items() if v is not None}
-    unsupported = sorted(set(wanted) - set(cls.runtime_options))
-    if unsupported:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
-        raise click.UsageError(f"scorer {cls.name!r} does not take {flags}")
-    return wanted
+@contextlib.contextmanager
+def conversions_named_once() -> Iterator[None]:
+    """Silence the loaders' conversion notes: the command names each converted file once itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AudioConversionWarning)
+        yield
 
 
-def _verdict(score: float | None, reason: str | None, threshold: float | None) -> str:
-    if reason is not None:
-        return f"FAILED ({reason})"
-    if score is None:
-        return "no score"
-    if threshold is None:
-        return f"score {score:.4f}"
-    label = "bona fide" if score >= threshold else "spoof"
-    return f"{label} (score {score:.4f}, threshold {threshold:g})"
+def _note_conversions(trials, output: Path) -> None:
+    """Name every file that will be resampled or down-mixed: on stderr, and in a TSV when there are many."""
+    converted = converted_files(trials)
+    if not converted:
+        return
+    click.echo(f"note: {len(converted)} file(s) are not 16 kHz mono and will be converted:", err=True)
+    for trial, notes in converted[:NOTE_LIMIT]:
+        click.echo(f"note: {trial.path}: {'; '.join(notes)}", err=True)
+    if len(converted) > NOTE_LIMIT:
+        listing = Path(f"{output}.conversions.tsv")
+        write_conversions(listing, converted)
+        click.echo(f"note: … and {len(converted) - NOTE_LIMIT} more, all listed in {listing}", err=True)
 
 
 @click.command()
 # readable=False: an unreadable file is one failure of the batch, not a usage error that stops it.
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path, readable=False))
-@input_options()
+@input_options
 @click.option("--scorer", "scorer_name", default="lfcc-gmm", show_default=True,
               help="Registered scorer name (see `antispoof scorers`).")
-@click.option("--model", "--weights", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trained model / checkpoint / weights file. AASIST finds its weights in the cache if omitted.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Score file to write (4 columns when labels are known, else FILE_ID SCORE).")
+@click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
+              help="Trained model / checkpoint / weights file, or bundled weights by name (aasist, aasist-l, "
+                   "aasist-asvspoof5; see `antispoof weights list`). Required except for AASIST, which without "
+                   "it reads $ANTISPOOF_AASIST_WEIGHTS, else the bundled aasist (no download needed).")
+@click.option("-o", "--output", type=NEW_FILE,
+              help=f"Score file to write (4 columns when labels are known, else FILE_ID SCORE); needed for more "
+                   f"than {VERDICT_LIMIT} files, a protocol or a list; an ID with spaces or % is written "
+                   f"percent-encoded, e.g. my%20clip).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (lfcc-gmm).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device for deep scorers.")
+@device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Files per forward pass (deep scorers).")
 @click.option("--full-length", is_flag=True, default=None,
               help="Deep scorers: average over sliding windows covering the whole file instead of the "
@@ -92,80 +106,43 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
 
     \b
     Inputs: AUDIO files, or --protocol with --audio-dir, or --list.
-    A handful of AUDIO files get a one-line verdict each; batches need -o.
-    Failing files are skipped, listed in OUTPUT.errors.tsv and summarised;
-    the exit code is then 1 unless --allow-failures.
+    Up to 20 AUDIO files get a one-line verdict each; more files, a protocol
+    or a list need -o. Failing files are skipped, listed in OUTPUT.errors.tsv
+    and summarised; the exit code is then 1 unless --allow-failures.
 
     \b
     Examples:
-      antispoof score --scorer aasist --weights AASIST.pth clip.wav
+      antispoof score --scorer aasist clip.wav            # bundled official AASIST
+      antispoof score --scorer aasist --weights aasist-asvspoof5 clip.wav
       antispoof score --scorer lfcc-gmm --model model.npz \\
           --protocol ASVspoof2019.LA.cm.eval.trl.txt --audio-dir LA/ASVspoof2019_LA_eval/flac -o scores.txt
     """
-    trials = select_trials(protocol, audio_dir, file_list, extensions, audio)
-    interactive = bool(audio) and len(audio) <= VERDICT_LIMIT
-    if output is None and not interactive:
-        raise click.UsageError("scoring more than a handful of files needs -o/--output")
-    cls = get_scorer(scorer_name)
-    if client is not None:
-        if "jobs" not in cls.runtime_options:
-            raise click.UsageError(f"--backend dask runs joblib-parallel scorers (lfcc-gmm); {scorer_name!r} is not")
-        from lfcc_gmm.distributed import absolute_trials, worker_threads
-
-        trials, jobs = absolute_trials(trials), worker_threads(client)
-    options = runtime_options(cls, {"jobs": jobs, "device": device, "batch_size": batch_size,
-                                     "full_length": full_length})
-    scorer = cls.load(model_path, **options)
+    trials = select_trials(protocol, audio_dir, file_list, extensions, audio, client=client)
+    verdicts = bool(audio) and len(audio) <= VERDICT_LIMIT
+    if output is None and not verdicts:
+        raise click.UsageError(f"scoring more than {VERDICT_LIMIT} files, a protocol or a list needs -o/--output "
+                               f"(up to {VERDICT_LIMIT} loose files get one verdict line each without it)")
+    scorer = load_scorer(scorer_name, model_path, client=client, jobs=jobs, device=device, batch_size=batch_size,
+                         full_length=full_length)
     # The instance's: a scorer may pick its threshold by variant (raw logits vs log-probabilities).
     threshold = scorer.default_threshold if threshold is None else threshold
-
-    if output is None:
-        results = score_isolating_failures(scorer, trials)
-        _print_verdicts(results, threshold)
-        if any(reason is not None for _, _, reason in results) and not allow_failures:
-            sys.exit(1)
-        return
-
-    if not interactive:
+    if output is not None and not verdicts:
         _note_conversions(trials, output)
-    with progress_bar(f"Scoring with {scorer_name}", len(trials)) as update:
-        result = score_trials(scorer, trials, output, chunk_size=chunk_size, resume=resume, progress=update)
-    if interactive:
-        scores = dict(zip(*_read_back(output), strict=True)) if result.n_scored + result.n_resumed else {}
-        reasons = {file_id: reason for file_id, _, reason in result.failures}
-        _print_verdicts([(t, scores.get(t.file_id), reasons.get(t.file_id)) for t in trials], threshold)
-    resumed = f" ({result.n_resumed} from an earlier run)" if result.n_resumed else ""
-    click.echo(f"Wrote {result.n_scored + result.n_resumed} scores to {output}{resumed}.", err=True)
-    if result.failures:
-        click.echo(f"{len(result.failures)} of {result.n_total} files failed; see {result.errors_path}. First: "
-                   f"{result.failures[0][1]}: {result.failures[0][2]}", err=True)
-        if not allow_failures:
-            sys.exit(1)
-
-
-def _note_conversions(trials, output: Path) -> None:
-    """Name every file that will be resampled or down-mixed: on stderr, and in a TSV when there are many."""
-    converted = [(t, notes) for t in trials if (notes := probe_conversions(t.path))]
-    if not converted:
-        return
-    click.echo(f"note: {len(converted)} file(s) are not 16 kHz mono and will be converted:", err=True)
-    for trial, notes in converted[:NOTE_LIMIT]:
-        click.echo(f"note: {trial.path}: {'; '.join(notes)}", err=True)
-    if len(converted) > NOTE_LIMIT:
-        listing = Path(f"{output}.conversions.tsv")
-        with atomic_write(listing) as handle:
-            handle.write("file_id\tpath\tconversions\n")
-            handle.writelines(f"{t.file_id}\t{t.path}\t{'; '.join(n)}\n" for t, n in converted)
-        click.echo(f"note: … and {len(converted) - NOTE_LIMIT} more, all listed in {listing}", err=True)
-
-
-def _read_back(output: Path) -> tuple[list[str], list[float]]:
-    table = read_scores(output)
-    return table.ids, list(table.scores)
-
-
-def _print_verdicts(results, threshold: float | None) -> None:
-    for trial, value, reason in results:
-        notes = probe_conversions(trial.path) if reason is None else ()
-        suffix = f"  [{'; '.join(notes)}]" if notes else ""
-        click.echo(f"{trial.path}: {_verdict(value, reason, threshold)}{suffix}")
+    with conversions_named_once():
+        if output is None:
+            outcomes = score_isolating_failures(scorer, trials)
+        else:
+            with progress_bar(f"Scoring with {scorer_name}", len(trials)) as update:
+                result = score_trials(scorer, trials, output, chunk_size=chunk_size, resume=resume, progress=update)
+            outcomes = result.outcomes(trials)
+    for outcome in outcomes if verdicts else ():
+        click.echo(outcome.verdict(threshold))
+    failed = [o for o in outcomes if o.reason is not None]
+    if output is not None:
+        resumed = f" ({result.n_resumed} from an earlier run)" if result.n_resumed else ""
+        click.echo(f"Wrote {result.n_scored + result.n_resumed} scores to {output}{resumed}.", err=True)
+        if failed:
+            click.echo(f"{len(failed)} of {result.n_total} files failed; see {result.errors_path}. First: "
+                       f"{failed[0].trial.path}: {failed[0].reason}", err=True)
+    if failed and not allow_failures:
+        sys.exit(1)

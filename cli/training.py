@@ -9,11 +9,17 @@ from pathlib import Path
 import click
 
 from lfcc_gmm.batch import errors_path, write_errors
-from lfcc_gmm.scorers import available_scorers, get_scorer
+from lfcc_gmm.scorers import available_scorers, create_scorer
 
-from .options import backend_options, input_options, select_trials, staged_progress
-
-BUILT_IN = ("lfcc-gmm", "rawnet2", "aasist")
+from .options import (
+    NEW_FILE,
+    LibraryChoice,
+    augment_option,
+    backend_options,
+    input_options,
+    select_trials,
+    staged_progress,
+)
 
 
 class TrainGroup(click.Group):
@@ -42,11 +48,10 @@ def train() -> None:
 
 
 @train.command("lfcc-gmm")
-@input_options()
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Model file to write (.npz).")
-@click.option("--preset", type=click.Choice(["asvspoof2019", "asvspoof2021"]), default="asvspoof2019",
-              show_default=True, help="LFCC configuration of the official 2019 (60-dim) or 2021 (57-dim) baseline.")
+@input_options
+@click.option("-o", "--output", required=True, type=NEW_FILE, help="Model file to write (.npz).")
+@click.option("--preset", type=LibraryChoice("lfcc_gmm.features:PRESETS"), default="asvspoof2019", show_default=True,
+              help="LFCC configuration of the official 2019 (60-dim) or 2021 (57-dim) baseline.")
 @click.option("--components", default=512, show_default=True, type=click.IntRange(min=1),
               help="Gaussian components per class (official: 512).")
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(min=1),
@@ -58,9 +63,8 @@ def train() -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (training is deterministic).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Cache LFCCs here (keyed by preset, path, size and mtime) to make re-training fast.")
-@click.option("--augment", metavar="SPEC",
-              help="Also train on augmented copies, e.g. 'rawboost,noise,reverb,tel8k,mulaw' (random parameters) or "
-                   "fixed conditions like 'noise:20'. Deterministic per --seed.")
+@augment_option("Also train on augmented copies, e.g. 'rawboost,noise,reverb,tel8k,mulaw' (random parameters) or "
+                "fixed conditions like 'noise:20'. Deterministic per --seed.")
 @click.option("--augment-copies", default=1, show_default=True, type=click.IntRange(min=1),
               help="Augmented copies per training file (with --augment).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some training files had to be skipped.")
@@ -74,10 +78,8 @@ def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, c
     Score with `antispoof score --scorer lfcc-gmm --model OUTPUT ...`.
     With --backend dask the features stay in the workers' memory and EM runs there too.
     """
-    from lfcc_gmm.baseline import LFCCGMMScorer
-
-    trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True)
-    scorer = LFCCGMMScorer(preset=preset, n_components=components, max_iter=iterations,
+    trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True, client=client)
+    scorer = create_scorer("lfcc-gmm", preset=preset, n_components=components, max_iter=iterations,
                            init_samples=init_samples, random_state=seed, jobs=jobs, cache_dir=cache_dir,
                            augment=augment, augment_copies=augment_copies)
     with staged_progress({"features": "Extracting LFCCs", "augment": "Augmenting", "bonafide": "EM, bona fide GMM",
@@ -104,23 +106,25 @@ def _parse_value(text: str):
         return text
 
 
+def _settings(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    settings = {}
+    for setting in values:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expects KEY=VALUE, got {setting!r}")
+        settings[key.strip()] = _parse_value(value)
+    return settings
+
+
 def _generic_train_command(name: str) -> click.Command:
     @click.command(name)
-    @input_options()
-    @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                  help="Where the scorer saves itself.")
-    @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+    @input_options
+    @click.option("-o", "--output", required=True, type=NEW_FILE, help="Where the scorer saves itself.")
+    @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_settings,
                   help="Constructor argument of the scorer (VALUE parsed as JSON when it can be). Repeatable.")
     def command(protocol, audio_dir, file_list, extensions, output, settings) -> None:
-        cls = get_scorer(name)
-        kwargs = {}
-        for setting in settings:
-            key, sep, value = setting.partition("=")
-            if not sep:
-                raise click.UsageError(f"--set expects KEY=VALUE, got {setting!r}")
-            kwargs[key.strip()] = _parse_value(value)
         trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True)
-        cls(**kwargs).fit(trials).save(output)
+        create_scorer(name, **settings).fit(trials).save(output)
         click.echo(f"Trained {name} on {len(trials)} files; wrote {output}.", err=True)
 
     command.help = f"Train the {name!r} scorer (a plug-in) through its fit/save interface."

@@ -118,7 +118,9 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(path, dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(path, f"not a readable audio file or corrupt ({exc})") from exc
+        # libsndfile's own message starts "Error opening '<path>': "; the AudioError names the file once.
+        cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
+        raise AudioError(path, f"not a readable audio file or corrupt ({cause})") from exc
     return data, int(rate)
 
 

@@ -12,6 +12,8 @@ picklable object, so DataLoader workers can each hold a copy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import fftconvolve, firwin, freqz, resample_poly
 
-from lfcc_gmm import degrade
+from lfcc_gmm import degrade, lossy_codecs
 from lfcc_gmm.degrade import RngLike
 
 
@@ -239,6 +241,13 @@ CLIP_RANGE = (0.3, 0.9)  # clipping level as a fraction of the peak
 SPEED_FACTORS = (0.9, 1.1)
 TEMPO_FACTORS = (0.9, 1.1)
 
+
+def _random_codec(x: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Any codec of :data:`lfcc_gmm.lossy_codecs.CODECS` at a bit rate drawn from its ASVspoof 5 condition's range."""
+    name = str(rng.choice(list(lossy_codecs.CODECS)))
+    return lossy_codecs.round_trip(x, name, lossy_codecs.draw_bitrate(name, rng), sample_rate)
+
+
 # Bare names in a spec draw their parameters at random from these ranges.
 _RANDOM: dict[str, Callable[[np.ndarray, np.random.Generator, int], np.ndarray]] = {
     "noise": lambda x, rng, fs: degrade.add_white_noise(x, rng.uniform(*SNR_RANGE_DB), rng),
@@ -250,7 +259,18 @@ _RANDOM: dict[str, Callable[[np.ndarray, np.random.Generator, int], np.ndarray]]
     "rawboost": lambda x, rng, fs: rawboost(x, int(rng.integers(1, 9)), rng, sample_rate=fs),
     "speed": lambda x, rng, fs: speed_perturb(x, rng.choice(SPEED_FACTORS)),
     "tempo": lambda x, rng, fs: tempo_perturb(x, rng.choice(TEMPO_FACTORS), fs),
+    # A bare opus-wb, amr-nb, ... is the degrade condition that draws its bit rate; "codec" draws the codec too
+    # (MP3 at random bit rates included, which a bare "mp3", libsndfile's, is not).
+    "codec": _random_codec,
 }
+
+
+def _require_codecs(name: str) -> None:
+    """Fail at parse time, not mid-training, when a random codec family cannot run here."""
+    for codec in lossy_codecs.CODECS if name == "codec" else ():
+        problem = lossy_codecs.unavailable(codec)
+        if problem is not None:
+            raise degrade.CodecUnavailableError(f"augmentation {name!r}: {codec} {problem}")
 
 # Augmentations with a parameter that are not degrade conditions.
 _WITH_PARAMETER: dict[str, Callable[[np.ndarray, np.random.Generator, int, float], np.ndarray]] = {
@@ -284,6 +304,7 @@ class _Choice:
 def _parse_choice(item: str) -> _Choice:
     name, sep, value = item.partition(":")
     if not sep and name in _RANDOM:
+        _require_codecs(name)
         return _Choice(name)
     if name in _WITH_PARAMETER:
         check, meaning = _PARAMETER_CHECKS[name]
@@ -310,14 +331,27 @@ def item_seed(base_seed: int, epoch: int, item: int) -> np.random.SeedSequence:
     return np.random.SeedSequence((base_seed, epoch, item))
 
 
+def named_seed(base_seed: int, *names: str) -> np.random.SeedSequence:
+    """Independent streams for every (base seed, names...), e.g. (seed, file ID, condition name).
+
+    Unlike a position in a list, a name stays the same when the list is reordered, cut or extended. The names
+    enter through SHA-256 of their JSON list (Python's ``hash`` of a string changes from one process to the next).
+    """
+    digest = hashlib.sha256(json.dumps(names).encode()).digest()
+    return np.random.SeedSequence((base_seed, *np.frombuffer(digest, dtype="<u4").tolist()))
+
+
 class Augmenter:
     """Draw one augmentation from a spec at random and apply it, with probability ``probability``.
 
     ``spec`` is comma-separated: bare names draw random parameters (``noise``, ``pink``, ``brown`` at an SNR
     in :data:`SNR_RANGE_DB`; ``reverb`` RT60 in :data:`RT60_RANGE_S`; ``gain``; ``clip``; ``speed``;
-    ``tempo``; ``rawboost`` a random algorithm 1-8); ``rawboost:5``, ``speed:1.1``, ``tempo:0.9`` fix the
+    ``tempo``; ``rawboost`` a random algorithm 1-8; ``opus-wb``, ``amr-nb``, ... a codec of
+    :data:`lfcc_gmm.lossy_codecs.CODECS` at a bit rate from its ASVspoof 5 condition's range (the degrade
+    condition of that name), and ``codec`` any of them); ``rawboost:5``, ``speed:1.1``, ``tempo:0.9`` fix the
     parameter; anything else is a fixed :func:`lfcc_gmm.degrade.parse_condition` (``noise:20``, ``mulaw``,
-    ``tel8k+mulaw``, …). Output lengths equal the input's except after ``speed`` and ``tempo``.
+    ``amr-nb:7.95``, ``tel8k+mulaw``, …).
+    Output lengths equal the input's except after ``speed`` and ``tempo``.
 
     Calls are deterministic given ``seed`` (see :func:`item_seed`); the object holds only the parsed spec,
     so it pickles cheaply.

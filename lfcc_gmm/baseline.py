@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,13 +22,13 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .atomic import atomic_write
-from .audio import load_audio, resample
-from .augment import Augmenter, item_seed
-from .extraction import extract_features, iter_file_lfcc
+from .audio import AudioConversionWarning, probe_conversions, resample
+from .augment import Augmenter
+from .extraction import augmented_features, extract_features, iter_file_lfcc
 from .features import get_config, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
 from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
-from .scorers import Scorer
+from .scorers import Scorer, ScorerOptionError
 
 MODEL_FORMAT = "antispoof-lfcc-gmm"
 _CLASSES = (BONAFIDE, SPOOF)
@@ -56,41 +57,21 @@ def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMM
     return frames_llr(chunks, bonafide, spoof)
 
 
-def _augmented_lfcc(path: str | os.PathLike, index: int, spec: str, copies: int, preset: str,
-                    seed: int) -> list[np.ndarray]:
-    augmenter = Augmenter(spec)
-    signal = load_audio(path, warn=False).signal
-    return [lfcc(augmenter(signal, item_seed(seed, copy, index)), preset=preset, dtype=np.float32)
-            for copy in range(copies)]
-
-
-def augmented_features(
-    paths: Sequence[str | os.PathLike],
-    indices: Sequence[int],
-    spec: str,
-    copies: int,
-    preset: str,
-    seed: int,
-    jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[list[np.ndarray]]:
-    """LFCCs of ``copies`` augmented versions of each file; copy c of file i is seeded by (seed, c, indices[i])."""
-    from joblib import Parallel, delayed
-
-    tasks = (delayed(_augmented_lfcc)(p, i, spec, copies, preset, seed) for p, i in zip(paths, indices, strict=True))
-    results = []
-    for done, result in enumerate(Parallel(n_jobs=jobs, return_as="generator")(tasks), start=1):
-        results.append(result)
-        if progress is not None:
-            progress(done, len(paths))
-    return results
-
-
 def _score_group(paths: Sequence[str | os.PathLike], bonafide: Design, spoof: Design, preset: str) -> list[float]:
     # One file's products are small (hundreds of frames): a second BLAS thread only adds wake-ups, and
     # under load it made them many times slower. Parallelism comes from ``jobs`` (one file per core).
-    with threadpool_limits(1):
+    # Conversions are reported by score_files in the caller's process; a worker's warnings would reach the
+    # terminal raw, beside the caller's own report.
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AudioConversionWarning)
         return [file_score(p, bonafide, spoof, preset) for p in paths]
+
+
+def _warn_conversions(paths: Sequence[str | os.PathLike]) -> None:
+    for path in paths:
+        notes = probe_conversions(path)
+        if notes:
+            warnings.warn(f"{path}: {'; '.join(notes)}", AudioConversionWarning, stacklevel=3)
 
 
 class LFCCGMMScorer(Scorer):
@@ -158,9 +139,11 @@ class LFCCGMMScorer(Scorer):
         self.augment = augment
         self.augment_copies = augment_copies
 
-    def _gmm(self, seed_offset: int) -> DiagonalGMM:
+    def untrained_gmm(self, class_index: int) -> DiagonalGMM:
+        """The GMM :meth:`fit` trains for class ``class_index`` (0 bona fide, 1 spoof), seeded ``random_state +
+        class_index``."""
         return DiagonalGMM(self.n_components, max_iter=self.max_iter, init_samples=self.init_samples,
-                           random_state=self.random_state + seed_offset)
+                           random_state=self.random_state + class_index)
 
     def fit(
         self,
@@ -211,7 +194,7 @@ class LFCCGMMScorer(Scorer):
                 raise ValueError(f"no usable {key} training files: both classes are needed")
             frames = [rows for f in files for rows in f]
             summary[key] = {"files": len(files), "frames": int(sum(f.shape[0] for f in frames))}
-            gmm = self._gmm(offset)
+            gmm = self.untrained_gmm(offset)
             if progress is not None:
                 gmm.set_params(callback=lambda it, _ll, k=key: progress(k, it, self.max_iter))
             gmm.fit(frames)
@@ -225,8 +208,12 @@ class LFCCGMMScorer(Scorer):
         return design(self.bonafide_gmm_.params_), design(self.spoof_gmm_.params_)
 
     def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """Mean frame log-likelihood ratio (bona fide − spoof) of each file."""
+        """Mean frame log-likelihood ratio (bona fide − spoof) of each file.
+
+        Files that are resampled or down-mixed on load are reported as :class:`AudioConversionWarning`, one per file.
+        """
         bonafide, spoof = self._designs()
+        _warn_conversions(paths)
         if self.jobs == 1 or len(paths) == 1:
             return np.asarray(_score_group(paths, bonafide, spoof, self.preset))
         from joblib import Parallel, delayed, effective_n_jobs
@@ -280,7 +267,8 @@ class LFCCGMMScorer(Scorer):
     def load(cls, path: str | os.PathLike | None, **options: Any) -> LFCCGMMScorer:
         """Read a model written by :meth:`save`; ``options`` (``jobs``) set runtime parameters."""
         if path is None:
-            raise ValueError("the lfcc-gmm scorer needs a model file (--model), made by `antispoof train lfcc-gmm`")
+            raise ScorerOptionError("the lfcc-gmm scorer needs a model file (--model), made by "
+                                    "`antispoof train lfcc-gmm`")
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -1,10 +1,14 @@
-"""Batch scoring that survives bad files and interruptions.
+"""Batch work that survives bad files and interruptions: scores into a score file, features into a folder.
 
 Scores are appended to ``OUTPUT.partial`` and flushed chunk by chunk as they are produced, so an
 interrupted run loses at most the chunk in flight; ``resume=True`` skips the IDs already there.
 A file that fails is recorded in ``OUTPUT.errors.tsv`` (ID, path, reason) and the run goes on.
 When every trial has been tried, the final score file is written atomically in protocol order and
-the partial file is removed.
+the partial file is removed. :class:`TrialScore` is one trial's outcome as a person reads it (a verdict line),
+and :func:`converted_files` names the files that are resampled or down-mixed on load, once, before the work.
+
+:func:`extract_to_folder` writes one LFCC ``.npy`` per file in the same spirit: existing files are kept (a rerun
+continues), failures are listed in ``lfcc.errors.tsv`` and the others go on.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .atomic import atomic_write
-from .protocols import Trial, audio_paths
+from .audio import AudioError, probe_conversions
+from .protocols import Trial, audio_paths, decode_id
 from .scorefiles import format_score_line, write_scores
 from .scorers import Scorer
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 Progress = Callable[[int, int], None]
 
@@ -38,14 +47,45 @@ class BatchResult:
     n_scored: int
     n_resumed: int
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Score of every trial in the output (this run's and the resumed ones), by file ID.
+    scores: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def errors_path(self) -> Path:
         return errors_path(self.output)
 
+    def outcomes(self, trials: Sequence[Trial]) -> list[TrialScore]:
+        """Each trial's score or failure, in the order of ``trials``."""
+        reasons = {file_id: reason for file_id, _, reason in self.failures}
+        return [TrialScore(t, self.scores.get(t.file_id), reasons.get(t.file_id)) for t in trials]
+
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass(frozen=True)
+class TrialScore:
+    """One trial's outcome: its score, or why it could not be scored."""
+
+    trial: Trial
+    score: float | None
+    reason: str | None = None
+
+    def verdict(self, threshold: float | None) -> str:
+        """One line for a person: the path, then bona fide or spoof at ``threshold`` (the bare score without one)
+        and the conversions its audio needed, or why it failed."""
+        if self.reason is not None:
+            return f"{self.trial.path}: FAILED ({self.reason})"
+        if self.score is None:
+            return f"{self.trial.path}: no score"
+        if threshold is None:
+            text = f"score {self.score:.4f}"
+        else:
+            label = "bona fide" if self.score >= threshold else "spoof"
+            text = f"{label} (score {self.score:.4f}, threshold {threshold:g})"
+        notes = probe_conversions(self.trial.path) if self.trial.path is not None else ()
+        return f"{self.trial.path}: {text}" + (f"  [{'; '.join(notes)}]" if notes else "")
 
 
 def partial_path(output: str | os.PathLike) -> Path:
@@ -67,7 +107,7 @@ def read_partial(path: Path) -> dict[str, float]:
                 break
             cols = line.split()
             if cols:
-                done[cols[0]] = float(cols[-1])
+                done[decode_id(cols[0])] = float(cols[-1])
     return done
 
 
@@ -82,30 +122,46 @@ def write_errors(path: Path, failures: Sequence[tuple[str, str, str]]) -> None:
         writer.writerows(failures)
 
 
-def score_isolating_failures(
-    scorer: Scorer, chunk: Sequence[Trial]
-) -> list[tuple[Trial, float | None, str | None]]:
+def _reason(exc: Exception) -> str:
+    # An AudioError's message starts with the path, which every report of a failure already shows.
+    return exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
+
+
+def score_isolating_failures(scorer: Scorer, chunk: Sequence[Trial]) -> list[TrialScore]:
     """Score a chunk in one call; if that fails, score file by file to isolate the bad ones.
 
-    Returns ``(trial, score, None)`` for each success and ``(trial, None, reason)`` for each failure.
+    Returns one :class:`TrialScore` per trial, in order: the score, or for a failure the reason.
     """
-    results: list[tuple[Trial, float | None, str | None]]
+    results: list[TrialScore]
     try:
         scores = np.asarray(scorer.score_files(audio_paths(chunk)), dtype=np.float64)
         if scores.shape != (len(chunk),):
             raise ValueError(f"scorer returned {scores.shape} scores for {len(chunk)} files")
-        results = list(zip(chunk, scores, [None] * len(chunk), strict=True))
+        results = [TrialScore(t, float(s)) for t, s in zip(chunk, scores, strict=True)]
     except Exception:
         results = []
         for trial in chunk:
             try:
-                results.append((trial, float(scorer.score_files(audio_paths([trial]))[0]), None))
+                results.append(TrialScore(trial, float(scorer.score_files(audio_paths([trial]))[0])))
             except Exception as exc:
-                results.append((trial, None, f"{type(exc).__name__}: {exc}"))
+                results.append(TrialScore(trial, None, _reason(exc)))
     return [
-        (t, None, f"scorer returned a non-finite score ({s})") if s is not None and not np.isfinite(s) else (t, s, r)
-        for t, s, r in results
+        TrialScore(r.trial, None, f"scorer returned a non-finite score ({r.score})")
+        if r.score is not None and not np.isfinite(r.score) else r
+        for r in results
     ]
+
+
+def converted_files(trials: Sequence[Trial]) -> list[tuple[Trial, tuple[str, ...]]]:
+    """The trials whose audio is not 16 kHz mono, each with the conversions loading it applies (headers only)."""
+    return [(t, notes) for t in trials if t.path is not None and (notes := probe_conversions(t.path))]
+
+
+def write_conversions(path: str | os.PathLike, converted: Sequence[tuple[Trial, Sequence[str]]]) -> None:
+    """Write (file ID, path, conversions) rows as TSV, atomically."""
+    with atomic_write(path) as handle:
+        handle.write("file_id\tpath\tconversions\n")
+        handle.writelines(f"{t.file_id}\t{t.path}\t{'; '.join(notes)}\n" for t, notes in converted)
 
 
 def score_trials(
@@ -154,12 +210,13 @@ def score_trials(
     with open(partial, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            for trial, score, reason in score_isolating_failures(scorer, chunk):
-                if reason is not None:
-                    failures.append((trial.file_id, str(trial.path), reason))
-                elif score is not None:
-                    done[trial.file_id] = score
-                    handle.write(format_score_line(trial.file_id, score))
+            for result in score_isolating_failures(scorer, chunk):
+                trial = result.trial
+                if result.reason is not None:
+                    failures.append((trial.file_id, str(trial.path), result.reason))
+                elif result.score is not None:
+                    done[trial.file_id] = result.score
+                    handle.write(format_score_line(trial.file_id, result.score))
             handle.flush()
             os.fsync(handle.fileno())
             n_done += len(chunk)
@@ -177,4 +234,108 @@ def score_trials(
         )
     write_errors(errors_path(output), failures)
     partial.unlink()
-    return BatchResult(output, len(trials), len(scored) - n_resumed, n_resumed, failures)
+    return BatchResult(output, len(trials), len(scored) - n_resumed, n_resumed, failures,
+                       {t.file_id: done[t.file_id] for t in scored})
+
+
+def feature_paths(trials: Sequence[Trial], output_dir: str | os.PathLike) -> list[Path]:
+    """Where :func:`extract_to_folder` writes each trial's features: always under ``output_dir``, never twice.
+
+    ``FILE_ID.npy`` when every ID is a plain relative name (a protocol's IDs; loose files with distinct stems). Loose
+    files whose stems collide get path IDs (:func:`lfcc_gmm.protocols.trials_from_paths`); their features mirror the
+    files' layout below the folder they share, with the full file name kept: ``a/x.flac`` and ``b/x.flac`` give
+    ``a/x.flac.npy`` and ``b/x.flac.npy``, ``tts.mp3`` and ``tts.ogg`` give ``tts.mp3.npy`` and ``tts.ogg.npy``.
+
+    Raises
+    ------
+    ValueError
+        when two trials would still share a file (the same audio given twice).
+    """
+    folder = Path(output_dir)
+    names = [Path(t.file_id) for t in trials]
+    if not all(name.parts and not name.is_absolute() and ".." not in name.parts for name in names):
+        # IDs are absolute paths, or climb out of the folder: take the audio's layout below its common folder.
+        files = [Path(os.path.abspath(path)) for path in audio_paths(trials)]
+        common = Path(os.path.commonpath([f.parent for f in files])) if files else Path()
+        names = [f.relative_to(common) for f in files]
+    targets = [folder / f"{name}.npy" for name in names]
+    seen: dict[Path, Trial] = {}
+    for trial, target in zip(trials, targets, strict=True):
+        if target in seen:
+            raise ValueError(f"{seen[target].path} and {trial.path} would both write {target}; give each file once")
+        seen[target] = trial
+    return targets
+
+
+@dataclass(frozen=True)
+class FolderExtraction:
+    """What :func:`extract_to_folder` did.
+
+    Attributes
+    ----------
+    output_dir : the folder.
+    n_total, n_written, n_skipped : trials given; feature files written; trials whose file existed and was kept.
+    failures : (file ID, path, reason) of each file that could not be processed, also in :attr:`errors_path`.
+    """
+
+    output_dir: Path
+    n_total: int
+    n_written: int
+    n_skipped: int
+    failures: list[tuple[str, str, str]]
+
+    @property
+    def errors_path(self) -> Path:
+        return errors_path(self.output_dir / "lfcc")
+
+
+def extract_to_folder(
+    trials: Sequence[Trial],
+    output_dir: str | os.PathLike,
+    preset: str = "asvspoof2019",
+    *,
+    dtype: DTypeLike = np.float64,
+    jobs: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> FolderExtraction:
+    """Write the LFCCs of every trial as one ``.npy`` under ``output_dir`` (names: :func:`feature_paths`).
+
+    Files whose ``.npy`` exists are skipped unless ``overwrite``, so an interrupted run continues where it stopped.
+    A file that fails is listed in ``output_dir/lfcc.errors.tsv`` (rewritten each run) and the others go on; every
+    ``.npy`` is written atomically.
+
+    Parameters
+    ----------
+    trials : sequence of Trial
+        With paths.
+    output_dir : path-like
+        Created if missing.
+    preset, dtype, jobs : see :func:`iter_features`.
+    overwrite : bool
+        Recompute files whose ``.npy`` already exists.
+    progress : callable(n_done, n_total), optional
+        Called after each file computed (skipped files are not counted).
+    """
+    # SciPy, which the features need, takes a second to import: only when features are asked for.
+    from .extraction import iter_features
+    from .features import resolve_settings
+
+    folder = Path(output_dir)
+    targets = feature_paths(trials, folder)
+    resolve_settings(preset, dtype=dtype)  # bad settings fail before any folder is made
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [(t, target) for t, target in zip(trials, targets, strict=True) if overwrite or not target.exists()]
+    failures = []
+    results = iter_features(audio_paths([t for t, _ in todo]), preset, jobs=jobs, dtype=dtype, on_error="collect",
+                            progress=progress)
+    for (trial, target), result in zip(todo, results, strict=True):
+        if result.error is not None:
+            failures.append((trial.file_id, str(trial.path), result.error))
+        elif result.features is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target, "wb") as handle:
+                np.save(handle, result.features, allow_pickle=False)
+    extraction = FolderExtraction(folder, len(trials), len(todo) - len(failures), len(trials) - len(todo), failures)
+    write_errors(extraction.errors_path, failures)
+    return extraction

@@ -6,11 +6,14 @@ otherwise) and returns a new float64 signal of the same length. Random ones take
 reproducible output; ``None`` draws fresh entropy, as in NumPy).
 
 :func:`parse_condition` turns the CLI's condition strings (``"noise:20"``, ``"mulaw"``, ``"tel8k+mulaw"``)
-into :class:`Condition` objects.
+into :class:`Condition` objects. The ASVspoof 5 codecs at a bit rate (``"opus-wb:12"``, ``"amr-nb:7.95"``,
+``"mp3:64"``, ...) come from :mod:`lfcc_gmm.lossy_codecs`; a bare ``"opus-wb"``, ``"amr-nb"``, ... draws the bit
+rate from its ASVspoof 5 condition's range with the condition's ``rng`` (a bare ``"mp3"`` is libsndfile's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -23,9 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import fftconvolve, firwin, kaiserord
 
+from lfcc_gmm import lossy_codecs
 from lfcc_gmm.audio import resample
+from lfcc_gmm.pcm import CodecUnavailableError, as_signal, fit_length, to_pcm16
 
 RngLike = np.random.Generator | np.random.SeedSequence | int | Sequence[int] | None
 
@@ -36,22 +40,6 @@ G722_BITRATES = (64000, 56000, 48000)
 
 # libsndfile format/subtype pairs for the lossy codecs it may be built with.
 _SNDFILE_CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
-
-
-class CodecUnavailableError(RuntimeError):
-    """A codec this installation cannot run (optional package missing, libsndfile built without it)."""
-
-
-def _as_signal(signal: np.ndarray) -> np.ndarray:
-    x = np.asarray(signal, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"expected a 1-D mono signal, got an array of shape {x.shape}")
-    return x
-
-
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Crop or zero-pad ``y`` at the end to ``n`` samples (resamplers and codecs may be off by a few)."""
-    return y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
 
 
 def _energy(x: np.ndarray) -> float:
@@ -66,8 +54,8 @@ def add_noise(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     SNR = 10·log10(Σ signal² / Σ (scaled noise)²). A silent signal has no level to set the noise against
     and is returned unchanged (the limit of the formula).
     """
-    x = _as_signal(signal)
-    noise = _as_signal(noise)
+    x = as_signal(signal)
+    noise = as_signal(noise)
     if noise.shape != x.shape:
         raise ValueError(f"noise has {noise.shape[0]} samples, the signal {x.shape[0]}")
     if not math.isfinite(snr_db):
@@ -99,13 +87,13 @@ def coloured_noise(n: int, exponent: float, rng: RngLike = None) -> np.ndarray:
 
 def add_white_noise(signal: np.ndarray, snr_db: float, rng: RngLike = None) -> np.ndarray:
     """Add white Gaussian noise at ``snr_db`` (over the whole signal)."""
-    x = _as_signal(signal)
+    x = as_signal(signal)
     return add_noise(x, np.random.default_rng(rng).standard_normal(len(x)), snr_db)
 
 
 def add_coloured_noise(signal: np.ndarray, snr_db: float, exponent: float = 1.0, rng: RngLike = None) -> np.ndarray:
     """Add 1/f^exponent noise (see :func:`coloured_noise`) at ``snr_db``."""
-    x = _as_signal(signal)
+    x = as_signal(signal)
     return add_noise(x, coloured_noise(x.shape[0], exponent, rng), snr_db)
 
 
@@ -123,7 +111,7 @@ def babble(others: Sequence[np.ndarray], n: int, rng: RngLike = None, n_talkers:
         raise ValueError(f"n_talkers must be between 1 and {len(others)} (the utterances given), got {n_talkers}")
     total = np.zeros(n)
     for index in rng.choice(len(others), size=n_talkers, replace=False):
-        talker = _as_signal(others[index])
+        talker = as_signal(others[index])
         rms = math.sqrt(_energy(talker) / talker.shape[0]) if talker.shape[0] else 0.0
         if rms == 0.0:
             raise ValueError(f"babble utterance {index} is empty or silent")
@@ -140,7 +128,7 @@ def add_babble(
     n_talkers: int | None = None,
 ) -> np.ndarray:
     """Add babble built from ``others`` (see :func:`babble`) at ``snr_db``."""
-    x = _as_signal(signal)
+    x = as_signal(signal)
     return add_noise(x, babble(others, x.shape[0], rng, n_talkers), snr_db)
 
 
@@ -156,6 +144,10 @@ def telephone_filter(sample_rate: int = 16000, low_hz: float = 300.0, high_hz: f
         raise ValueError(
             f"telephone band {low_hz}-{high_hz} Hz does not fit below the Nyquist frequency of {sample_rate} Hz"
         )
+    # scipy.signal is imported where it is used: it takes about a second to import, and the command line reads
+    # this module's list of conditions for its --help.
+    from scipy.signal import firwin, kaiserord
+
     transition = 100.0
     numtaps, beta = kaiserord(40.0, transition / (sample_rate / 2))
     numtaps |= 1  # odd: an integer group delay that 'same' convolution removes exactly
@@ -177,34 +169,36 @@ def telephone_band(
 
     See :func:`telephone_filter` for the design. The sample rate is unchanged.
     """
-    x = _as_signal(signal)
+    from scipy.signal import fftconvolve
+
+    x = as_signal(signal)
     return fftconvolve(x, telephone_filter(sample_rate, low_hz, high_hz), mode="same")
 
 
 def resample_round_trip(signal: np.ndarray, sample_rate: int = 16000, via_rate: int = 8000) -> np.ndarray:
     """Resample to ``via_rate`` and back (``scipy.signal.resample_poly``): removes content above via_rate/2."""
-    x = _as_signal(signal)
+    x = as_signal(signal)
     y = resample(resample(x, sample_rate, via_rate), via_rate, sample_rate)
-    return _fit_length(y, x.shape[0])
+    return fit_length(y, x.shape[0])
 
 
 def apply_gain(signal: np.ndarray, gain_db: float) -> np.ndarray:
     """Multiply by 10^(gain_db / 20)."""
-    return _as_signal(signal) * 10.0 ** (gain_db / 20.0)
+    return as_signal(signal) * 10.0 ** (gain_db / 20.0)
 
 
 def clip(signal: np.ndarray, level: float) -> np.ndarray:
     """Hard-clip to ±``level`` (absolute amplitude)."""
     if not level > 0:
         raise ValueError(f"clipping level must be positive, got {level}")
-    return np.clip(_as_signal(signal), -level, level)
+    return np.clip(as_signal(signal), -level, level)
 
 
 def clip_fraction(signal: np.ndarray, fraction: float) -> np.ndarray:
     """Hard-clip at the level that the largest ``fraction`` of the samples (by magnitude) exceed."""
     if not 0 <= fraction < 1:
         raise ValueError(f"clipping fraction must be in [0, 1), got {fraction}")
-    x = _as_signal(signal)
+    x = as_signal(signal)
     if x.shape[0] == 0 or fraction == 0:
         return x.copy()
     level = float(np.quantile(np.abs(x), 1.0 - fraction))
@@ -236,7 +230,9 @@ def add_reverb(
     The direct path sits at lag 0, so the output is aligned with the input; the reverberant tail past the
     end of the signal is cut.
     """
-    x = _as_signal(signal)
+    from scipy.signal import fftconvolve
+
+    x = as_signal(signal)
     y = fftconvolve(x, synthetic_rir(rt60, sample_rate, drr_db, rng))[: x.shape[0]]
     out_energy = _energy(y)
     return y * math.sqrt(_energy(x) / out_energy) if out_energy > 0 else y
@@ -249,12 +245,8 @@ _MULAW_SEGMENT_STARTS = 64 << np.arange(7)  # biased 14-bit magnitude where segm
 _ALAW_SEGMENT_STARTS = 32 << np.arange(7)  # 13-bit magnitude where segments 1..7 start
 
 
-def _to_pcm16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int32)
-
-
 def _split_sign(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pcm = _to_pcm16(_as_signal(signal))
+    pcm = to_pcm16(as_signal(signal))
     positive = pcm >= 0
     return positive.astype(np.int32), np.where(positive, pcm, ~pcm)
 
@@ -338,11 +330,11 @@ def g722_round_trip(signal: np.ndarray, sample_rate: int = 16000, bitrate: int =
     if bitrate not in G722_BITRATES:
         raise ValueError(f"G.722 bit rate must be one of {G722_BITRATES}, got {bitrate}")
     codec = _g722_module()
-    x = _as_signal(signal)
+    x = as_signal(signal)
     n = x.shape[0]
     # the codec works on sample pairs and drops an odd last sample: pad to an even length as well
     padded = np.pad(x, (0, G722_DELAY + (n + G722_DELAY) % 2))
-    encoded = codec.G722(16000, bitrate).encode(_to_pcm16(padded).astype(np.int16))
+    encoded = codec.G722(16000, bitrate).encode(to_pcm16(padded).astype(np.int16))
     decoded = np.asarray(codec.G722(16000, bitrate).decode(encoded), dtype=np.float64) / 32768.0
     return decoded[G722_DELAY : G722_DELAY + n]
 
@@ -356,7 +348,7 @@ def _sndfile_round_trip(
             f"{codec} ({file_format}/{subtype}) is not supported by this libsndfile ({sf.__libsndfile_version__}); "
             f"available codecs: {', '.join(available_codecs())}"
         )
-    x = _as_signal(signal)
+    x = as_signal(signal)
     buffer = io.BytesIO()
     try:
         sf.write(buffer, x, sample_rate, format=file_format, subtype=subtype, compression_level=compression_level)
@@ -365,7 +357,7 @@ def _sndfile_round_trip(
     except sf.LibsndfileError as error:
         raise ValueError(f"{codec} round trip at {sample_rate} Hz failed in libsndfile: {error}") from error
     # libsndfile's decoders remove the encoder delay and padding, so only the length may need fixing
-    return _fit_length(decoded, x.shape[0])
+    return fit_length(decoded, x.shape[0])
 
 
 def mp3_round_trip(signal: np.ndarray, sample_rate: int = 16000, compression_level: float | None = None) -> np.ndarray:
@@ -404,6 +396,7 @@ class _Kind:
     parameter: str | None = None  # what the parameter means; None when the condition takes none
     valid: Callable[[float], bool] = math.isfinite
     codec: str | None = None  # an optional codec the condition needs
+    optional: bool = False  # the parameter may be left out (apply then gets None)
 
 
 _KINDS: dict[str, _Kind] = {
@@ -434,11 +427,44 @@ _KINDS: dict[str, _Kind] = {
         lambda v: 0 < v <= 10,
     ),
 }
+
+
+def _codec_condition(x: np.ndarray, kbps: float | None, context: _Context, *, name: str) -> np.ndarray:
+    """Codec ``name`` at ``kbps``; without it at a bit rate drawn from the ASVspoof 5 condition's range with the
+    condition's generator (in a robustness run: per file, seeded by (seed, file ID, condition name))."""
+    if kbps is None:
+        kbps = lossy_codecs.draw_bitrate(name, context.rng)
+    return lossy_codecs.round_trip(x, name, kbps, context.sample_rate)
+
+
+def _mp3_condition(x: np.ndarray, kbps: float | None, context: _Context) -> np.ndarray:
+    if kbps is None:
+        return mp3_round_trip(x, context.sample_rate)
+    return lossy_codecs.round_trip(x, "mp3", kbps, context.sample_rate)
+
+
+# The codecs of the ASVspoof 5 evaluation set: opus-wb:12, amr-nb:7.95, mp3:64, ... at that bit rate, or a bare
+# opus-wb, amr-nb, ... at a random one from the ASVspoof 5 range. A bare "mp3" keeps its meaning (libsndfile's LAME
+# at its default quality).
+_KINDS.update({
+    name: _Kind(functools.partial(_codec_condition, name=name), f"bit rate in kbit/s, {lossy_codecs.bitrates(name)}",
+                functools.partial(lossy_codecs.accepts, name), optional=True)
+    for name in lossy_codecs.CODECS
+})
+_KINDS["mp3"] = dataclasses.replace(_KINDS["mp3"], apply=_mp3_condition, codec="mp3")
 CONDITIONS = tuple(_KINDS)
 
 
-def _usage() -> str:
-    return ", ".join(name if kind.parameter is None else f"{name}:<{kind.parameter}>" for name, kind in _KINDS.items())
+def describe_conditions() -> str:
+    """The conditions :func:`parse_condition` accepts, with what each parameter means, as one line.
+
+    A parameter that may be left out is shown in brackets (``mp3[:<...>]``).
+    """
+    return ", ".join(
+        name if kind.parameter is None else f"{name}[:<{kind.parameter}>]" if kind.optional
+        else f"{name}:<{kind.parameter}>"
+        for name, kind in _KINDS.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -459,7 +485,7 @@ class Condition:
         sample_rate: int = 16000,
     ) -> np.ndarray:
         context = _Context(np.random.default_rng(rng), babble, sample_rate)
-        y = _as_signal(signal)
+        y = as_signal(signal)
         for kind, parameter in self.steps:
             y = _KINDS[kind].apply(y, parameter, context)
         return y
@@ -469,8 +495,8 @@ def _parse_step(text: str) -> tuple[str, float | None]:
     name, sep, value = text.partition(":")
     kind = _KINDS.get(name)
     if kind is None:
-        raise ValueError(f"unknown condition {name!r}; available: {_usage()}")
-    if kind.parameter is None:
+        raise ValueError(f"unknown condition {name!r}; available: {describe_conditions()}")
+    if kind.parameter is None or (kind.optional and not sep):
         if sep:
             raise ValueError(f"condition {name!r} takes no parameter, got {text!r}")
         parameter = None
@@ -483,7 +509,12 @@ def _parse_step(text: str) -> tuple[str, float | None]:
             ) from None
         if not (math.isfinite(parameter) and kind.valid(parameter)):
             raise ValueError(f"bad parameter in {text!r}: {name} takes the {kind.parameter}")
-    if kind.codec is not None and kind.codec not in available_codecs():
+    # A bare mp3 is libsndfile's (kind.codec); every other use of an ASVspoof 5 codec runs lossy_codecs.
+    if name in lossy_codecs.CODECS and (parameter is not None or kind.codec is None):
+        problem = lossy_codecs.unavailable(name)
+        if problem is not None:
+            raise CodecUnavailableError(f"condition {text!r}: {problem}")
+    elif kind.codec is not None and kind.codec not in available_codecs():
         if kind.codec == "g722":
             _g722_module()
         raise CodecUnavailableError(
@@ -501,7 +532,7 @@ def parse_condition(text: str) -> Condition:
     """
     name = text.strip().lower()
     if not name:
-        raise ValueError(f"empty condition; available: {_usage()}")
+        raise ValueError(f"empty condition; available: {describe_conditions()}")
     return Condition(name, tuple(_parse_step(step.strip()) for step in name.split("+")))
 
 

@@ -1,13 +1,14 @@
-"""The main job on the embedded demo corpus: train, score, compare, plot.
+"""The main job on a small corpus laid out as the demo's: train, score, compare, plot.
 
 :func:`run_demo` trains the LFCC-GMM baseline on the ``train`` split, scores ``dev`` and ``eval``, adds the
-pretrained AASIST when its weights can be found and a RawNet2 quick-trained on the CPU when asked, fuses
+pretrained AASIST (weights bundled with the package) and a RawNet2 quick-trained on the CPU when asked, fuses
 LFCC-GMM with AASIST on ``dev`` (applied to ``eval``), and writes a report folder: score files, the
 comparison table (pooled and per-attack EER, attacks unseen in train/dev marked), DET curves, score
-histograms and ``report.md``. Nothing is tuned on ``eval``.
+histograms and ``report.md``, whose notes describe what ran. Nothing is tuned on ``eval``.
 
-Deep scorers are reached through the scorer registry, so this module (and a demo without them) never
-imports torch.
+Where the embedded corpus lives and the reduced RawNet2 it trains belong to the demo application
+(:mod:`cli.demo`); this module takes both as arguments. Deep scorers are reached through the scorer registry, so
+this module (and a demo without them) never imports torch.
 """
 
 from __future__ import annotations
@@ -15,40 +16,23 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from .baseline import LFCCGMMScorer
 from .batch import score_trials
-from .fusion import LinearFusion
 from .protocols import Trial, read_protocol
-from .report import Comparison, compare_systems, spoof_attacks, write_report
-from .scorefiles import LabelledScores, label_scores, read_scores, write_scores
-from .scorers import Scorer, ScorerNotFoundError, get_scorer
+from .report import Comparison, compare_systems, fuse_score_files, spoof_attacks, write_report
+from .scorefiles import LabelledScores, label_scores, read_scores
+from .scorers import Scorer, ScorerNotFoundError, create_scorer, get_scorer
 
-#: Where the corpus lives in a source checkout (``data/demo`` beside the packages).
-DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "data" / "demo"
 SPLITS = ("train", "dev", "eval")
 #: The demo train split has 2-4·10^4 frames per class, a few hundred per component at 64 components (512 is
 #: sized for the ~10^6-10^7 frames per class of ASVspoof 2019 LA).
 DEMO_COMPONENTS = 64
-
-#: The demo's quick RawNet2: the asvspoof2021 architecture with narrower layers and 2 s inputs, so a few
-#: epochs train in minutes on a CPU (the official config has 17.6 M parameters and 4 s inputs).
-DEMO_RAWNET2_CONFIG = {
-    "nb_samp": 32000,
-    "first_conv": 129,
-    "in_channels": 1,
-    "filts": [20, [20, 20], [20, 64], [64, 64]],
-    "blocks": [2, 4],
-    "nb_fc_node": 128,
-    "gru_node": 128,
-    "nb_gru_layer": 1,
-    "nb_classes": 2,
-}
+FUSION = "Fusion (LFCC-GMM + AASIST)"
 
 Progress = Callable[[str, int, int], None]
 
@@ -68,8 +52,9 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def load_corpus(corpus_dir: str | os.PathLike = DEFAULT_CORPUS) -> dict[str, list[Trial]]:
-    """The demo corpus' three splits as trials with resolved audio paths."""
+def load_corpus(corpus_dir: str | os.PathLike) -> dict[str, list[Trial]]:
+    """The three splits of a corpus laid out as the demo's (``protocols/{train,dev,eval}.txt`` and ``flac/``) as
+    trials with resolved audio paths."""
     corpus_dir = Path(corpus_dir)
     if not (corpus_dir / "protocols").is_dir() or not (corpus_dir / "flac").is_dir():
         raise CorpusNotFoundError(
@@ -90,37 +75,23 @@ def _score(scorer: Scorer, trials: list[Trial], path: Path, progress: Progress |
 
 
 def _load_aasist(weights: str | os.PathLike | None) -> Scorer | str:
-    """The AASIST scorer, or why it is unavailable."""
+    """The AASIST scorer, or why it is unavailable (a missing file's message already says how to fetch it)."""
     try:
         return get_scorer("aasist").load(weights)
-    except ScorerNotFoundError as exc:
+    except (ScorerNotFoundError, FileNotFoundError, ValueError) as exc:
         return str(exc)
-    except (FileNotFoundError, ValueError) as exc:
-        return f"{exc} (fetch the official weights with `antispoof weights fetch aasist`, or pass --weights)"
-
-
-def _fuse(dev: dict[str, LabelledScores], ev: dict[str, LabelledScores], names: list[str]) -> LabelledScores:
-    def matrix(systems: dict[str, LabelledScores]) -> np.ndarray:
-        ids = systems[names[0]].ids
-        for name in names[1:]:
-            if systems[name].ids != ids:
-                raise RuntimeError(f"{name} scored other trials than {names[0]}")
-        return np.column_stack([systems[name].scores for name in names])
-
-    fusion = LinearFusion().fit(matrix(dev), dev[names[0]].keys, system_names=names)
-    reference = ev[names[0]]
-    return LabelledScores(reference.ids, fusion.transform(matrix(ev)), reference.keys, reference.attacks)
 
 
 def run_demo(
     output_dir: str | os.PathLike,
     *,
-    corpus_dir: str | os.PathLike = DEFAULT_CORPUS,
+    corpus_dir: str | os.PathLike,
     components: int = DEMO_COMPONENTS,
     jobs: int = 1,
     aasist_weights: str | os.PathLike | None = None,
     use_aasist: bool = True,
     with_rawnet2: bool = False,
+    rawnet2_config: Mapping[str, Any] | None = None,
     rawnet2_epochs: int = 20,
     seed: int = 0,
     progress: Progress | None = None,
@@ -138,12 +109,14 @@ def run_demo(
     jobs : int
         Processes for LFCC extraction and scoring.
     aasist_weights : path-like, optional
-        ``AASIST.pth``; by default the weights cache is searched.
+        A weights file or name (:func:`rawnet.weights.resolve_weights`); by default the bundled AASIST.
     use_aasist : bool
         Score with AASIST when its weights are found.
     with_rawnet2 : bool
-        Also train a reduced RawNet2 (:data:`DEMO_RAWNET2_CONFIG`) for ``rawnet2_epochs`` epochs, selected on
-        dev EER, and score eval with it.
+        Also train a RawNet2 for ``rawnet2_epochs`` epochs, selected on dev EER, and score eval with it.
+    rawnet2_config : mapping, optional
+        Its model config (the asvspoof2021 architecture); default the official full config, which takes hours on
+        a CPU where the demo application's reduced one takes minutes.
     progress : callable(stage, done, total), optional
     """
     output = Path(output_dir)
@@ -175,9 +148,7 @@ def run_demo(
 
     if with_rawnet2:
         start = time.perf_counter()
-        # The registry types every scorer as the Scorer base, whose constructor takes no options;
-        # RawNet2Scorer's takes its model config (lfcc_gmm must not import rawnet to say so).
-        rawnet2 = get_scorer("rawnet2")(config=DEMO_RAWNET2_CONFIG)  # type: ignore[call-arg]
+        rawnet2 = create_scorer("rawnet2", config=rawnet2_config)
         run_dir = output / "rawnet2_run"
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a fresh quick run each time; the trainer refuses to overwrite a run
@@ -187,29 +158,46 @@ def run_demo(
         seconds["RawNet2"] = time.perf_counter() - start
 
     if "AASIST" in ev:
-        fused = _fuse(dev, ev, ["LFCC-GMM", "AASIST"])
-        ev["Fusion (LFCC-GMM + AASIST)"] = fused
-        write_scores(output / "scores_eval_fusion.txt", fused.ids, fused.scores, list(fused.attacks),
-                     list(fused.keys))
+        fusion = fuse_score_files([output / "scores_dev_lfcc_gmm.txt", output / "scores_dev_aasist.txt"],
+                                  [output / "scores_eval_lfcc_gmm.txt", output / "scores_eval_aasist.txt"])
+        fusion.write(output / "scores_eval_fusion.txt", output / "fusion.json")
+        ev[FUSION] = label_scores(fusion.fused_table())
 
     comparison = compare_systems(ev, seen_attacks=seen)
-    notes = _notes(splits, seen, skipped, components)
+    # Published weights say what they were trained on (rawnet's load records it); other files are named as given.
+    aasist_origin = None if "AASIST" not in ev else (getattr(aasist, "training_summary_", None)
+                                                      or {"file": str(aasist_weights or "$ANTISPOOF_AASIST_WEIGHTS")})
+    notes = _notes(splits, seen, ev, skipped, components, rawnet2_epochs, aasist_origin)
     report = write_report(output, comparison, ev, title="antispoof demo: eval split of the embedded corpus",
                           notes=notes)
     return DemoResult(comparison, report, ev, skipped, seconds)
 
 
-def _notes(splits: dict[str, list[Trial]], seen: frozenset[str], skipped: dict[str, str], components: int) -> str:
+def _notes(splits: dict[str, list[Trial]], seen: frozenset[str], ran: Mapping[str, LabelledScores],
+           skipped: dict[str, str], components: int, rawnet2_epochs: int,
+           aasist_origin: Mapping[str, Any] | None = None) -> str:
+    """What the report's readers need to know about the systems in the table, and only those."""
     counts = ", ".join(f"{split} {len(trials)} files ({sum(t.is_bonafide for t in trials)} bona fide)"
                        for split, trials in splits.items())
     unseen = sorted(spoof_attacks(splits["eval"]) - seen)
+    systems = [f"LFCC-GMM: official 2019 LFCC (60 dims), {components} components per class, 10 EM iterations, "
+               "trained on train only."]
+    if "AASIST" in ran and aasist_origin is not None:
+        if "trained_on" in aasist_origin:
+            systems.append(f"AASIST: the official pretrained weights {aasist_origin['weights']} (trained on "
+                           f"{aasist_origin['trained_on']}), not adapted to this corpus.")
+        else:
+            systems.append(f"AASIST: the weights of {aasist_origin.get('file')}.")
+    if "RawNet2" in ran:
+        systems.append(f"RawNet2: trained on train for {rawnet2_epochs} epochs, the epoch with the lowest dev EER "
+                       "kept.")
+    if FUSION in ran:
+        systems.append("The fusion is linear logistic regression trained on dev scores and applied to eval; its "
+                       "scores are calibrated log-likelihood ratios.")
     lines = [
         f"Corpus: {counts}. Attacks seen in train/dev: {', '.join(sorted(seen))}; unseen, eval only: "
         f"{', '.join(unseen) or 'none'}.",
-        f"LFCC-GMM: official 2019 LFCC (60 dims), {components} components per class, 10 EM iterations, trained on "
-        "train only. AASIST: the official pretrained weights (trained on ASVspoof 2019 LA), not adapted to this "
-        "corpus. The fusion is linear logistic regression trained on dev scores and applied to eval; its scores "
-        "are calibrated log-likelihood ratios.",
+        " ".join(systems),
     ]
     lines += [f"{name} was skipped: {reason}" for name, reason in skipped.items()]
     return "\n\n".join(lines)

@@ -22,20 +22,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 from .audio import AudioConversionWarning
-from .extraction import extract_features
+from .extraction import augmented_features, extract_features
 from .gmm import DiagonalGMM, GMMParams, SufficientStatistics, initial_params, sufficient_statistics
 from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
 
 if TYPE_CHECKING:
     from distributed import Client, Future
-
-    from .baseline import LFCCGMMScorer
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 #: Seconds to keep trying to reach the scheduler before giving up.
@@ -48,6 +46,26 @@ SHARDS_PER_CLASS = 64
 #: Fewest files in a shard (unless the class has fewer): smaller shards cost more in task overhead than
 #: they gain in parallelism.
 MIN_SHARD_FILES = 16
+
+
+class ClusterFittable(Protocol):
+    """What :func:`fit_on_cluster` reads from and sets on the scorer it fits (an
+    :class:`lfcc_gmm.baseline.LFCCGMMScorer`), stated structurally: the scorer dispatches its ``fit`` here, so this
+    module must not import it back.
+    """
+
+    preset: str
+    cache_dir: str | os.PathLike | None
+    augment: str | None
+    augment_copies: int
+    random_state: int
+    max_iter: int
+    training_summary_: dict[str, Any]
+
+    def untrained_gmm(self, class_index: int) -> DiagonalGMM: ...
+
+
+F = TypeVar("F", bound=ClusterFittable)
 
 
 class SchedulerConnectionError(ConnectionError):
@@ -168,8 +186,6 @@ def load_shard(
 
     ``indices`` are the files' positions in the whole training list, which seed their augmented copies.
     """
-    from .baseline import augmented_features
-
     with warnings.catch_warnings():
         # Reported on the client, where the user sees them.
         warnings.simplefilter("ignore", AudioConversionWarning)
@@ -293,14 +309,14 @@ def fit_gmm(client: Client, shards: Sequence[Future], gmm: DiagonalGMM) -> Diago
 
 
 def fit_on_cluster(
-    scorer: LFCCGMMScorer,
+    scorer: F,
     trials: Sequence[Trial],
     client: Client,
     *,
     progress: Callable[[str, int, int], None] | None = None,
     shards_per_class: int = SHARDS_PER_CLASS,
     min_shard_files: int = MIN_SHARD_FILES,
-) -> LFCCGMMScorer:
+) -> F:
     """:meth:`LFCCGMMScorer.fit` on a Dask cluster: features extracted and kept on the workers, EM there too.
 
     Sets the same attributes as the local fit (``bonafide_gmm_``, ``spoof_gmm_``, ``training_summary_``);
@@ -309,7 +325,7 @@ def fit_on_cluster(
 
     Parameters
     ----------
-    scorer : LFCCGMMScorer
+    scorer : LFCCGMMScorer (any :class:`ClusterFittable`)
         Its settings; fitted in place (its ``jobs`` is not used).
     trials : sequence of Trial
         Labelled training trials; their audio must be readable at the same absolute paths on the workers.
@@ -340,7 +356,7 @@ def fit_on_cluster(
             futures.extend(usable)
             if not usable:
                 raise ValueError(f"no usable {key} training files: both classes are needed")
-            gmm = scorer._gmm(offset)
+            gmm = scorer.untrained_gmm(offset)
             if progress is not None:
                 gmm.set_params(callback=lambda it, _ll, k=key: progress(k, it, scorer.max_iter))
             fit_gmm(client, usable, gmm)
@@ -375,7 +391,7 @@ def _gather_reports(client: Client, loaded: dict[str, list[Future]], plan: dict[
     return reports
 
 
-def _summary(scorer: LFCCGMMScorer, trials: Sequence[Trial], reports: dict[str, list[ShardReport]]) -> dict:
+def _summary(scorer: ClusterFittable, trials: Sequence[Trial], reports: dict[str, list[ShardReport]]) -> dict:
     """``training_summary_`` as the local fit writes it (failures in trial order), and the conversion notes."""
     all_reports = [r for shards in reports.values() for r in shards]
     for index, conversions in sorted(c for r in all_reports for c in r.conversions):

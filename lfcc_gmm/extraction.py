@@ -28,6 +28,7 @@ from numpy.typing import DTypeLike
 from . import __version__
 from .atomic import atomic_write
 from .audio import AudioConversionWarning, AudioError, iter_blocks, load_audio
+from .augment import Augmenter, item_seed
 from .features import LFCCConfig, iter_lfcc, lfcc, resolve_settings
 
 ON_ERROR = ("raise", "collect")
@@ -188,6 +189,34 @@ def extract_features(
 ) -> list[FileFeatures]:
     """:func:`iter_features` collected into a list (one entry per path, in order)."""
     return list(iter_features(paths, preset, **options))
+
+
+def _augmented_lfcc(path: str | os.PathLike, index: int, spec: str, copies: int, preset: str,
+                    seed: int) -> list[np.ndarray]:
+    augmenter = Augmenter(spec)
+    signal = load_audio(path, warn=False).signal
+    return [lfcc(augmenter(signal, item_seed(seed, copy, index)), preset=preset, dtype=np.float32)
+            for copy in range(copies)]
+
+
+def augmented_features(
+    paths: Sequence[str | os.PathLike],
+    indices: Sequence[int],
+    spec: str,
+    copies: int,
+    preset: str,
+    seed: int,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[np.ndarray]]:
+    """LFCCs of ``copies`` augmented versions of each file; copy c of file i is seeded by (seed, c, indices[i])."""
+    tasks = (delayed(_augmented_lfcc)(p, i, spec, copies, preset, seed) for p, i in zip(paths, indices, strict=True))
+    results = []
+    for done, result in enumerate(Parallel(n_jobs=jobs, return_as="generator")(tasks), start=1):
+        results.append(result)
+        if progress is not None:
+            progress(done, len(paths))
+    return results
 
 
 def iter_file_lfcc(

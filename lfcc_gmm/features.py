@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.fft
 from numpy.typing import ArrayLike, DTypeLike
 
 #: Added to filterbank energies before the log (MATLAB's ``eps``, float64 machine epsilon).
 EPS = float(np.finfo(np.float64).eps)
 
 DELTA_STYLES = ("asvspoof2019", "htk")
+#: Precisions the features are computed in: float64 reproduces the official features, float32 is faster.
+DTYPES = ("float64", "float32")
 
 # Frames go through the FFT in batches of about this many bytes (see _static_rows).
 _BATCH_BYTES = 2**21
@@ -250,6 +251,10 @@ def power_spectrum(frames: ArrayLike, n_fft: int | None = None, *, overwrite: bo
     ``n_fft=None`` uses the frame length. ``overwrite=True`` lets the FFT reuse ``frames`` as scratch
     space (faster; ``frames`` is then garbage).
     """
+    # scipy.fft is imported where it is used: the command line reads this module's presets for its --help,
+    # which SciPy would slow down several times.
+    import scipy.fft
+
     frames = np.asarray(frames)
     n_fft = frames.shape[-1] if n_fft is None else n_fft
     if frames.shape[-1] > n_fft:
@@ -320,6 +325,8 @@ def _check_band(sample_rate: float, f_min: float, f_max: float) -> None:
 
 def dct_matrix(n_inputs: int, n_outputs: int) -> np.ndarray:
     """Orthonormal DCT-II as a matrix, shape (n_outputs, n_inputs): ``D @ v`` = ``dct(v, norm='ortho')[:n]``."""
+    import scipy.fft
+
     return scipy.fft.dct(np.eye(n_inputs), type=2, norm="ortho", axis=0)[:n_outputs]
 
 
@@ -407,7 +414,7 @@ def resolve_settings(
     """
     config = get_config(preset, **overrides)
     dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
+    if dtype.name not in DTYPES:
         raise ValueError(f"LFCC dtype must be float32 or float64, got {dtype}")
     _plan(config, sample_rate, dtype)
     return config, dtype

@@ -45,12 +45,17 @@ class CostModel:
     c_fa_cm: float = 10.0
 
     def __post_init__(self) -> None:
-        priors = (self.p_tar, self.p_non, self.p_spoof)
-        if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
-            raise ValueError(f"t-DCF priors must be non-negative and sum to 1, got {priors}")
-        costs = (self.c_miss_asv, self.c_fa_asv, self.c_miss_cm, self.c_fa_cm)
-        if min(costs) < 0:
-            raise ValueError(f"t-DCF costs must be non-negative, got {costs}")
+        check_tandem_costs("t-DCF", (self.p_tar, self.p_non, self.p_spoof),
+                           (self.c_miss_asv, self.c_fa_asv, self.c_miss_cm, self.c_fa_cm))
+
+
+def check_tandem_costs(what: str, priors: tuple[float, ...], costs: tuple[float, ...]) -> None:
+    """The official codes' checks of a tandem cost model: priors non-negative and summing to 1 (to 1e-10, their
+    tolerance), costs non-negative."""
+    if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
+        raise ValueError(f"{what} priors must be non-negative and sum to 1, got {priors}")
+    if min(costs) < 0:
+        raise ValueError(f"{what} costs must be non-negative, got {costs}")
 
 
 ASVSPOOF2019_COST_MODEL = CostModel()
@@ -186,15 +191,22 @@ def asv_error_rates(target: ArrayLike, nontarget: ArrayLike, spoof: ArrayLike) -
     nontarget = _scores(nontarget, "ASV non-target scores")
     spoof = _scores(spoof, "ASV spoof scores")
     _, threshold = compute_eer(target, nontarget)
-    return AsvErrorRates(
-        threshold,
-        np.count_nonzero(nontarget >= threshold) / nontarget.size,
-        np.count_nonzero(target < threshold) / target.size,
-        np.count_nonzero(spoof < threshold) / spoof.size,
-    )
+    p_miss, p_fa = error_rates_at(target, nontarget, threshold)
+    # A spoof is "missed" (rejected) by the ASV like a target: below the threshold.
+    return AsvErrorRates(threshold, p_fa, p_miss, error_rates_at(spoof, nontarget, threshold)[0])
 
 
-def _tdcf_norm(curve: _Curve, asv: AsvErrorRates, cost: CostModel) -> np.ndarray:
+def error_rates_at(positive: np.ndarray, negative: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(miss rate, false-alarm rate) when "accept" means score >= threshold, counted as the official code counts.
+
+    Miss: a positive (bona fide, target) trial scored below the threshold; false alarm: a negative trial at or
+    above it. Each is a count divided by its class size, so equal inputs give equal floats.
+    """
+    return (np.count_nonzero(positive < threshold) / positive.size,
+            np.count_nonzero(negative >= threshold) / negative.size)
+
+
+def _tdcf_norm(frr: np.ndarray, far: np.ndarray, asv: AsvErrorRates, cost: CostModel) -> np.ndarray:
     c1 = cost.p_tar * (cost.c_miss_cm - cost.c_miss_asv * asv.p_miss) - cost.p_non * cost.c_fa_asv * asv.p_fa
     c2 = cost.c_fa_cm * cost.p_spoof * (1 - asv.p_miss_spoof)
     if c1 < 0 or c2 < 0:
@@ -202,7 +214,7 @@ def _tdcf_norm(curve: _Curve, asv: AsvErrorRates, cost: CostModel) -> np.ndarray
             f"negative t-DCF weight (C1={c1:.6g}, C2={c2:.6g}): the ASV error rates "
             f"(P_fa={asv.p_fa:.4g}, P_miss={asv.p_miss:.4g}) are worse than chance; check the ASV scores"
         )
-    return (c1 * curve.frr + c2 * curve.far) / min(c1, c2)
+    return (c1 * frr + c2 * far) / min(c1, c2)
 
 
 def tdcf_curve(
@@ -215,7 +227,7 @@ def tdcf_curve(
     C2 = C_fa_cm·P_spoof·(1 − P_miss_spoof_asv). Returns ``(tdcf_norm, thresholds)``.
     """
     curve = _curve(bonafide_cm, spoof_cm)
-    return _tdcf_norm(curve, asv, cost_model or ASVSPOOF2019_COST_MODEL), _official_thresholds(curve)
+    return _tdcf_norm(curve.frr, curve.far, asv, cost_model or ASVSPOOF2019_COST_MODEL), _official_thresholds(curve)
 
 
 def compute_min_tdcf(
@@ -282,17 +294,36 @@ def per_attack_eer(
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
+    """log(1 + e^x) without overflow.
+
+    Written as the ASVspoof 5 package writes it, ``log1p(exp(x))``, so the two agree bit for bit wherever e^x is
+    finite; where e^x overflows (x > 709.78) the package gives inf and the exact value is x (the correction
+    log1p(e^-x) is below 1e-308).
+    """
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    out = np.log1p(e)
+    overflow = np.isinf(e) & np.isfinite(x)
+    out[overflow] = x[overflow]
+    return out
 
 
 def cllr(bonafide_llr: ArrayLike, spoof_llr: ArrayLike) -> float:
     """Log-likelihood-ratio cost in bits (Brümmer): 0 is perfect, 1 is what LLR = 0 everywhere scores.
 
-    Cllr = [mean log2(1 + e^-llr) over bona fide + mean log2(1 + e^llr) over spoof] / 2.
+    Cllr = [mean log2(1 + e^-llr) over bona fide + mean log2(1 + e^llr) over spoof] / 2, evaluated in the
+    ASVspoof 5 package's order of operations; finite for any finite LLRs, where the package's formula overflows
+    to inf beyond |llr| ≈ 710.
     """
     bona = _scores(bonafide_llr, "bona fide LLRs")
     spoof = _scores(spoof_llr, "spoof LLRs")
-    return float((np.mean(_softplus(-bona)) + np.mean(_softplus(spoof))) / (2 * math.log(2)))
+    return cllr_from_costs(np.mean(_softplus(-bona)), np.mean(_softplus(spoof)))
+
+
+def cllr_from_costs(bonafide_cost: float, spoof_cost: float) -> float:
+    """Cllr in bits from each class's mean log loss in nats (mean log(1 + e^∓llr)), so that one class's share can
+    be computed once and paired with several others (per-attack tables)."""
+    return float(0.5 * (bonafide_cost + spoof_cost) / np.log(2))
 
 
 def min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
@@ -343,8 +374,7 @@ def act_dcf(
     bona = _scores(bonafide_llr, "bona fide LLRs")
     spoof = _scores(spoof_llr, "spoof LLRs")
     threshold = math.log((1 - prior) * c_fa) - math.log(prior * c_miss)
-    p_miss = np.count_nonzero(bona < threshold) / bona.size
-    p_fa = np.count_nonzero(spoof >= threshold) / spoof.size
+    p_miss, p_fa = error_rates_at(bona, spoof, threshold)
     return float(_normalised_dcf(p_miss, p_fa, prior, c_miss, c_fa))
 
 
@@ -397,6 +427,23 @@ class Evaluation:
             "dcf_prior": self.dcf_prior,
         }
 
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report: pooled figures under ``title``, then one line per attack."""
+        lines = [
+            f"{title}: {self.n_bonafide + self.n_spoof:,} trials "
+            f"({self.n_bonafide:,} bona fide, {self.n_spoof:,} spoof)",
+            f"  EER        {100 * self.eer:8.4f} %   (threshold {self.threshold:.6g})",
+        ]
+        if self.min_tdcf is not None:
+            lines.append(f"  min t-DCF  {self.min_tdcf:8.5f}")
+        lines.append(f"  Cllr       {self.cllr:8.4f}     min Cllr {self.min_cllr:.4f}   (scores read as LLRs)")
+        lines.append(f"  act DCF    {self.act_dcf:8.4f}     min DCF  {self.min_dcf:.4f}   "
+                     f"(P_bonafide {self.dcf_prior:g})")
+        if self.per_attack_eer:
+            lines.append("  per-attack EER (each attack against all bona fide trials):")
+            lines.extend(f"    {attack:<8} {100 * eer:8.4f} %" for attack, eer in self.per_attack_eer.items())
+        return "\n".join(lines)
+
 
 def evaluate(
     scores: ArrayLike,
@@ -436,7 +483,7 @@ def evaluate(
     min_tdcf = None
     if asv is not None:
         rates = asv_error_rates(asv.target, asv.nontarget, asv.spoof)
-        min_tdcf = float(np.min(_tdcf_norm(curve, rates, ASVSPOOF2019_COST_MODEL)))
+        min_tdcf = float(np.min(_tdcf_norm(curve.frr, curve.far, rates, ASVSPOOF2019_COST_MODEL)))
     return Evaluation(
         eer=eer,
         threshold=threshold,

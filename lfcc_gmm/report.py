@@ -37,6 +37,7 @@ from .scorefiles import (
     label_scores,
     mismatch_message,
     read_scores,
+    write_scores,
 )
 
 PathLike = str | os.PathLike
@@ -459,6 +460,16 @@ class FusionRun:
             return ScoreTable(list(self.apply.ids), self.fused)
         return ScoreTable(list(self.apply.ids), self.fused, None if attacks is None else list(attacks), list(keys))
 
+    def write(self, output: PathLike, model_out: PathLike | None = None) -> Path:
+        """Write the fused LLRs to the score file ``output`` (4 columns when labelled) and the fusion model as JSON
+        to ``model_out`` (default :func:`fusion_model_path` of ``output``); both atomically. Returns the model's
+        path."""
+        fused = self.fused_table()
+        write_scores(output, fused.ids, fused.scores, fused.attacks, fused.keys)
+        model_path = fusion_model_path(output) if model_out is None else Path(model_out)
+        self.fusion.save(model_path)
+        return model_path
+
     def _sets(self) -> dict[str, tuple[AlignedScores, np.ndarray]]:
         train_llr = self.fusion.transform(self.train.matrix)
         return {"train": (self.train, train_llr), "apply": (self.apply, self.fused)}
@@ -503,6 +514,12 @@ class FusionRun:
         lines.append("Cllr of an input system reads its raw scores as LLRs; the gap to min Cllr is what "
                      "calibration removes.")
         return "\n".join(lines)
+
+
+def fusion_model_path(output: PathLike) -> Path:
+    """Where :meth:`FusionRun.write` saves the model by default: ``output`` with its suffix replaced by
+    ``.fusion.json`` (``fused.txt`` gives ``fused.fusion.json``)."""
+    return Path(output).with_suffix(".fusion.json")
 
 
 def fuse_score_files(

@@ -2,12 +2,15 @@
 
 Degraded copies are made in memory (one condition at a time, a chunk of files at a time) and scored
 with :meth:`lfcc_gmm.scorers.Scorer.score_signals`, so nothing is written to disk unless asked. Each
-degradation is seeded by (seed, condition, file index): reruns reproduce the same noise and reverb.
+degradation is seeded by (seed, file ID, condition name), never by a position in a list: reruns reproduce the
+same noise and reverb, and a condition's result is the same whatever other conditions or files come with it.
+:func:`write_robustness_report` writes a result's report folder.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .audio import AudioError, load_audio
-from .augment import item_seed
+from .augment import named_seed
 from .degrade import Condition
 from .metrics import evaluate
 from .protocols import BONAFIDE, Trial, audio_paths
@@ -90,12 +93,14 @@ def _load(trials: Sequence[Trial]) -> tuple[list[np.ndarray], list[int], list[tu
     return signals, kept, failures
 
 
-def _babble_pool(trials: Sequence[Trial], seed: int) -> list[tuple[int, np.ndarray]]:
-    paths = audio_paths(trials)
-    bonafide = [i for i, t in enumerate(trials) if t.key == BONAFIDE]
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(bonafide, size=min(len(bonafide), BABBLE_TALKERS + 1), replace=False)
-    return [(int(i), load_audio(paths[i], warn=False).signal) for i in sorted(chosen)]
+def _babble_pool(trials: Sequence[Trial], seed: int) -> list[tuple[str, np.ndarray]]:
+    """(file ID, signal) of the talkers, drawn from the bona fide trials by ID (not by their order)."""
+    bonafide = sorted((t for t in trials if t.key == BONAFIDE), key=lambda t: t.file_id)
+    rng = np.random.default_rng(named_seed(seed, "babble talkers"))
+    chosen = rng.choice(len(bonafide), size=min(len(bonafide), BABBLE_TALKERS + 1), replace=False)
+    talkers = [bonafide[i] for i in sorted(chosen)]
+    return [(t.file_id, load_audio(path, warn=False).signal) for t, path in zip(talkers, audio_paths(talkers),
+                                                                               strict=True)]
 
 
 def evaluate_robustness(
@@ -119,7 +124,9 @@ def evaluate_robustness(
     conditions : sequence of Condition
         From :func:`lfcc_gmm.degrade.parse_conditions`.
     seed : int
-        Base seed of the random degradations.
+        Base seed of the random degradations; file ``f`` under condition ``c`` is degraded with
+        :func:`~lfcc_gmm.augment.named_seed` ``(seed, f.file_id, c.name)``, so its result does not depend on the
+        other files or conditions, nor on their order.
     chunk_size : int
         Files held in memory (and scored per call) at a time.
     audio_dir : path-like, optional
@@ -141,12 +148,12 @@ def evaluate_robustness(
         chunk = trials[start : start + chunk_size]
         signals, kept, chunk_failures = _load(chunk)
         failures.extend(chunk_failures)
-        for c_index, condition in enumerate(conditions):
+        for condition in conditions:
             degraded = []
             for local, signal in zip(kept, signals, strict=True):
-                index = start + local
-                others = [x for i, x in pool if i != index][:BABBLE_TALKERS]
-                degraded.append(condition(signal, rng=item_seed(seed, c_index, index), babble=others))
+                file_id = chunk[local].file_id
+                others = [x for talker, x in pool if talker != file_id][:BABBLE_TALKERS]
+                degraded.append(condition(signal, rng=named_seed(seed, file_id, condition.name), babble=others))
             if audio_dir is not None:
                 _write_audio(Path(audio_dir) / _safe(condition.name), [chunk[i] for i in kept], degraded)
             if degraded:
@@ -200,3 +207,22 @@ def plot_heatmap(result: RobustnessResult, path: str | os.PathLike, title: str =
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=120)
     plt.close(fig)
+
+
+def write_robustness_report(
+    result: RobustnessResult, trials: Sequence[Trial], output_dir: str | os.PathLike, *, title: str = "EER (%)"
+) -> list[Path]:
+    """Write the report folder of a robustness run and return the files written.
+
+    ``robustness.csv`` and ``robustness.json`` (the table), ``robustness.png`` (the heat map, titled ``title``) and
+    one 4-column ``scores_<condition>.txt`` per condition; every file atomically.
+    """
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.write_csv(folder / "robustness.csv")
+    with atomic_write(folder / "robustness.json") as handle:
+        json.dump(result.to_dict(), handle, indent=1)
+    result.write_scores(folder, trials)
+    plot_heatmap(result, folder / "robustness.png", title=title)
+    return [folder / name for name in ("robustness.csv", "robustness.json", "robustness.png")] + [
+        folder / f"scores_{_safe(name)}.txt" for name in result.conditions]

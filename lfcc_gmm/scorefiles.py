@@ -5,7 +5,11 @@ Two layouts, detected from the column count:
 - 2 columns ``FILE_ID SCORE`` (the ASVspoof 2021 submission format);
 - 4 columns ``FILE_ID ATTACK KEY SCORE`` (the AASIST / RawGAT-ST releases), self-labelled.
 
-Higher score = more bona fide, always.
+Higher score = more bona fide, always. ``FILE_ID`` and ``ATTACK`` are written by
+:func:`lfcc_gmm.protocols.encode_id` and read by :func:`~lfcc_gmm.protocols.decode_id`: ``%``, whitespace and
+non-printable characters are percent-encoded as UTF-8 (the clip ``my clip (1).wav`` has the ID ``my clip (1)``,
+written ``my%20clip%20(1)``), so every line splits into its columns. ASVspoof IDs, and any other text without
+those characters, are written unchanged: the files are then byte for byte the official layouts.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .protocols import BONAFIDE, NO_ATTACK, SPOOF, Trial, parse_label
+from .protocols import BONAFIDE, NO_ATTACK, SPOOF, Trial, decode_id, encode_id, parse_label
 
 
 class ScoreFileError(ValueError):
@@ -116,6 +120,10 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
             width = len(cols)
         elif len(cols) != width:
             raise ScoreFileError(f"{path}:{number}: {len(cols)} columns where earlier lines have {width}")
+        try:
+            cols[:-1] = [decode_id(col) for col in cols[:-1]]
+        except UnicodeDecodeError:
+            raise ScoreFileError(f"{path}:{number}: %-escapes that are not UTF-8 text") from None
         file_id = cols[0]
         if file_id in seen:
             first = seen[file_id]
@@ -139,10 +147,13 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
 def format_score_line(
     file_id: str, score: float, attack: str | None = None, key: str | None = None
 ) -> str:
-    """One line of a score file; 4 columns when ``key`` is given. ``repr`` keeps every digit."""
+    """One line of a score file; 4 columns when ``key`` is given. The ID and the attack are encoded by
+    :func:`~lfcc_gmm.protocols.encode_id`; ``repr`` keeps every digit of the score."""
+    if not file_id:
+        raise ValueError("a trial ID cannot be empty")
     if key is None:
-        return f"{file_id} {float(score)!r}\n"
-    return f"{file_id} {attack or NO_ATTACK} {key} {float(score)!r}\n"
+        return f"{encode_id(file_id)} {float(score)!r}\n"
+    return f"{encode_id(file_id)} {encode_id(attack or NO_ATTACK)} {key} {float(score)!r}\n"
 
 
 def write_scores(

@@ -1,6 +1,8 @@
 """The scorer interface every countermeasure implements, and the registry that finds installed ones.
 
-A scorer turns audio files into one float each, **higher = more bona fide**. Scorers are found through
+A scorer turns audio files into one float each, **higher = more bona fide**. :func:`load_scorer` gives a ready
+(trained) scorer from its name, a model file or None, and runtime options, checked against what the scorer takes;
+:func:`create_scorer` an untrained one to ``fit``. Scorers are found through
 the ``antispoof.scorers`` entry-point group, so a third-party package adds its own with one line of
 packaging metadata and no change here::
 
@@ -12,6 +14,7 @@ packaging metadata and no change here::
 from __future__ import annotations
 
 import abc
+import inspect
 import os
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -28,17 +31,38 @@ class ScorerNotFoundError(LookupError):
     """No scorer of that name is installed, or its package failed to import."""
 
 
+class ScorerOptionError(ValueError):
+    """Options that do not fit the scorer: one it does not take, or no model file where it needs one.
+
+    A usage error (exit code 2 on the command line), not a problem with the data.
+    """
+
+
 class Scorer(abc.ABC):
     """Base class of every scorer.
 
     Subclasses set :attr:`name`, implement :meth:`score_files`, :meth:`save` and :meth:`load`, and
     optionally :meth:`fit`. ``load`` takes the keyword options named in :attr:`runtime_options`
-    (e.g. ``device``, ``batch_size``) so that the command line can pass them uniformly.
+    (e.g. ``device``, ``batch_size``) and :attr:`file_options`, so that :func:`load_scorer` and the command
+    line can pass them uniformly. A scorer that needs a model file raises :class:`ScorerOptionError` from
+    ``load(None)``.
+
+    Attributes
+    ----------
+    training_summary_ : dict
+        Set by ``fit`` where the scorer records what its training used and produced (JSON-compatible; the
+        keys are the scorer's own).
     """
 
+    training_summary_: dict[str, Any]
+
     name: ClassVar[str]
-    #: Keyword options :meth:`load` accepts, e.g. ``("jobs",)`` or ``("device", "batch_size")``.
+    #: Keyword options :meth:`load` accepts that set how the scorer runs, e.g. ``("jobs",)`` or
+    #: ``("device", "batch_size")``.
     runtime_options: ClassVar[tuple[str, ...]] = ()
+    #: Keyword options :meth:`load` accepts that say what a weights file holds when the file does not describe
+    #: itself (e.g. the variant and config of a bare official state_dict).
+    file_options: ClassVar[tuple[str, ...]] = ()
     #: One line for ``antispoof scorers``.
     description: ClassVar[str] = ""
     #: Score at or above which a one-line verdict says "bona fide"; None when the scorer has no
@@ -68,7 +92,7 @@ class Scorer(abc.ABC):
         """Read a scorer written by :meth:`save` (or an official checkpoint, where the scorer supports it).
 
         ``path`` is None when the user gave no model file: a scorer with default weights (AASIST) loads
-        those, the others raise ValueError saying what is missing.
+        those, the others raise :class:`ScorerOptionError` saying what is missing.
         """
 
 
@@ -99,3 +123,64 @@ def get_scorer(name: str) -> type[Scorer]:
     if not (isinstance(cls, type) and issubclass(cls, Scorer)):
         raise ScorerNotFoundError(f"entry point {name!r} ({scorers[name].value}) is not a Scorer subclass")
     return cls
+
+
+def _flags(options: Sequence[str]) -> str:
+    # Named as on the command line, which is where most of these errors are read.
+    return ", ".join("--" + option.replace("_", "-") for option in options) or "none"
+
+
+def load_scorer(name: str, path: str | os.PathLike | None = None, *, client: Any = None, **options: Any) -> Scorer:
+    """A ready scorer: the class registered as ``name`` loaded from ``path`` with ``options``.
+
+    Parameters
+    ----------
+    name : a registered scorer (see :func:`available_scorers`).
+    path : its model or weights file; None for the scorer's default weights, where it has any.
+    client : a ``distributed.Client`` to score on (joblib-parallel scorers only); ``jobs`` is then all of the
+        cluster's worker threads.
+    **options : :attr:`Scorer.runtime_options` and :attr:`Scorer.file_options` of the scorer; None means "not
+        given" and leaves the scorer's default.
+
+    Raises
+    ------
+    ScorerNotFoundError
+        ``name`` is not installed or cannot be imported.
+    ScorerOptionError
+        An option the scorer does not take (named as a command-line flag), a cluster for a scorer that cannot
+        use one, or no ``path`` for a scorer that needs a model file.
+    """
+    cls = get_scorer(name)
+    given = {key: value for key, value in options.items() if value is not None}
+    if client is not None:
+        if "jobs" not in cls.runtime_options:
+            raise ScorerOptionError(f"a Dask cluster (--backend dask) runs joblib-parallel scorers such as lfcc-gmm; "
+                                    f"{name!r} is not one")
+        from .distributed import worker_threads
+
+        given["jobs"] = worker_threads(client)
+    accepted = (*cls.runtime_options, *cls.file_options)
+    unsupported = sorted(set(given) - set(accepted))
+    if unsupported:
+        raise ScorerOptionError(f"scorer {name!r} does not take {_flags(unsupported)} (it takes: {_flags(accepted)})")
+    return cls.load(path, **given)
+
+
+def create_scorer(name: str, **params: Any) -> Scorer:
+    """An untrained scorer registered as ``name``, constructed with ``params`` (then call its ``fit``).
+
+    Raises
+    ------
+    ScorerNotFoundError
+        ``name`` is not installed or cannot be imported.
+    ScorerOptionError
+        A parameter the scorer's constructor does not take.
+    """
+    cls = get_scorer(name)
+    parameters = inspect.signature(cls).parameters.values()
+    named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(params) - set(named))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        raise ScorerOptionError(f"scorer {name!r} has no parameter {', '.join(map(repr, unknown))} "
+                                f"(its parameters: {', '.join(named) or 'none'})")
+    return cls(**params)

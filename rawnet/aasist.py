@@ -57,10 +57,6 @@ FREQ_MASK_MAX = 20
 INFERENCE_CHUNK_ELEMENTS = 1 << 22
 
 
-#: Weight-file names as the CLI and scorer spell them → names in :data:`CONFIGS`.
-VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
-
-
 def validate_config(config: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
     """Check an AASIST model config (the official ``model_config`` section) and return a deep copy.
 

@@ -17,12 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawnet.catalog import RAWNET2_VARIANTS as VARIANTS
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
 from rawnet.gru import GRULayer, gru_last_output, gru_layers
 from rawnet.sinc import SincConv
 from rawnet.threads import ThreadCountTuner, intra_op_threads
-
-VARIANTS = ("asvspoof2021", "icassp2021")
 
 # `model:` sections of the official configs (model_config_RawNet.yaml of the 2021 baseline; Tak et al.'s release).
 ASVSPOOF2021_CONFIG: dict[str, Any] = {

@@ -12,9 +12,10 @@ shorter than ``nb_samp`` is one repeat-padded window), and the score is the mean
 Windows of any number of files share batches, so memory holds one file's windows and one batch of activations
 whatever the length of the file.
 
-Model files are those of :mod:`rawnet.training` (``best.pth``: a dict of plain values and tensors with ``format``
-``"antispoof-rawnet2"`` or ``"antispoof-aasist"``); :meth:`save` writes the same format. Bare official state_dicts
-are accepted too (see each scorer's ``load``). Every file is read with ``torch.load(..., weights_only=True)``.
+Model files are those of :mod:`rawnet.checkpoint` (``best.pth`` of a training run: a dict of plain values and
+tensors with ``format`` ``"antispoof-rawnet2"`` or ``"antispoof-aasist"``); :meth:`save` writes the same format.
+Bare official state_dicts are accepted too (see each scorer's ``load``). Every file is read by
+:func:`rawnet.checkpoint.read_torch_file`, with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -31,37 +32,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.audio import load_audio, resample
+from lfcc_gmm.augment import Augmenter
 from lfcc_gmm.protocols import Trial
-from lfcc_gmm.scorers import Scorer
-from rawnet.aasist import AASIST, CONFIGS
-from rawnet.aasist import VARIANTS as AASIST_VARIANTS
-from rawnet.aasist import load_config as load_aasist_config
-from rawnet.checkpoint import load_state_dict_file
+from lfcc_gmm.scorers import Scorer, ScorerOptionError
+from rawnet.aasist import AASIST
+from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, Recipe
+from rawnet.checkpoint import CheckpointError, read_weights_file, write_model_file
+from rawnet.data import Augment
 from rawnet.functional import pad_or_truncate, sliding_windows
-from rawnet.rawnet2 import DEFAULT_CONFIGS, VARIANTS, load_config
-from rawnet.training import RECIPES, ModelSpec, Recipe, resolve_device, train
-from rawnet.weights import require_weights
+from rawnet.spec import ConfigSource, ModelSpec, model_config
+from rawnet.training import resolve_device, train
+from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
 
 #: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
 DEFAULT_BATCH_SIZE = 8
 _RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
-
-
-class CheckpointError(ValueError):
-    """A weights or model file this scorer cannot use; the message names the file and the problem."""
-
-
-def read_weights_file(path: str | os.PathLike) -> Any:
-    """``torch.load`` a file onto the CPU with ``weights_only=True`` (never unpickling code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights or model file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a torch weights file readable with weights_only=True ({exc})") from exc
 
 
 class RawWaveformScorer(Scorer):
@@ -81,21 +67,27 @@ class RawWaveformScorer(Scorer):
         The network in eval mode on ``device_``, set by :meth:`fit` or :meth:`load`.
     network_ : torch.nn.Module
         ``model_`` seen as a map from (batch, nb_samp) to the (batch, 2) outputs.
-    spec_ : rawnet.training.ModelSpec
+    spec_ : rawnet.spec.ModelSpec
         What the network is (architecture, variant, config).
     info_ : dict
         ``epoch``, ``dev_eer`` and ``source`` (the file the weights came from) of the weights.
     device_ : torch.device
+    training_summary_ : dict
+        Set by :meth:`fit`: ``run_dir`` and ``model_file`` (None when trained in a temporary directory),
+        ``best_epoch``, ``best_dev_eer``, ``epochs`` and the torchrun ``rank`` of this process (only rank 0 wrote
+        the run directory). Set by :meth:`load` for published weights (:data:`rawnet.weights.KNOWN_WEIGHTS`, told
+        by their SHA-256): ``weights`` (the name), ``trained_on`` and ``source``.
     """
 
     architecture: ClassVar[str]
     variants: ClassVar[tuple[str, ...]]
     runtime_options: ClassVar[tuple[str, ...]] = ("device", "batch_size", "full_length")
+    file_options: ClassVar[tuple[str, ...]] = ("variant", "config")
 
     def __init__(
         self,
         variant: str,
-        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        config: ConfigSource | None = None,
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -108,8 +100,8 @@ class RawWaveformScorer(Scorer):
         self.full_length = full_length
 
     # -- what the subclasses say -------------------------------------------------------------------------------
-    def _spec(self) -> ModelSpec:
-        """The network this scorer's parameters describe."""
+    def _spec(self, nb_samp: int | None = None) -> ModelSpec:
+        """The network this scorer's parameters describe (input length ``nb_samp`` when given)."""
         raise NotImplementedError
 
     @classmethod
@@ -129,8 +121,8 @@ class RawWaveformScorer(Scorer):
     @classmethod
     def _default_weights(cls, *args: Any, **options: Any) -> Path:
         """The weights :meth:`load` reads when no path is given."""
-        raise ValueError(f"the {cls.name} scorer needs a model file (--model), e.g. RUN_DIR/best.pth of "
-                         f"`antispoof train {cls.name}`")
+        raise ScorerOptionError(f"the {cls.name} scorer needs a model file (--model), e.g. RUN_DIR/best.pth of "
+                                f"`antispoof train {cls.name}`")
 
     @staticmethod
     def _network(model: nn.Module) -> nn.Module:
@@ -154,10 +146,6 @@ class RawWaveformScorer(Scorer):
         model.load_state_dict(self._fitted().state_dict())
         return self._network(model).eval()
 
-    def _check_variant(self) -> None:
-        if self.variant not in self.variants:
-            raise ValueError(f"unknown {self.name} variant {self.variant!r}; expected one of {self.variants}")
-
     def _fitted(self) -> nn.Module:
         model = getattr(self, "model_", None)
         if model is None:
@@ -173,7 +161,8 @@ class RawWaveformScorer(Scorer):
                 f"{info.get('source')}: weights do not fit the {spec.architecture} {spec.variant!r} model "
                 f"with config {spec.config}: {exc}"
             ) from exc
-        self.device_ = resolve_device(self.device)
+        # Under torchrun each process keeps its copy on its own GPU.
+        self.device_ = resolve_device(self.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.model_ = model.to(self.device_).eval()
         self.network_ = self._network(self.model_)
         self.spec_ = spec
@@ -254,6 +243,8 @@ class RawWaveformScorer(Scorer):
         *,
         run_dir: str | os.PathLike | None = None,
         recipe: Recipe | None = None,
+        nb_samp: int | None = None,
+        augment: str | Augment | None = None,
         **options: Any,
     ) -> RawWaveformScorer:
         """Train with the shared trainer (:func:`rawnet.training.train`) and keep its best model.
@@ -264,39 +255,43 @@ class RawWaveformScorer(Scorer):
         run_dir : the run directory (checkpoints, metrics, ``best.pth``); None trains in a temporary directory
             that is removed afterwards (not possible under torchrun, where every rank must see the same folder).
         recipe : optimisation settings; default the official recipe of the architecture.
-        **options : fields of :class:`~rawnet.training.Recipe` (``epochs``, ``batch_size``, ``lr``, ...) override
-            the recipe; the others go to :func:`~rawnet.training.train` (``dev_trials``, ``seed``, ``workers``,
-            ``amp``, ``resume``, ``augment``, ``init_weights``, ``progress``, ``on_epoch``).
+        nb_samp : input length to train on (recorded in the model's config); default the config's.
+        augment : on-the-fly augmentation of training examples: an :class:`lfcc_gmm.augment.Augmenter` spec such
+            as ``"rawboost:5"``, or any ``augment(signal, seed) -> signal``.
+        **options : fields of :class:`~rawnet.spec.Recipe` (``epochs``, ``batch_size``, ``lr``, ...) override
+            the recipe (None keeps the recipe's value); the others go to :func:`~rawnet.training.train`
+            (``dev_trials``, ``seed``, ``workers``, ``amp``, ``resume``, ``init_weights``, ``progress``,
+            ``on_epoch``).
         """
-        self._check_variant()
-        spec = self._spec()
+        spec = self._spec(nb_samp)
         overrides = {k: options.pop(k) for k in list(options) if k in _RECIPE_FIELDS}
-        recipe = dataclasses.replace(recipe or RECIPES[spec.architecture], **overrides)
+        recipe = dataclasses.replace(recipe or RECIPES[spec.architecture],
+                                     **{k: v for k, v in overrides.items() if v is not None})
+        options["augment"] = Augmenter(augment) if isinstance(augment, str) else augment
         if run_dir is None:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise ValueError("training under torchrun needs run_dir= on a file system every process sees")
             with tempfile.TemporaryDirectory(prefix=f"antispoof-{self.name}-") as tmp:
-                return self._train(spec, trials, Path(tmp), recipe, options)
-        return self._train(spec, trials, Path(run_dir), recipe, options)
+                return self._train(spec, trials, Path(tmp), recipe, options, keep=False)
+        return self._train(spec, trials, Path(run_dir), recipe, options, keep=True)
 
-    def _train(self, spec, trials, run_dir: Path, recipe: Recipe, options: dict[str, Any]) -> RawWaveformScorer:
+    def _train(self, spec: ModelSpec, trials: Sequence[Trial], run_dir: Path, recipe: Recipe,
+               options: dict[str, Any], keep: bool) -> RawWaveformScorer:
         result = train(spec, trials, run_dir, recipe, device=self.device, **options)
-        loaded = read_weights_file(result.best_path)
-        self._install(spec, loaded["state_dict"], {"epoch": loaded["epoch"], "dev_eer": loaded["dev_eer"],
-                                                   "source": str(result.best_path)})
+        best = read_weights_file(result.best_path)
+        self._install(spec, best.state_dict, {"epoch": best.epoch, "dev_eer": best.dev_eer,
+                                              "source": str(result.best_path)})
+        self.training_summary_ = {
+            "run_dir": str(run_dir) if keep else None, "model_file": str(result.best_path) if keep else None,
+            "best_epoch": result.best_epoch, "best_dev_eer": result.best_dev_eer, "epochs": len(result.history),
+            "rank": result.rank,
+        }
         return self
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the self-describing model file (format of :mod:`rawnet.training`), atomically."""
-        model = self._fitted()
-        fields = {
-            **self.spec_.to_dict(),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "epoch": self.info_.get("epoch"),
-            "dev_eer": self.info_.get("dev_eer"),
-        }
-        with atomic_write(path, "wb") as handle:
-            torch.save(fields, handle)
+        """Write the self-describing model file (format of :mod:`rawnet.checkpoint`), atomically."""
+        write_model_file(path, self.spec_.to_dict(), self._fitted().state_dict(), self.info_.get("epoch"),
+                         self.info_.get("dev_eer"))
 
     @classmethod
     def load(
@@ -312,29 +307,32 @@ class RawWaveformScorer(Scorer):
 
         Parameters
         ----------
-        path : the file; None for the scorer's default weights (AASIST: the weights cache).
+        path : the file, or a name of :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``, ``"aasist-l"``,
+            ``"aasist-asvspoof5"``: the copies bundled with the package); None for the scorer's default weights
+            (AASIST: ``$ANTISPOOF_AASIST_WEIGHTS``, else the bundled ``aasist``).
         device, batch_size, full_length : runtime settings, see the class.
-        **options : what a bare state_dict does not say (see the subclass: ``variant``, ``config``, ...); a model
-            file of this toolkit describes its network and takes none.
+        **options : what a bare state_dict does not say (:attr:`file_options`: ``variant``, ``config``, ...); a
+            model file of this toolkit describes its network and takes none.
         """
-        path = cls._default_weights(**options) if path is None else Path(path)
-        loaded = read_weights_file(path)
-        info: dict[str, Any] = {"epoch": None, "dev_eer": None, "source": str(path)}
-        if isinstance(loaded, Mapping) and "format" in loaded:
-            spec = ModelSpec.from_dict(loaded, str(path))
+        path = cls._default_weights(**options) if path is None else resolve_weights(path)
+        weights = read_weights_file(path)
+        info: dict[str, Any] = {"epoch": weights.epoch, "dev_eer": weights.dev_eer, "source": str(path)}
+        if weights.description is not None:
+            spec = ModelSpec.from_dict(weights.description, str(path))
             if spec.architecture != cls.architecture:
                 raise CheckpointError(f"{path}: a {spec.format} model file; score it with --scorer {spec.architecture}")
             given = sorted(k for k, v in options.items() if v is not None)
             if given:
                 raise CheckpointError(f"{path}: the model file describes its network; {', '.join(given)} "
                                       "cannot be given")
-            state = loaded["state_dict"]
-            info.update(epoch=loaded.get("epoch"), dev_eer=loaded.get("dev_eer"))
         else:
-            state = load_state_dict_file(path)
-            spec = cls._spec_for_state_dict(state, path, **options)
+            spec = cls._spec_for_state_dict(weights.state_dict, path, **options)
         scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, full_length=bool(full_length))
-        scorer._install(spec, state, info)
+        scorer._install(spec, weights.state_dict, info)
+        published = identify(path)
+        if published is not None:
+            entry = KNOWN_WEIGHTS[published]
+            scorer.training_summary_ = {"weights": published, "trained_on": entry.trained_on, "source": entry.source}
         return scorer
 
 
@@ -345,7 +343,8 @@ class RawNet2Scorer(RawWaveformScorer):
     ----------
     variant : ``"asvspoof2021"`` (ASVspoof 2021 baseline; its output is a log-softmax, so the score is
         log P(bona fide)) or ``"icassp2021"`` (Tak et al.; the score is the bona fide logit).
-    config : None for the variant's official full config, a mapping, or a YAML/JSON file (:func:`load_config`).
+    config : None for the variant's official full config, a mapping, or a YAML/JSON file
+        (:func:`rawnet.rawnet2.load_config`).
     sinc_scale : band-edge scale of the fixed sinc filters (``"mel"``; ``icassp2021`` also ``"inverse-mel"``,
         ``"linear"``).
     device, batch_size, full_length : see :class:`RawWaveformScorer`.
@@ -365,12 +364,13 @@ class RawNet2Scorer(RawWaveformScorer):
                                   "CUDA when available")
     default_threshold: ClassVar[float] = math.log(0.5)
     architecture: ClassVar[str] = "rawnet2"
-    variants: ClassVar[tuple[str, ...]] = VARIANTS
+    variants: ClassVar[tuple[str, ...]] = RAWNET2_VARIANTS
+    file_options: ClassVar[tuple[str, ...]] = ("variant", "config", "sinc_scale")
 
     def __init__(
         self,
         variant: str = "asvspoof2021",
-        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        config: ConfigSource | None = None,
         sinc_scale: str = "mel",
         *,
         device: str = "auto",
@@ -388,9 +388,8 @@ class RawNet2Scorer(RawWaveformScorer):
     def output_kind(self) -> str:
         return "log-softmax" if self.variant == "asvspoof2021" else "logits"
 
-    def _spec(self) -> ModelSpec:
-        config = DEFAULT_CONFIGS[self.variant] if self.config is None else load_config(self.config)
-        return ModelSpec(self.architecture, self.variant, dict(config), self.sinc_scale)
+    def _spec(self, nb_samp: int | None = None) -> ModelSpec:
+        return ModelSpec.create(self.architecture, self.variant, self.config, self.sinc_scale, nb_samp)
 
     @classmethod
     def _params(cls, spec: ModelSpec) -> dict[str, Any]:
@@ -402,14 +401,14 @@ class RawNet2Scorer(RawWaveformScorer):
         state: Mapping[str, torch.Tensor],
         path: Path,
         *,
-        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        config: ConfigSource | None = None,
         variant: str | None = None,
         sinc_scale: str | None = None,
     ) -> ModelSpec:
         first_bn = state.get("first_bn.weight")
         if first_bn is None or "fc2_gru.weight" not in state:
             raise CheckpointError(f"{path}: not a RawNet2 state_dict (no first_bn/fc2_gru weights)")
-        by_channels = {cfg["filts"][0]: name for name, cfg in DEFAULT_CONFIGS.items()}
+        by_channels = {model_config(cls.architecture, name)["filts"][0]: name for name in RAWNET2_VARIANTS}
         channels = int(first_bn.shape[0])
         variant = variant or by_channels.get(channels)
         if variant is None:
@@ -419,13 +418,9 @@ class RawNet2Scorer(RawWaveformScorer):
                 f"channels, the official full configs have {official}; give the config and the variant, e.g. "
                 "RawNet2Scorer.load(path, config='model.yaml', variant='asvspoof2021')"
             )
-        if variant not in VARIANTS:
-            raise CheckpointError(f"{path}: unknown RawNet2 variant {variant!r}; expected one of {VARIANTS}")
-        config = DEFAULT_CONFIGS[variant] if config is None else load_config(config)
-        return ModelSpec(cls.architecture, variant, dict(config), sinc_scale or "mel")
-
-
-#: AASIST variant names (as in model files and the weights cache) → the official config names.
+        if variant not in RAWNET2_VARIANTS:
+            raise CheckpointError(f"{path}: unknown RawNet2 variant {variant!r}; expected one of {RAWNET2_VARIANTS}")
+        return ModelSpec.create(cls.architecture, variant, config, sinc_scale or "mel")
 
 
 class AASISTScorer(RawWaveformScorer):
@@ -434,7 +429,7 @@ class AASISTScorer(RawWaveformScorer):
     Parameters
     ----------
     variant : ``"aasist"`` or ``"aasist-l"``: the official config used when ``config`` is None, and the name of
-        the cached weights :meth:`load` reads when given no path.
+        the weights :meth:`load` reads when given no path.
     config : an AASIST model config (mapping or JSON file) instead of the official one.
     device, batch_size, full_length : see :class:`RawWaveformScorer`.
 
@@ -446,10 +441,12 @@ class AASISTScorer(RawWaveformScorer):
     For operating points, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev
     set.
 
-    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``: the official config
-    whose parameter shapes match, unless ``config=`` is given), or with no path the cached weights of ``variant=``
-    (``AASIST.pth`` for ``"aasist"``, ``AASIST-L.pth`` for ``"aasist-l"``; ``antispoof weights fetch`` puts them
-    there, see :mod:`rawnet.weights`).
+    :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``, or a
+    ``.safetensors`` copy: the official config whose parameter shapes match, unless ``config=`` is given), a
+    weights name (``"aasist"``, ``"aasist-l"``, ``"aasist-asvspoof5"``), or with no path the weights of
+    ``variant=``; with neither, ``$ANTISPOOF_AASIST_WEIGHTS`` (a file or a name) or the bundled ``aasist``. Names
+    load the copies bundled with the package (SHA-256 checked), or the cached official files where an
+    installation lacks them (see :mod:`rawnet.weights`).
     """
 
     name: ClassVar[str] = "aasist"
@@ -462,7 +459,7 @@ class AASISTScorer(RawWaveformScorer):
     def __init__(
         self,
         variant: str = "aasist",
-        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        config: ConfigSource | None = None,
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -470,19 +467,16 @@ class AASISTScorer(RawWaveformScorer):
     ):
         super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
 
-    def _spec(self) -> ModelSpec:
-        if self.config is None:
-            return ModelSpec(self.architecture, self.variant, dict(CONFIGS[AASIST_VARIANTS[self.variant]]))
-        return ModelSpec(self.architecture, self.variant, load_aasist_config(self.config))
+    def _spec(self, nb_samp: int | None = None) -> ModelSpec:
+        return ModelSpec.create(self.architecture, self.variant, self.config, nb_samp=nb_samp)
 
     @classmethod
     def _default_weights(
-        cls, *, variant: str | None = None, config: Mapping[str, Any] | str | os.PathLike | None = None
+        cls, *, variant: str | None = None, config: ConfigSource | None = None
     ) -> Path:
-        name = variant or "aasist"
-        if name not in AASIST_VARIANTS:
-            raise CheckpointError(f"unknown AASIST variant {name!r}; expected one of {tuple(AASIST_VARIANTS)}")
-        return require_weights(name)
+        if variant is not None and variant not in AASIST_VARIANTS:
+            raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
+        return default_aasist_weights(variant)
 
     @classmethod
     def _spec_for_state_dict(
@@ -491,11 +485,12 @@ class AASISTScorer(RawWaveformScorer):
         path: Path,
         *,
         variant: str | None = None,
-        config: Mapping[str, Any] | str | os.PathLike | None = None,
+        config: ConfigSource | None = None,
     ) -> ModelSpec:
         if variant is not None and variant not in AASIST_VARIANTS:
             raise CheckpointError(f"unknown AASIST variant {variant!r}; expected one of {tuple(AASIST_VARIANTS)}")
         # from_pretrained picks the official config whose parameter shapes match and checks the weights fit.
-        model = AASIST.from_pretrained(path, None if config is None else load_aasist_config(config))
-        matched = [name for name, official in AASIST_VARIANTS.items() if CONFIGS[official] == model.config]
+        given = None if config is None else model_config(cls.architecture, variant or "aasist", config)
+        model = AASIST.from_pretrained(path, given)
+        matched = [name for name in AASIST_VARIANTS if model_config(cls.architecture, name) == model.config]
         return ModelSpec(cls.architecture, variant or (matched or ["aasist"])[0], model.config)

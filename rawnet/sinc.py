@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawnet.catalog import SINC_SCALES as SCALES
+
 LAYOUTS = ("asvspoof2021", "icassp2021")
-SCALES = ("mel", "inverse-mel", "linear")
 METHODS = ("auto", "direct", "fft")
 
 # The official constructions sample the mel axis from the 257 bins of a 512-point FFT.

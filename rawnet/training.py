@@ -11,24 +11,10 @@ Run directory (only rank 0 writes; every file is replaced atomically)::
     run.json        model, recipe, options and data sizes of the run, written at start (and again on resume)
     checkpoint.pth  everything needed to continue exactly: model, optimizer, scheduler, gradient scaler, RNG
                     states, best so far, metrics history; rewritten after every epoch; ``resume=True`` reads it
-    best.pth        the model to score with (lowest dev EER, later epochs winning ties as in the official AASIST
-                    script; without a dev set, the last epoch)
+    best.pth        the model file to score with (format: :mod:`rawnet.checkpoint`): lowest dev EER, later epochs
+                    winning ties as in the official AASIST script; without a dev set, the last epoch
     metrics.csv     one row per epoch: epoch, train_loss, train_accuracy, dev_loss, dev_eer, lr, seconds
     metrics.json    the same rows as a JSON list (dev fields null without a dev set; accuracy and EER as fractions)
-
-Model file format (``best.pth``): a dict of plain Python values and tensors, read with
-``torch.load(path, weights_only=True)`` (see :func:`load_model_file`):
-
-==============  ===============================================================================================
-``format``      ``"antispoof-rawnet2"`` or ``"antispoof-aasist"``
-``variant``     RawNet2: ``"asvspoof2021"`` or ``"icassp2021"``; AASIST: ``"aasist"`` or ``"aasist-l"``
-``sinc_scale``  RawNet2 only: ``"mel"``, ``"inverse-mel"`` or ``"linear"`` (the fixed sinc filters are rebuilt
-                from it; they are not in the state_dict)
-``config``      the model config (dict); ``config["nb_samp"]`` is the input length it was trained on
-``state_dict``  parameters and buffers, names without a ``module.`` prefix, on the CPU
-``epoch``       the epoch the weights come from (1-based)
-``dev_eer``     their dev EER as a fraction, or None when no dev set was given
-==============  ===============================================================================================
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of every epoch with the batch size given
 (the effective batch is that times the number of processes); ``RUN_DIR`` must be on a file system every node sees.
@@ -37,7 +23,6 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of ever
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import dataclasses
 import hashlib
@@ -62,6 +47,8 @@ from torch.nn.parallel import DistributedDataParallel
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.metrics import compute_eer
 from lfcc_gmm.protocols import Trial
+from rawnet.catalog import DEVICES, RECIPES, Recipe
+from rawnet.checkpoint import CheckpointError, load_weights, read_torch_file, write_model_file
 from rawnet.data import (
     BONAFIDE_LABEL,
     SPOOF_LABEL,
@@ -72,6 +59,8 @@ from rawnet.data import (
     shard_indices,
     warn_conversions,
 )
+from rawnet.spec import ModelSpec
+from rawnet.weights import resolve_weights
 
 CHECKPOINT = "checkpoint.pth"
 BEST = "best.pth"
@@ -80,133 +69,9 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_eer", "lr", "seconds")
 CHECKPOINT_FORMAT = "antispoof-checkpoint"
-ARCHITECTURES = ("rawnet2", "aasist")
 
 #: ``progress(stage, done, total)``, e.g. ``("epoch 3/100 train", 120, 793)``.
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimisation settings of a training run.
-
-    Attributes
-    ----------
-    epochs, batch_size : passes over the data; examples per step (per process under DDP).
-    lr, weight_decay, betas, eps : Adam.
-    class_weights : weights of the cross-entropy, (spoof, bona fide).
-    scheduler : ``"constant"``, or ``"cosine"``: per optimizer step from ``lr`` down to ``lr_min`` over the whole
-        run, ``lr_min + (lr - lr_min) (1 + cos(pi step / total_steps)) / 2`` (the official ``cosine_annealing``).
-    lr_min : end of the cosine schedule.
-    random_crop : training examples are random ``nb_samp`` windows; False takes the first ``nb_samp`` samples.
-    drop_last : drop the last incomplete training batch.
-
-    The input length is the model config's ``nb_samp`` (64,600 samples in both official configs).
-    """
-
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    class_weights: tuple[float, float] = (0.1, 0.9)
-    scheduler: str = "constant"
-    lr_min: float = 0.0
-    random_crop: bool = True
-    drop_last: bool = True
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
-        if self.scheduler not in ("constant", "cosine"):
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; expected 'constant' or 'cosine'")
-        if len(self.class_weights) != 2 or min(self.class_weights) < 0:
-            raise ValueError(f"class_weights must be two non-negative numbers, got {self.class_weights}")
-
-
-#: The official recipes. RawNet2: ASVspoof 2021 LA baseline (main.py: Adam, constant lr, the first 64,600 samples
-#: of every training file). AASIST: clovaai/aasist AASIST.conf (Adam amsgrad off, cosine per step to 5e-6,
-#: random 64,600-sample windows). Both: weighted cross-entropy [0.1 spoof, 0.9 bona fide], shuffled, last
-#: incomplete batch dropped.
-RECIPES: dict[str, Recipe] = {
-    "rawnet2": Recipe(epochs=100, batch_size=32, lr=1e-4, weight_decay=1e-4, random_crop=False),
-    "aasist": Recipe(epochs=100, batch_size=24, lr=1e-4, weight_decay=1e-4, scheduler="cosine", lr_min=5e-6),
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to build: architecture, variant and config; everything a model file needs to rebuild the network.
-
-    Attributes
-    ----------
-    architecture : ``"rawnet2"`` or ``"aasist"``.
-    variant : RawNet2 ``"asvspoof2021"``/``"icassp2021"``; AASIST ``"aasist"``/``"aasist-l"``.
-    config : model config (RawNet2 keys as :func:`rawnet.rawnet2.load_config`; AASIST as the official JSON).
-    sinc_scale : RawNet2's sinc band-edge scale.
-    """
-
-    architecture: str
-    variant: str
-    config: dict[str, Any]
-    sinc_scale: str = "mel"
-
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
-        if "nb_samp" not in self.config:
-            raise ValueError(f"{self.architecture} config has no 'nb_samp' (the input length)")
-
-    @property
-    def format(self) -> str:
-        """The ``format`` tag of this model's files."""
-        return f"antispoof-{self.architecture}"
-
-    @property
-    def nb_samp(self) -> int:
-        return int(self.config["nb_samp"])
-
-    def build(self) -> nn.Module:
-        """A freshly initialised model (draws from torch's global generator)."""
-        if self.architecture == "rawnet2":
-            from rawnet.rawnet2 import RawNet2
-
-            return RawNet2(self.config, variant=self.variant, sinc_scale=self.sinc_scale)
-        from rawnet.aasist import AASIST
-
-        return AASIST(self.config)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The model-file fields that describe the network (JSON-compatible)."""
-        fields = {"format": self.format, "variant": self.variant, "config": copy.deepcopy(self.config)}
-        if self.architecture == "rawnet2":
-            fields["sinc_scale"] = self.sinc_scale
-        return fields
-
-    @classmethod
-    def from_dict(cls, fields: Mapping[str, Any], source: str = "model file") -> ModelSpec:
-        """Inverse of :meth:`to_dict`."""
-        fmt = fields.get("format")
-        architecture = fmt[len("antispoof-") :] if isinstance(fmt, str) and fmt.startswith("antispoof-") else None
-        if architecture not in ARCHITECTURES:
-            known = ", ".join(f"antispoof-{a}" for a in ARCHITECTURES)
-            raise ValueError(f"{source}: format {fmt!r} is not a model file format ({known})")
-        if not isinstance(fields.get("config"), Mapping) or not isinstance(fields.get("variant"), str):
-            raise ValueError(f"{source}: needs a 'variant' string and a 'config' dict")
-        return cls(architecture, fields["variant"], dict(fields["config"]), fields.get("sinc_scale", "mel"))
-
-
-def aasist_config(variant: str = "aasist", path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The official model config of ``variant`` (``"aasist"`` or ``"aasist-l"``), or the one in a file, validated.
-
-    The file may be an official ``AASIST.conf`` (the model under ``model_config``) or the model config alone.
-    """
-    from rawnet.aasist import CONFIGS, VARIANTS, load_config
-
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown AASIST model {variant!r}; expected one of {sorted(VARIANTS)}")
-    return copy.deepcopy(CONFIGS[VARIANTS[variant]]) if path is None else load_config(path)
 
 
 @dataclass
@@ -248,7 +113,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
             raise ValueError(f"device {device!r} asked for, but CUDA is not available (torch {torch.__version__})")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name != "cpu":
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(map(repr, DEVICES))}")
     return torch.device("cpu")
 
 
@@ -272,65 +137,6 @@ def make_optimizer(
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_lr_factor(step, total, ratio))
 
 
-def _read_torch_file(path: str | os.PathLike) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot load as a weights-only torch file: {exc}") from exc
-
-
-def _load_strictly(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the model: {exc}") from exc
-
-
-def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Load a state_dict file (official ``.pth``, ours, or a model file's ``state_dict``) with ``strict=True``.
-
-    Raises
-    ------
-    ValueError
-        naming the file, when it is not a weights-only state_dict or its keys or shapes do not fit ``model``.
-    """
-    from rawnet.checkpoint import load_state_dict_file
-
-    loaded = _read_torch_file(path)
-    if isinstance(loaded, Mapping) and "format" in loaded and isinstance(loaded.get("state_dict"), Mapping):
-        state = loaded["state_dict"]
-    else:
-        state = load_state_dict_file(path)  # checks the tensors and drops a DataParallel "module." prefix
-    _load_strictly(model, state, path)
-
-
-def model_file(spec: ModelSpec, model: nn.Module, epoch: int, dev_eer: float | None) -> dict[str, Any]:
-    """The ``best.pth`` dict of ``model`` (see the module docstring)."""
-    return {
-        **spec.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()},
-        "epoch": int(epoch),
-        "dev_eer": None if dev_eer is None else float(dev_eer),
-    }
-
-
-def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a ``best.pth`` model file, in eval mode.
-
-    Returns
-    -------
-    model, info
-        ``info`` holds every field of the file except ``state_dict``.
-    """
-    loaded = _read_torch_file(path)
-    if not isinstance(loaded, Mapping) or "state_dict" not in loaded:
-        raise ValueError(f"{path}: not an antispoof model file (no 'format'/'state_dict' fields)")
-    model = ModelSpec.from_dict(loaded, str(path)).build()
-    _load_strictly(model, loaded["state_dict"], path)
-    info = {k: v for k, v in loaded.items() if k != "state_dict"}
-    return model.to(device).eval(), info
-
-
 @dataclass(frozen=True)
 class _Distributed:
     world_size: int = 1
@@ -352,10 +158,6 @@ class _Distributed:
             int(os.environ.get("RANK", "0")),
             int(os.environ.get("LOCAL_RANK", "0")),
         )
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _seed_everything(seed: int) -> None:
@@ -441,9 +243,9 @@ def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: st
 
 def _read_checkpoint(path: Path, settings: dict[str, Any]) -> Mapping[str, Any]:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RunDirError(f"{path}: cannot read the checkpoint: {exc}") from exc
+        checkpoint = read_torch_file(path)
+    except CheckpointError as exc:
+        raise RunDirError(str(exc)) from exc
     if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"{path}: not an antispoof training checkpoint")
     saved = _plain(checkpoint["settings"])
@@ -653,7 +455,9 @@ def train(
     workers : DataLoader processes per training process.
     resume : continue from ``run_dir/checkpoint.pth`` exactly where it stopped (same settings required).
     augment : ``augment(signal, seed) -> signal`` applied on the fly to training examples.
-    init_weights : state_dict file to start from (fine-tuning), loaded with ``strict=True``; ignored on resume.
+    init_weights : weights to start from (fine-tuning): a state_dict or model file, or a name of
+        :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``: the bundled official weights); loaded with
+        ``strict=True``; ignored on resume. ``run.json`` records the file read.
     progress : ``progress(stage, done, total)`` per batch (rank 0 only).
     on_epoch : called with each epoch's metrics row (rank 0 only).
 
@@ -663,6 +467,7 @@ def train(
     """
     recipe = RECIPES[spec.architecture] if recipe is None else recipe
     run_dir = Path(run_dir)
+    init_weights = None if init_weights is None else resolve_weights(init_weights)
     _check_classes(train_trials, "training")
     if dev_trials is not None:
         _check_classes(dev_trials, "dev")
@@ -739,7 +544,7 @@ def train(
                 state.best = {"epoch": number, "dev_eer": dev_eer}
             if env.main:
                 if improved:
-                    _save_torch(model_file(spec, module, number, dev_eer), run_dir / BEST)
+                    write_model_file(run_dir / BEST, spec.to_dict(), module.state_dict(), number, dev_eer)
                 _save_torch(state.checkpoint(settings, device), run_dir / CHECKPOINT)
                 _write_metrics(run_dir, state.history)
                 if on_epoch is not None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from error_bounds import order_tolerance
 
 import rawnet.aasist as aasist
 from rawnet.aasist import AASIST, CONFIGS, ConfigError, frequency_mask
@@ -15,6 +16,8 @@ from rawnet.functional import pad_or_truncate
 
 WEIGHTS = {"AASIST": "AASIST.pth", "AASIST-L": "AASIST-L.pth"}
 CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
+# Parity with outputs the official code computed elsewhere (other kernels, another order): the accuracy the README
+# promises, far above the float32 rounding of either evaluation (order_tolerance: about 1e-6 here).
 TOLERANCE = 1e-4
 
 
@@ -41,6 +44,16 @@ def pretrained(request, reference_dir):
 def small_model() -> AASIST:
     torch.manual_seed(0)
     return AASIST(CONFIGS["AASIST-L"])
+
+
+@pytest.fixture(scope="module")
+def small_model_tolerance() -> dict[str, float]:
+    """order_tolerance of the small model's logits and encodings, measured once on one 2,400-sample input (the
+    float64 copy of AASIST runs slowly on the CPU)."""
+    torch.manual_seed(0)
+    model = AASIST(CONFIGS["AASIST-L"]).eval()
+    x = 0.1 * torch.randn(1, 2400, generator=torch.Generator().manual_seed(9))
+    return {"logits": order_tolerance(model, x), "encode": order_tolerance(model, x, lambda m, v: m.encode(v))}
 
 
 @pytest.mark.slow  # four 4 s clips through each model: a few seconds
@@ -118,20 +131,21 @@ def test_bad_config():
         AASIST({**CONFIGS["AASIST"], "filts": [70, [1, 32], [16, 32], [32, 64], [64, 64]]})
 
 
-def test_batch_shape_and_items_independent(small_model):
+def test_batch_shape_and_items_independent(small_model, small_model_tolerance):
     model = small_model.eval()
     x = 0.1 * torch.randn(3, 2400, generator=torch.Generator().manual_seed(4))
     with torch.inference_mode():
         batch = model(x)
         single = torch.cat([model(x[i : i + 1]) for i in range(3)])
     assert batch.shape == (3, 2)
-    torch.testing.assert_close(batch, single, rtol=0, atol=1e-5)
+    # Rows of a batch may be summed in another order than alone: the float32 rounding of another order.
+    torch.testing.assert_close(batch, single, rtol=0, atol=small_model_tolerance["logits"])
 
 
 @pytest.mark.parametrize(
     ("length", "chunk_elements"), [(2315, aasist.INFERENCE_CHUNK_ELEMENTS), (2315, 50_000), (7001, 200_000)]
 )
-def test_inference_path_equals_official_order(small_model, monkeypatch, length, chunk_elements):
+def test_inference_path_equals_official_order(small_model, small_model_tolerance, monkeypatch, length, chunk_elements):
     # Odd lengths leave remainders at every pooling stage; small chunks cut the time axis into many segments.
     monkeypatch.setattr(aasist, "INFERENCE_CHUNK_ELEMENTS", chunk_elements)
     model = small_model.eval()
@@ -139,7 +153,8 @@ def test_inference_path_equals_official_order(small_model, monkeypatch, length, 
     reference = model.encode(x).detach()  # autograd on: the official order of operations
     with torch.inference_mode():
         fast = model.encode(x)
-    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+    # The same function summed in another order (segments of the time axis, fused steps).
+    torch.testing.assert_close(fast, reference, rtol=0, atol=small_model_tolerance["encode"])
 
 
 def test_input_checks(small_model):
@@ -155,7 +170,8 @@ def test_embed_feeds_out_layer(small_model):
     with torch.inference_mode():
         hidden = model.embed(x)
         assert hidden.shape == (3, 5 * CONFIGS["AASIST-L"]["gat_dims"][1])
-        torch.testing.assert_close(model.out_layer(hidden), model(x), rtol=0, atol=1e-6)
+        # forward() is out_layer(embed(x)) in eval mode: the same computation, the same bits.
+        assert torch.equal(model.out_layer(hidden), model(x))
 
 
 def test_dropout_and_batch_statistics_only_in_training(small_model):
@@ -173,7 +189,7 @@ def test_dropout_and_batch_statistics_only_in_training(small_model):
         torch.manual_seed(6)
         other = model(x)
     assert not torch.equal(model.first_bn.running_mean, running)  # training updates the running statistics
-    torch.testing.assert_close(first, again, rtol=1e-5, atol=1e-6)
+    assert torch.equal(first, again)  # the same masks and batch: the same computation, the same bits
     assert (first - other).abs().max() > 1e-3  # different dropout masks
 
 

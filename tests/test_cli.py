@@ -25,6 +25,7 @@ def official(metrics_dir: Path, name: str) -> dict:
 
 
 def assert_matches_official(result: dict, expected: dict) -> None:
+    # Relative 1e-9: the accuracy against the official scripts the README promises (see test_metrics.REL).
     assert result["eer_percent"] == pytest.approx(expected["eer_cm_percent"], rel=1e-9)
     assert result["min_tdcf"] == pytest.approx(expected["min_tdcf"], rel=1e-9)
     assert (result["n_bonafide"], result["n_spoof"]) == (expected["n_bonafide"], expected["n_spoof"])

@@ -15,10 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import synthetic_corpus
+from error_bounds import U32, gamma, order_tolerance
 
 from lfcc_gmm.metrics import compute_eer
 from rawnet.data import WaveformDataset
-from rawnet.training import load_model_file
+from rawnet.spec import load_model_file
 
 CONFIG = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
           "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
@@ -29,7 +30,9 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import torch
     from lfcc_gmm.protocols import read_protocol
-    from rawnet.training import ModelSpec, Recipe, train
+    from rawnet.catalog import Recipe
+    from rawnet.spec import ModelSpec
+    from rawnet.training import train
 
     root = Path(sys.argv[1])
     torch.set_num_threads(1)
@@ -91,7 +94,12 @@ def test_two_cpu_processes_train_one_run(tmp_path):
     labels = torch.from_numpy(data.labels)
     scores = output[:, 1].double().numpy()
     eer, _ = compute_eer(scores[data.labels == 1], scores[data.labels == 0])
-    assert history[0]["dev_eer"] == pytest.approx(eer, abs=1e-12)
+    # The EER depends only on the order of the scores, which rounding in other batches does not change here.
+    assert history[0]["dev_eer"] == eer
     dev_loss = F.cross_entropy(output, labels, weight=torch.tensor([0.1, 0.9])).item()
-    assert history[0]["dev_loss"] == pytest.approx(dev_loss, rel=1e-5)
+    # The shards' outputs differ by another order's rounding (order_tolerance), which the weighted cross-entropy
+    # passes on at most twice; each float32 weighted mean of n positive terms rounds within gamma_(n+2).
+    inputs = torch.stack([data[i][0] for i in range(len(data))])
+    tolerance = 2 * order_tolerance(model, inputs) + 2 * gamma(len(data) + 2, U32) * dev_loss
+    assert history[0]["dev_loss"] == pytest.approx(dev_loss, rel=0, abs=tolerance)
     assert np.isfinite(history[0]["train_loss"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from error_bounds import order_tolerance
 
 from cli.deep import export_command
 from cli.main import AntispoofGroup
@@ -55,7 +56,10 @@ def test_rawnet2_export_matches_the_scorer(reference_dir, audio_dir, tmp_path):
     inputs = padded_inputs(scorer, audio_dir)  # 3 rows: the trace used 2
     with torch.no_grad():
         exported = module(torch.from_numpy(inputs)).numpy()
-    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=1e-5)
+    # The traced training-order graph against the scorer's inference path: the same function in another order.
+    tolerance = order_tolerance(scorer.model_, torch.from_numpy(inputs))
+    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=tolerance)
+    # Parity with the official outputs (computed elsewhere): the accuracy the README promises.
     expected = json.loads((folder / "official_outputs.json").read_text())["cases"]["asvspoof2021"]
     np.testing.assert_allclose(exported[:2], [expected["LA_T_1272637.flac"]["output"],
                                               expected["espeak_en.wav"]["output"]], rtol=0, atol=1e-5)
@@ -74,7 +78,8 @@ def test_aasist_export_matches_the_scorer(audio_dir, tmp_path):
     with torch.no_grad():
         exported = module(torch.from_numpy(inputs)).numpy()
     # The scorer runs AASIST's fused no-grad inference path, the archive the training-order one: same function.
-    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=1e-5)
+    tolerance = order_tolerance(scorer.model_, torch.from_numpy(inputs))
+    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=tolerance)
 
 
 def test_not_an_export(tmp_path, reference_dir):
@@ -102,6 +107,8 @@ def test_official_aasist_export_reproduces_the_official_logits(reference_dir, au
     inputs = scorer.model_inputs(load_audio(audio_dir / "LA_T_1272637.flac").signal)
     with torch.no_grad():
         exported = module(torch.from_numpy(inputs)).numpy()
-    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=1e-5)
+    tolerance = order_tolerance(scorer.model_, torch.from_numpy(inputs))
+    np.testing.assert_allclose(exported, scorer.outputs(inputs), rtol=0, atol=tolerance)
+    # Parity with the official logits (computed elsewhere): the accuracy the README promises.
     official = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())
     np.testing.assert_allclose(exported[0], official["AASIST.pth"]["LA_T_1272637.flac"]["logits"], rtol=0, atol=1e-4)

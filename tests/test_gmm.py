@@ -7,6 +7,16 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from error_bounds import (
+    U64,
+    assert_within,
+    em_bound,
+    expansion_bound,
+    gamma,
+    gmm_order_bound,
+    m_step_bound,
+    statistics_order_bound,
+)
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -72,8 +82,20 @@ def test_score_samples_matches_sklearn_in_float64():
     expected = _sklearn_with(params).score_samples(X)
     result = gmm.score_samples(X)
     assert result.dtype == np.float64
-    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-10)
-    assert gmm.score(X) == pytest.approx(expected.mean(), abs=1e-10)
+    # Two float64 expansions of the same formula (ours about the mixture mean, scikit-learn's about 0).
+    bound = _both_expansions_bound(X, params)
+    assert_within(result, expected, bound)
+    assert gmm.score(X) == pytest.approx(expected.mean(), abs=bound.mean() + _mean_bound(expected))
+
+
+def _both_expansions_bound(X, params: GMMParams) -> np.ndarray:
+    """How far our float64 log p(x) and scikit-learn's can be apart: each within its expansion's rounding bound."""
+    return expansion_bound(X, params, params.weights @ params.means, U64) + expansion_bound(X, params, 0.0, U64)
+
+
+def _mean_bound(values) -> float:
+    """Two float64 means of the same n values, summed in different orders."""
+    return 2 * gamma(len(values), U64) * float(np.abs(values).mean())
 
 
 def test_score_samples_in_float32_within_1e3_nats_even_with_digital_silence():
@@ -91,6 +113,9 @@ def test_score_samples_in_float32_within_1e3_nats_even_with_digital_silence():
     expected = _sklearn_with(params).score_samples(X)
     result = DiagonalGMM.from_arrays(params._asdict(), dtype=np.float32).score_samples(X)
     assert result.dtype == np.float64
+    # The accuracy gmm.design promises: float32 only for components within _FLOAT32_MAX_CONDITION = 1e4 (squared
+    # Mahalanobis distance of their mean from the center), whose log-densities then lose about eps32 * 1e4 = 6e-4
+    # nats; the others are computed in float64.
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-3)
 
 
@@ -121,10 +146,13 @@ def test_em_matches_sklearn_from_the_same_initialisation():
     with pytest.warns(Warning):  # sklearn: "did not converge" after 7 iterations
         reference.fit(X)
     assert reference.n_iter_ == ours.n_iter_ == 7
-    np.testing.assert_allclose(ours.weights_, reference.weights_, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.means_, reference.means_, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-9)
-    assert ours.lower_bound_ == pytest.approx(reference.lower_bound_, abs=1e-10)
+    # Seven iterations, each E-step evaluated by two expansions and summed in other orders.
+    bounds = em_bound(X, ours.params_, 7, beta=_both_expansions_bound(X, ours.params_))
+    for name in ("weights", "means", "covariances"):
+        assert_within(getattr(ours, f"{name}_"), getattr(reference, f"{name}_"), bounds[name], name)
+    last = _sklearn_with(ours.params_).score_samples(X)
+    tolerance = _both_expansions_bound(X, ours.params_).mean() + _mean_bound(last)
+    assert ours.lower_bound_ == pytest.approx(reference.lower_bound_, abs=7 * tolerance)
 
 
 def test_default_fit_reaches_the_likelihood_of_sklearn_default_fit():
@@ -138,7 +166,9 @@ def test_lower_bound_never_decreases():
     X = _clusters(3000, 10, 4, seed=9, spread=2.0)
     gmm = DiagonalGMM(16, max_iter=25, random_state=1, dtype=np.float64).fit(X)
     assert gmm.n_iter_ == 25 and not gmm.converged_
-    assert np.all(np.diff(gmm.lower_bounds_) >= -1e-10)
+    # EM never lowers the likelihood in exact arithmetic; each float64 E-step rounds by at most this much.
+    rounding = statistics_order_bound(X, gmm.params_)["log_likelihood"] / len(X)
+    assert np.all(np.diff(gmm.lower_bounds_) >= -2 * rounding)
     assert gmm.lower_bounds_[-1] > gmm.lower_bounds_[0] + 0.1
 
 
@@ -156,10 +186,13 @@ def test_chunk_size_does_not_change_the_result():
     fits = [
         DiagonalGMM(4, max_iter=5, random_state=2, chunk_size=size, dtype=np.float64).fit(X) for size in (7, 256, 5000)
     ]
+    # Chunks change how the sums are grouped (and the products' batches): five iterations of that rounding.
+    bounds = em_bound(X, fits[0].params_, 5)
+    likelihood = 5 * statistics_order_bound(X, fits[0].params_)["log_likelihood"] / len(X)
     for other in fits[1:]:
-        np.testing.assert_allclose(other.means_, fits[0].means_, rtol=0, atol=1e-10)
-        np.testing.assert_allclose(other.covariances_, fits[0].covariances_, rtol=1e-10)
-        np.testing.assert_allclose(other.lower_bounds_, fits[0].lower_bounds_, rtol=1e-12)
+        assert_within(other.means_, fits[0].means_, bounds["means"])
+        assert_within(other.covariances_, fits[0].covariances_, bounds["covariances"])
+        assert_within(other.lower_bounds_, fits[0].lower_bounds_, likelihood)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -186,6 +219,7 @@ def test_float32_does_not_change_the_trained_model_materially():
     f64 = DiagonalGMM(16, random_state=1, dtype=np.float64).fit(X)
     f32 = DiagonalGMM(16, random_state=1, dtype=np.float32).fit(X)
     assert np.any(np.all(f64.covariances_ == f64.var_floor, axis=1))  # a silence component was learnt
+    # The accuracy gmm.design promises for float32 E-steps (about eps32 * 1e4 nats, see the silence test above).
     np.testing.assert_allclose(f32.lower_bounds_, f64.lower_bounds_, rtol=0, atol=1e-3)
     np.testing.assert_allclose(f32.score_samples(X), f64.score_samples(X), rtol=1e-3, atol=1e-3)
 
@@ -222,7 +256,9 @@ def test_first_lower_bound_is_the_likelihood_of_the_initial_model():
     X = _clusters(600, 3, 2, seed=16)
     gmm = DiagonalGMM(3, max_iter=1, init_samples=None, random_state=0, dtype=np.float64).fit(X)
     start = initial_params(X, X.var(axis=0, ddof=1), 3, random_state=0)
-    assert gmm.lower_bounds_[0] == pytest.approx(_sklearn_with(start).score_samples(X).mean(), abs=1e-10)
+    expected = _sklearn_with(start).score_samples(X)
+    bound = _both_expansions_bound(X, start).mean() + _mean_bound(expected)
+    assert gmm.lower_bounds_[0] == pytest.approx(expected.mean(), abs=bound)
 
 
 def test_near_empty_component_is_reseeded_by_splitting_the_heaviest():
@@ -256,31 +292,40 @@ def test_statistics_of_shards_add_up_to_those_of_all_frames():
     whole = sufficient_statistics(X, params, dtype=np.float64)
     pooled = sum(sufficient_statistics(shard, params, dtype=np.float64) for shard in np.array_split(X, 4))
     assert pooled.n_frames == whole.n_frames == 900
-    assert pooled.log_likelihood == pytest.approx(whole.log_likelihood, rel=1e-12)
+    # Shards sum the same terms in other groups (and other BLAS calls): their rounding bounds.
+    bounds = statistics_order_bound(X, params)
+    assert pooled.log_likelihood == pytest.approx(whole.log_likelihood, rel=0, abs=bounds["log_likelihood"])
     for name in ("counts", "first", "second"):
-        np.testing.assert_allclose(getattr(pooled, name), getattr(whole, name), rtol=1e-12)
-    # Soft counts are responsibilities: they sum to the number of frames.
-    assert whole.counts.sum() == pytest.approx(900, rel=1e-12)
-    assert whole.log_likelihood == pytest.approx(_sklearn_with(params).score_samples(X).sum(), rel=1e-12)
-    np.testing.assert_allclose(log_likelihood(X, params, dtype=np.float64), _sklearn_with(params).score_samples(X))
+        assert_within(getattr(pooled, name), getattr(whole, name), bounds[name], name)
+    # Soft counts are responsibilities: they sum to the number of frames (each frame's to 1 within (K + 2) u; the
+    # sum of the 900 K of them adds gamma_900K).
+    assert whole.counts.sum() == pytest.approx(900, rel=(4 + 2) * U64 + gamma(900 * 4, U64))
+    expected = _sklearn_with(params).score_samples(X)
+    bound = _both_expansions_bound(X, params)
+    tolerance = bound.sum() + len(X) * _mean_bound(expected)
+    assert whole.log_likelihood == pytest.approx(expected.sum(), rel=0, abs=tolerance)
+    assert_within(log_likelihood(X, params, dtype=np.float64), expected, bound)
     with pytest.raises(ValueError, match="different parameters"):
         _ = whole + sufficient_statistics(X, _random_params(4, 3, seed=20))
     # Scoring many utterances in one call equals scoring them one by one.
     shards = np.array_split(X, 5)
     one_call = log_likelihood(shards, params, dtype=np.float64)
     one_by_one = np.concatenate([log_likelihood(s, params, dtype=np.float64) for s in shards])
-    np.testing.assert_allclose(one_call, one_by_one, rtol=0, atol=1e-10)
+    assert_within(one_call, one_by_one, gmm_order_bound(X, params, dtype=np.float64))
 
 
 def test_m_step_on_pooled_shards_is_one_fit_iteration():
     X = _clusters(700, 3, 2, seed=21)
     init = _random_params(3, 2, seed=22)
     shards = np.array_split(X, 3)
-    updated = m_step(sum(sufficient_statistics(s, init, dtype=np.float64) for s in shards), var_floor=1e-4)
+    pooled = sum(sufficient_statistics(s, init, dtype=np.float64) for s in shards)
+    updated = m_step(pooled, var_floor=1e-4)
     gmm = DiagonalGMM(3, init=init, max_iter=1, dtype=np.float64).fit(X)
-    np.testing.assert_allclose(gmm.means_, updated.means, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(gmm.covariances_, updated.covariances, rtol=1e-12)
-    np.testing.assert_allclose(gmm.weights_, updated.weights, rtol=1e-12)
+    # One E-step summed in other groups, then the same M-step: the statistics' bounds carried through it.
+    assert not near_empty(pooled).any() and np.all(updated.covariances > 1e-4)
+    bounds = m_step_bound(pooled, statistics_order_bound(X, init))
+    for name in ("means", "covariances", "weights"):
+        assert_within(getattr(gmm, f"{name}_"), getattr(updated, name), bounds[name], name)
 
 
 def test_run_em_with_a_sharded_e_step_equals_fit():
@@ -296,8 +341,11 @@ def test_run_em_with_a_sharded_e_step_equals_fit():
     sharded = DiagonalGMM(3, max_iter=4, dtype=np.float64).run_em(e_step, init)
     local = DiagonalGMM(3, init=init, max_iter=4, dtype=np.float64).fit(X)
     assert len(seen) == 4 and sharded.n_iter_ == 4
-    np.testing.assert_allclose(sharded.means_, local.means_, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(sharded.lower_bounds_, local.lower_bounds_, rtol=1e-12)
+    # Shards group the sums otherwise: four iterations of that rounding.
+    bounds = em_bound(X, local.params_, 4)
+    assert_within(sharded.means_, local.means_, bounds["means"])
+    assert_within(sharded.lower_bounds_, local.lower_bounds_,
+                  4 * statistics_order_bound(X, local.params_)["log_likelihood"] / len(X))
 
 
 def test_e_step_never_holds_more_than_a_chunk_of_responsibilities():
@@ -411,14 +459,16 @@ def test_official_lfcc_frames_fit_and_score_consistently(reference_dir):
     same_model = DiagonalGMM.from_arrays(f64.to_arrays()).score_samples(frames)
     np.testing.assert_allclose(same_model, f64.score_samples(frames), rtol=0, atol=1e-3)
     # Against the direct formula (no expansion): the float64 expansion loses eps * condition, ~4e-8 nats
-    # on the floored silence components (scikit-learn's expansion loses as much).
+    # on the floored silence components (scikit-learn's expansion loses as much); both within their bounds.
     weights, means, covariances = f64.params_
     direct = logsumexp(
         np.log(weights)
         - 0.5 * (np.log(2 * np.pi * covariances).sum(1) + ((frames[:, None] - means) ** 2 / covariances).sum(-1)),
         axis=1,
     )
-    np.testing.assert_allclose(f64.score_samples(frames), direct, rtol=0, atol=1e-7)
+    bound = expansion_bound(frames, f64.params_, weights @ means, U64) + expansion_bound(frames, f64.params_, frames,
+                                                                                       U64)
+    assert_within(f64.score_samples(frames), direct, bound)
     np.testing.assert_allclose(f32.score_samples(frames), direct, rtol=1e-3, atol=1e-3)
     # The digital-silence frames (c0 = sqrt(20) log10(eps)) get their own floored component.
     silence = np.isclose(frames[:, 0], 20**0.5 * math.log10(np.finfo(float).eps), atol=1e-6)
@@ -431,7 +481,8 @@ def test_design_of_another_precision_is_refused():
 
     params = GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.ones((2, 3)))
     x = np.zeros((4, 3))
-    np.testing.assert_allclose(log_likelihood(x, design(params, np.float64), dtype=np.float64),
-                               log_likelihood(x, params, dtype=np.float64))
+    # Scoring with parameters builds the same design first: the same computation, the same bits.
+    np.testing.assert_array_equal(log_likelihood(x, design(params, np.float64), dtype=np.float64),
+                                  log_likelihood(x, params, dtype=np.float64))
     with pytest.raises(ValueError, match="a Design built for float32 cannot score in float64"):
         log_likelihood(x, design(params, np.float32), dtype=np.float64)

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from lfcc_gmm.demo import DEFAULT_CORPUS
+from cli.demo import DEMO_CORPUS
 
 nbformat = pytest.importorskip("nbformat")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 WALKTHROUGH = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
-#: Notebooks that need the official AASIST weights from the reference folder (until the toolkit bundles them).
-NEED_AASIST = {"deep_models_walkthrough", "explanations"}
 SKIP_NOTE = "Skipping the AASIST comparison"
 
 _spec = importlib.util.spec_from_file_location("render_notebooks", REPO_ROOT / "docs" / "render_notebooks.py")
@@ -40,8 +38,8 @@ def _execute(tmp_path: Path, notebook: Path = WALKTHROUGH):
     """Run the stored notebook in notebooks/ (as a user would); any cell error fails with its traceback."""
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    if not (DEFAULT_CORPUS / "protocols").is_dir() or not (DEFAULT_CORPUS / "flac").is_dir():
-        pytest.skip(f"demo corpus not found at {DEFAULT_CORPUS}")
+    if not (DEMO_CORPUS / "protocols").is_dir() or not (DEMO_CORPUS / "flac").is_dir():
+        pytest.skip(f"demo corpus not found at {DEMO_CORPUS}")
     return render_notebooks.execute(notebook, tmp_path / "kernels")
 
 
@@ -109,12 +107,9 @@ def test_source_hash_ignores_outputs_but_not_sources():
     assert render_notebooks.source_hash(nb) != before
 
 
-@pytest.mark.parametrize("notebook", [path for path in NOTEBOOKS if path.stem in NEED_AASIST],
-                         ids=lambda path: path.stem)
+@pytest.mark.parametrize("notebook", [path for path in NOTEBOOKS if path != WALKTHROUGH], ids=lambda path: path.stem)
 @pytest.mark.slow
-def test_course_notebook_runs(tmp_path, notebook, reference_dir):
-    if not (reference_dir / "aasist" / "AASIST.pth").is_file():
-        pytest.skip(f"{notebook.name} needs the official AASIST weights at {reference_dir}/aasist/AASIST.pth")
+def test_course_notebook_runs(tmp_path, notebook):
     nb = _execute(tmp_path, notebook)
     _check_every_figure_shown(nb)
     text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")

@@ -201,9 +201,8 @@ def test_eer_under_negation_and_class_swap_picks_the_last_minimum(bona, spoof):
 # Score files and protocols
 
 
-# Any character but whitespace (str.split's separators) and lone surrogates (not encodable).
-tokens = st.text(st.characters(blacklist_categories=("Cs",)).filter(lambda c: not c.isspace()), min_size=1,
-                 max_size=12)
+# Any text but lone surrogates (not encodable): whitespace, "%" and control characters are percent-encoded.
+tokens = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)  # -0.0, subnormals and ±max included
 
 

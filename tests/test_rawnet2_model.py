@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from error_bounds import order_tolerance
 from scipy.signal import correlate
 
 from rawnet.checkpoint import ConfigError, load_state_dict_file
@@ -22,6 +23,8 @@ from rawnet.rawnet2 import (
 from rawnet.sinc import SincConv, band_edges, sinc_filters
 
 FS = 16000
+# Parity with outputs the official code computed elsewhere (other kernels, another order): the accuracy the README
+# promises, far above the float32 rounding of either evaluation (order_tolerance: about 1e-7 here).
 PARITY_ATOL = 1e-4
 
 
@@ -166,8 +169,10 @@ def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged(batch):
     threads = torch.get_num_threads()
     with torch.no_grad():
         outputs = [model(x) for model in models for _ in range(3)]
+    # Batches of several clips run the recurrent product as a matrix product on the chosen threads: another order.
+    tolerance = order_tolerance(models[2], x)
     for output in outputs[1:]:
-        torch.testing.assert_close(output, outputs[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(output, outputs[0], rtol=0, atol=tolerance)
     assert torch.get_num_threads() == threads
 
 
@@ -182,7 +187,7 @@ def test_inference_and_autograd_paths_agree_and_follow_new_weights():
     with torch.no_grad():
         inference = model(x)
     autograd = model(x)  # autograd on: nn.GRU itself
-    torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=order_tolerance(model, x))
     assert not torch.allclose(first, inference)
 
 
@@ -279,7 +284,8 @@ def test_load_state_dict_file_strips_dataparallel_prefix_and_refuses_non_state_d
         load_state_dict_file(not_a_state_dict)
     pickled = tmp_path / "object.pth"
     torch.save({"config": ConfigError("arbitrary object")}, pickled)
-    with pytest.raises(ValueError, match=r"object\.pth: cannot load as a weights-only"):
+    # One reader for every torch file (rawnet.checkpoint.read_torch_file), one message naming the file.
+    with pytest.raises(ValueError, match=r"object\.pth: not a torch weights file \(cannot load as a weights-only"):
         load_state_dict_file(pickled)
 
 

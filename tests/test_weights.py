@@ -6,9 +6,11 @@ import functools
 import hashlib
 import http.server
 import json
+import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -70,11 +72,23 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def test_table_hashes_are_those_of_the_reference_files(aasist_dir):
-    for entry in weights.KNOWN_WEIGHTS.values():
-        assert hashlib.sha256((aasist_dir / entry.filename).read_bytes()).hexdigest() == entry.sha256
-        assert entry.url.startswith("https://raw.githubusercontent.com/clovaai/aasist/")
-        assert entry.url.endswith(f"/models/weights/{entry.filename}")
+#: Where each published file lies in the reference folder, and the official URL it was published under.
+OFFICIAL = {
+    "aasist": ("aasist/AASIST.pth", "https://raw.githubusercontent.com/clovaai/aasist/", "/models/weights/AASIST.pth"),
+    "aasist-l": ("aasist/AASIST-L.pth", "https://raw.githubusercontent.com/clovaai/aasist/",
+                 "/models/weights/AASIST-L.pth"),
+    "aasist-asvspoof5": ("asvspoof5/aasist/AASIST-ASVspoof5.pth",
+                         "https://raw.githubusercontent.com/asvspoof-challenge/asvspoof5/",
+                         "/Baseline-AASIST/models/weights/AASIST/best.pth"),
+}
+
+
+def test_table_hashes_are_those_of_the_reference_files(reference_dir):
+    assert set(OFFICIAL) == set(weights.KNOWN_WEIGHTS)
+    for name, entry in weights.KNOWN_WEIGHTS.items():
+        relative, prefix, suffix = OFFICIAL[name]
+        assert hashlib.sha256((reference_dir / relative).read_bytes()).hexdigest() == entry.sha256
+        assert entry.url.startswith(prefix) and entry.url.endswith(suffix)
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):
@@ -154,9 +168,48 @@ def test_server_errors_are_clear_and_leave_nothing(home, serve, tmp_path, route,
     assert list((home / "weights").iterdir()) == []
 
 
-def test_unreachable_server(home):
-    with pytest.raises(WeightsError, match="download failed"):
+def test_unreachable_server_says_how_to_proceed_offline(home):
+    with pytest.raises(WeightsError, match="download failed") as info:
         fetch("aasist", url="http://127.0.0.1:9/AASIST.pth")
+    message = str(info.value)
+    assert "127.0.0.1 cannot be reached" in message and "no network" in message
+    _assert_offline_ways(message, "aasist", "AASIST.pth")
+    assert list((home / "weights").iterdir()) == []
+
+
+def test_no_network_is_named_as_such(home, monkeypatch):
+    # What a machine without network answers: the host name does not resolve.
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(WeightsError) as info:
+        fetch("aasist-asvspoof5")
+    message = str(info.value)
+    assert message.startswith(weights.KNOWN_WEIGHTS["aasist-asvspoof5"].url)
+    assert "raw.githubusercontent.com does not resolve" in message and "there is no network" in message
+    _assert_offline_ways(message, "aasist-asvspoof5", "AASIST-ASVspoof5.pth")
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+    result = run_cli("weights", "fetch", "aasist")
+    assert result.exit_code == 1
+    assert "there is no network" in result.output and "Traceback" not in result.output
+    assert "`antispoof weights fetch aasist --url file:///path/to/AASIST.pth`" in result.output
+
+
+def _assert_offline_ways(message: str, name: str, filename: str) -> None:
+    assert f"the copy bundled with antispoof needs no download (`--weights {name}`" in message
+    assert f"`antispoof weights fetch {name} --url file:///path/to/{filename}`" in message
+    assert "ANTISPOOF_WEIGHTS_URL" in message
+
+
+def test_fetch_from_a_file_url(home, aasist_dir):
+    path = fetch("aasist-l", url=(aasist_dir / "AASIST-L.pth").as_uri())
+    assert path == home / "weights" / "AASIST-L.pth"
+    assert path.read_bytes() == (aasist_dir / "AASIST-L.pth").read_bytes()
+    with pytest.raises(WeightsError, match="download failed after 0 bytes") as info:
+        fetch("aasist", url=(aasist_dir / "no-such.pth").as_uri())
+    assert "no network" not in str(info.value)  # a missing local file is not a network problem
 
 
 def test_stale_cached_file_is_reported_then_replaced(home, aasist_dir, serve):
@@ -193,9 +246,11 @@ def run_cli(*args):
     return CliRunner().invoke(group, list(args))
 
 
-def test_cli_fetch_path_and_list(home, aasist_dir, serve, monkeypatch):
+def test_cli_fetch_path_and_list(home, aasist_dir, serve, monkeypatch, tmp_path):
     base, _ = serve(aasist_dir)
     monkeypatch.setenv("ANTISPOOF_WEIGHTS_URL", base)
+    # An installation without its bundled copies: `path` then needs the cache.
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "not-installed")
     missing = run_cli("weights", "path", "aasist-l")
     assert missing.exit_code == 1 and "antispoof weights fetch aasist-l" in missing.output
 
@@ -208,10 +263,13 @@ def test_cli_fetch_path_and_list(home, aasist_dir, serve, monkeypatch):
 
     rows = {row["name"]: row for row in json.loads(run_cli("weights", "list", "--json").stdout)}
     assert (rows["aasist-l"]["status"], rows["aasist"]["status"]) == ("cached", "missing")
+    assert (rows["aasist-l"]["bundled"], rows["aasist-l"]["loads_from"]) == ("absent", str(cached))
+    assert rows["aasist"]["loads_from"] is None
     assert rows["aasist"]["sha256"] == weights.KNOWN_WEIGHTS["aasist"].sha256
     assert rows["aasist"]["url"] == base + "AASIST.pth"
     table = run_cli("weights", "list").stdout
-    assert f"aasist-l  cached   {cached}" in table
+    assert "aasist-l          bundled: absent, cache: cached" in table
+    assert f"loads from {cached}" in table and "loads from (nothing: fetch it)" in table
 
 
 def test_cli_refuses_a_corrupted_download(home, serve, tmp_path):
