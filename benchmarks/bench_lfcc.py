@@ -14,20 +14,17 @@ a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
 import math
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import scipy
 import scipy.fft
-from threadpoolctl import threadpool_limits
+from common import interleaved_medians, throughput_arguments
 
 from lfcc_gmm.features import frame_signal, iter_lfcc, lfcc
 
@@ -118,17 +115,7 @@ def _check(name: str, got: np.ndarray, expected: np.ndarray, atol: float) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 s of audio, 5 rounds")
-    parser.add_argument("--seconds", type=float, help="length of the test signal (default 60, quick 10)")
-    parser.add_argument("--rounds", type=int, help="timing rounds (default 15, quick 5)")
-    parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall", help="wall time, or this process's CPU time"
-    )
-    args = parser.parse_args()
-    seconds = args.seconds or (10.0 if args.quick else 60.0)
-    rounds = args.rounds or (5 if args.quick else 15)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    seconds, rounds, clock_name, clock = throughput_arguments(__doc__.splitlines()[0])
 
     signal = np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * SAMPLE_RATE))
     single = signal.astype(np.float32)
@@ -172,20 +159,10 @@ def main() -> None:
     extra, skipped = _optional_methods(signal)
     methods += extra
 
-    times: list[list[float]] = [[] for _ in methods]
-    with threadpool_limits(limits=1):
-        for _, _, fn, _ in methods:
-            fn()  # warm-up: caches, imports, page faults
-        for _ in range(rounds):
-            for elapsed, (_, _, fn, _) in zip(times, methods, strict=True):
-                start = clock()
-                fn()
-                elapsed.append(clock() - start)
-
-    medians = [statistics.median(t) for t in times]
+    medians = interleaved_medians([fn for _, _, fn, _ in methods], rounds, clock)
     ours = {methods[i][1]: medians[i] for i in (0, 1)}
     print(
-        f"LFCC throughput, one thread ({args.clock} clock), {seconds:g} s of 16 kHz audio, median of {rounds} "
+        f"LFCC throughput, one thread ({clock_name} clock), {seconds:g} s of 16 kHz audio, median of {rounds} "
         f"interleaved rounds; numpy {np.__version__}, scipy {scipy.__version__}, {platform.machine()}"
     )
     print()

@@ -12,17 +12,14 @@ Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy
 import scipy.fft
 import soundfile as sf
-from threadpoolctl import threadpool_limits
+from common import interleaved_medians, throughput_arguments
 
 from lfcc_gmm.features import lfcc
 from lfcc_gmm.speech import MIN_SPEECH_S, detect_speech, speech_config
@@ -46,17 +43,7 @@ def demo_speech(seconds: float) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 s of audio, 5 rounds")
-    parser.add_argument("--seconds", type=float, help="length of the test signal (default 60, quick 10)")
-    parser.add_argument("--rounds", type=int, help="timing rounds (default 15, quick 5)")
-    parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall", help="wall time, or this process's CPU time"
-    )
-    args = parser.parse_args()
-    seconds = args.seconds or (10.0 if args.quick else 60.0)
-    rounds = args.rounds or (5 if args.quick else 15)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    seconds, rounds, clock_name, clock = throughput_arguments(__doc__.splitlines()[0])
 
     signal = demo_speech(seconds)
     activity = detect_speech(signal, RATE)
@@ -71,20 +58,9 @@ def main() -> None:
          lambda: scipy.fft.rfft(frames, axis=-1, workers=1), "ceiling: its FFT alone"),
         ("`lfcc` asvspoof2019, float64", lambda: lfcc(signal), "the baseline's front end, for scale"),
     ]
-
-    times: list[list[float]] = [[] for _ in methods]
-    with threadpool_limits(limits=1):
-        for _, fn, _ in methods:
-            fn()  # warm-up: caches, imports, page faults
-        for _ in range(rounds):
-            for elapsed, (_, fn, _) in zip(times, methods, strict=True):
-                start = clock()
-                fn()
-                elapsed.append(clock() - start)
-
-    medians = [statistics.median(t) for t in times]
+    medians = interleaved_medians([fn for _, fn, _ in methods], rounds, clock)
     print(
-        f"Speech detection throughput, one thread ({args.clock} clock), {seconds:g} s of demo speech at 16 kHz "
+        f"Speech detection throughput, one thread ({clock_name} clock), {seconds:g} s of demo speech at 16 kHz "
         f"({activity.speech_s:.1f} s detected as speech), median of {rounds} interleaved rounds; "
         f"numpy {np.__version__}, scipy {scipy.__version__}, {platform.machine()}"
     )

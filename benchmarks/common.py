@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import multiprocessing
 import os
@@ -11,11 +12,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
+from threadpoolctl import threadpool_limits
 
 from lfcc_gmm.protocols import Trial
 
@@ -32,6 +35,46 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+class Throughput(NamedTuple):
+    """What a throughput benchmark measures on: signal length, timing rounds, and the clock."""
+
+    seconds: float
+    rounds: int
+    clock_name: str
+    clock: Callable[[], float]
+
+
+def throughput_arguments(description: str) -> Throughput:
+    """Parse the command line of a one-thread throughput benchmark: ``--quick`` (10 s of audio, 5 rounds, instead
+    of 60 s and 15), ``--seconds``, ``--rounds`` and ``--clock wall|cpu``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="10 s of audio, 5 rounds")
+    parser.add_argument("--seconds", type=float, help="length of the test signal (default 60, quick 10)")
+    parser.add_argument("--rounds", type=int, help="timing rounds (default 15, quick 5)")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall", help="wall time, or this process's CPU time"
+    )
+    args = parser.parse_args()
+    return Throughput(args.seconds or (10.0 if args.quick else 60.0), args.rounds or (5 if args.quick else 15),
+                      args.clock, time.perf_counter if args.clock == "wall" else time.process_time)
+
+
+def interleaved_medians(functions: Sequence[Callable[[], object]], rounds: int,
+                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Median time of each function on one thread, after one warm-up call each, timed in interleaved rounds so
+    that a load change on a shared machine hits all of them alike."""
+    times: list[list[float]] = [[] for _ in functions]
+    with threadpool_limits(limits=1):
+        for fn in functions:
+            fn()  # warm-up: caches, imports, page faults
+        for _ in range(rounds):
+            for elapsed, fn in zip(times, functions, strict=True):
+                start = clock()
+                fn()
+                elapsed.append(clock() - start)
+    return [statistics.median(t) for t in times]
 
 
 def run_child(code: str, *args: str, env: dict | None = None) -> tuple[str, float, float]:

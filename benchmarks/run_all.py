@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str], str, str]] = [
     ("bench_lfcc.py", [], "LFCC throughput",
      "issue 3: ≥ 1,500× real time (float64) and ≥ 3,000× (float32), one thread"),
+    ("bench_speech.py", [], "Speech detection throughput", "issue 18 §3: ≥ 500× real time, one thread"),
     ("bench_metrics.py", [], "Metrics on 71,237 trials", "issue 2: full evaluation well under 2 s"),
     # Compares with the organisers' package when ASVSPOOF5_OFFICIAL_DIR names a checkout of it; else only the
     # bootstrap part runs.

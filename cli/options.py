@@ -120,6 +120,17 @@ input_options = stack_options(
 )
 
 
+bootstrap_options = stack_options(
+    click.option("--ci", metavar="CONFIDENCE", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                 help="Add percentile bootstrap intervals of the EER and the primary DCF (Track 2: a-DCF and min "
+                      "t-DCF) at this confidence, e.g. 0.95."),
+    click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=1),
+                 help="Bootstrap resamples (with --ci)."),
+    click.option("--seed", default=0, show_default=True, type=int,
+                 help="Seed of the bootstrap resampling (with --ci): the same seed gives the same intervals."),
+)
+
+
 def backend_options(command: Callable) -> Callable:
     """``--backend local|dask`` and ``--scheduler ADDRESS``.
 

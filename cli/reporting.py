@@ -9,7 +9,7 @@ import click
 
 from lfcc_gmm.protocols import read_protocol
 
-from .options import EXISTING_FILE, NEW_DIR, NEW_FILE, stack_options
+from .options import EXISTING_FILE, NEW_DIR, NEW_FILE, bootstrap_options, stack_options
 
 PRIOR = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -31,25 +31,33 @@ def _split(text: str | None) -> list[str] | None:
 @click.option("-o", "--output", "output_dir", required=True, type=NEW_DIR,
               help="Report folder to write (created if needed).")
 @click.option("--title", default="Countermeasure comparison", show_default=True, help="Title of report.md.")
+@bootstrap_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
-def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, prior, output_dir, title,
-            as_json) -> None:
+def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, prior, output_dir, title, ci,
+            resamples, seed, as_json) -> None:
     """Compare systems side by side: pooled EER, min DCF, Cllr and the EER of every attack.
 
     \b
     SCORES: one score file per system, 4-column `FILE_ID ATTACK KEY SCORE` or
-            2-column `FILE_ID SCORE` with --protocol. Higher score = more bona fide.
+            2-column `FILE_ID SCORE` (or ASVspoof 5 `filename cm-score`) with --protocol.
+            Higher score = more bona fide.
 
     Attacks are marked seen/unseen when the training attacks are known (--seen-attacks or
     --train-protocol); unseen attacks show how a system generalises. The report folder holds
     report.md (table, figures, a guide to reading them), det.png, histograms.png,
     comparison.json and comparison.csv.
 
+    --ci 0.95 adds bootstrap intervals of each system's EER and DCF (min t-DCF with
+    --asv-scores, else min DCF at --prior) and, for each pair of systems, a paired
+    bootstrap of their difference: significant when its interval excludes 0. The
+    systems must be scored on the same trials; speakers are resampled with all their
+    trials when the protocol names two or more, else trials.
+
     \b
     Example (ASVspoof 2019 LA eval, trained on LA train):
       antispoof compare lfcc_gmm.eval.txt rawnet2.eval.txt --names LFCC-GMM,RawNet2 \\
           --protocol ASVspoof2019.LA.cm.eval.trl.txt \\
-          --train-protocol ASVspoof2019.LA.cm.train.trn.txt -o report/
+          --train-protocol ASVspoof2019.LA.cm.train.trn.txt -o report/ --ci 0.95
     """
     from lfcc_gmm.report import compare_systems, load_systems, spoof_attacks, write_report
 
@@ -58,7 +66,8 @@ def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, 
     name_list = _split(names)
     if name_list is not None and len(name_list) != len(scores):
         raise click.UsageError(f"--names gives {len(name_list)} name(s) for {len(scores)} score file(s)")
-    systems = load_systems(scores, read_protocol(protocol) if protocol else None, name_list)
+    trials = read_protocol(protocol) if protocol else None
+    systems = load_systems(scores, trials, name_list)
     seen: Collection[str] | None = _split(seen_attacks)
     if train_protocols:
         seen = spoof_attacks(trial for path in train_protocols for trial in read_protocol(path))
@@ -67,7 +76,8 @@ def compare(scores, protocol, names, seen_attacks, train_protocols, asv_scores, 
         from lfcc_gmm.scorefiles import read_asv_scores
 
         asv = read_asv_scores(asv_scores)
-    comparison = compare_systems(systems, seen, asv=asv, prior=prior)
+    comparison = compare_systems(systems, seen, asv=asv, prior=prior, confidence=ci, trials=trials,
+                                 n_resamples=resamples, seed=seed)
     report = write_report(output_dir, comparison, systems, title=title)
     if as_json:
         click.echo(json.dumps({**comparison.to_dict(), "report": str(report)}, indent=1))

@@ -214,6 +214,38 @@ class Track1Evaluation:
             "cost_model": asdict(self.cost_model),
         }
 
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report: pooled metrics under ``title``, then a table per breakdown."""
+        p, c = self.pooled, self.cost_model
+        lines = [
+            f"{title}: {p.n_bonafide + p.n_spoof:,} trials ({p.n_bonafide:,} bona fide, {p.n_spoof:,} spoof)",
+            f"  min DCF    {p.min_dcf:8.5f}     (primary; P_spoof {c.p_spoof:g}, C_miss {c.c_miss:g}, "
+            f"C_fa {c.c_fa:g})",
+            f"  act DCF    {p.act_dcf:8.5f}     (scores read as natural-log LLRs, threshold "
+            f"{_bayes_threshold(c):.4f})",
+            f"  Cllr       {p.cllr_bits:8.5f}     bits",
+            f"  EER        {p.eer_percent:8.4f} %   (threshold {p.eer_threshold:.6g})",
+        ]
+        qualities = {f"{codec} {quality}": result for codec, by_quality in self.per_codec_quality.items()
+                     if len(by_quality) > 1 for quality, result in by_quality.items()}
+        tables = [("attack", "each attack's spoofs against all bona fide trials", self.per_attack),
+                  ("codec", "the bona fide and spoof trials of each codec condition", self.per_codec),
+                  ("codec quality", "within each codec, the trials of each quality", qualities)]
+        for header, meaning, results in tables:
+            if results:
+                lines.append(f"  per {header} ({meaning}):")
+                lines.extend(_track1_table(header, results))
+        return "\n".join(lines)
+
+
+def _track1_table(header: str, results: dict[str, Track1Result]) -> list[str]:
+    width = max(len(header), *(len(name) for name in results))
+    lines = [f"    {header:<{width}}  {'min DCF':>8}  {'act DCF':>8}  {'Cllr':>8}  {'EER %':>8}  "
+             f"{'bona fide':>9}  {'spoof':>7}"]
+    lines += [f"    {name:<{width}}  {r.min_dcf:8.5f}  {r.act_dcf:8.5f}  {r.cllr_bits:8.5f}  {r.eer_percent:8.4f}  "
+              f"{r.n_bonafide:9,}  {r.n_spoof:7,}" for name, r in results.items()]
+    return lines
+
 
 def _labels_column(values: Labels, n: int, name: str) -> np.ndarray:
     column = np.asarray(values)
@@ -222,16 +254,32 @@ def _labels_column(values: Labels, n: int, name: str) -> np.ndarray:
     return column
 
 
-def _by_condition(scores: np.ndarray, bona: np.ndarray, condition: np.ndarray,
-                  cost_model: DCFCostModel) -> dict[str, Track1Result]:
-    names, codes = np.unique(condition, return_inverse=True)
-    results = {}
-    for i, name in enumerate(names):
-        chosen = codes == i
-        bonafide, spoof = scores[chosen & bona], scores[chosen & ~bona]
-        if bonafide.size and spoof.size:
-            results[str(name)] = _track1(_bonafide(bonafide, cost_model), spoof, cost_model)
-    return results
+def _groups(column: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each distinct label, in sorted order, with the indices of its entries (one sort of the labels, not a
+    comparison of every trial with every label)."""
+    if column.dtype.kind == "U" and column.dtype.itemsize <= 12:
+        # Labels of up to three characters (A01, C05, 4, -) as one integer each, three 21-bit code points, the
+        # first the most significant: integers sort as the strings do, several times faster.
+        points = column.view(np.uint32).reshape(column.size, -1).astype(np.int64)
+        key = np.zeros(column.size, dtype=np.int64)
+        for j in range(3):
+            key = (key << 21) | (points[:, j] if j < points.shape[1] else 0)
+        _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+        names = column[first]
+    else:
+        names, codes = np.unique(column, return_inverse=True)
+    # A stable sort of 16-bit codes is a radix sort, several times faster than one of 64-bit ones.
+    order = np.argsort(codes.astype(np.int16) if names.size < 2**15 else codes, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(codes, minlength=names.size))[:-1])
+    return [(str(name), indices) for name, indices in zip(names, members, strict=True)]
+
+
+def _condition(scores: np.ndarray, bona: np.ndarray, cost_model: DCFCostModel) -> Track1Result | None:
+    """The metrics of one condition's trials; None when they are all of one class."""
+    bonafide, spoof = scores[bona], scores[~bona]
+    if not (bonafide.size and spoof.size):
+        return None
+    return _track1(_bonafide(bonafide, cost_model), spoof, cost_model)
 
 
 def evaluate_track1(
@@ -274,17 +322,19 @@ def evaluate_track1(
     pooled = _track1(bonafide, spoof, cost_model)
     per_attack = {}
     if attack_column is not None:
-        spoof_attacks = attack_column[~bona]
-        names, codes = np.unique(spoof_attacks, return_inverse=True)
-        per_attack = {str(name): _track1(bonafide, spoof[codes == i], cost_model)
-                      for i, name in enumerate(names)}
+        per_attack = {name: _track1(bonafide, spoof[members], cost_model)
+                      for name, members in _groups(attack_column[~bona])}
     per_codec, per_quality = {}, {}
-    if codec_column is not None:
-        per_codec = _by_condition(values, bona, codec_column, cost_model)
+    for codec, members in [] if codec_column is None else _groups(codec_column):
+        codec_scores, codec_bona = values[members], bona[members]
+        result = _condition(codec_scores, codec_bona, cost_model)
+        if result is None:
+            continue
+        per_codec[codec] = result
         if quality_column is not None:
-            for codec in per_codec:
-                chosen = codec_column == codec
-                per_quality[codec] = _by_condition(values[chosen], bona[chosen], quality_column[chosen], cost_model)
+            qualities = ((quality, _condition(codec_scores[chosen], codec_bona[chosen], cost_model))
+                         for quality, chosen in _groups(quality_column[members]))
+            per_quality[codec] = {quality: r for quality, r in qualities if r is not None}
     return Track1Evaluation(pooled, per_attack, per_codec, per_quality, cost_model)
 
 
@@ -372,14 +422,32 @@ def _three_class_curve(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndar
     return _ThreeClassCurve(counts[0], counts[1], counts[2], np.concatenate(([ordered[0] - offset], ordered)))
 
 
-def _a_dcf(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndarray, cost_model: SASVCostModel) -> float:
+def a_dcf_points(target_rejected: np.ndarray, nontarget_rejected: np.ndarray, spoof_rejected: np.ndarray,
+                 n_target: np.ndarray | int, n_nontarget: np.ndarray | int, n_spoof: np.ndarray | int,
+                 cost_model: SASVCostModel = SASV_COST_MODEL) -> np.ndarray:
+    """Unnormalised a-DCF at operating points given by the counts of each class rejected, as
+    ``compute_a_det_curve`` and ``_calculate_a_dcf`` compute it; divide the minimum by :func:`a_dcf_normaliser`.
+
+    Works on arrays of any shape that broadcast (one row per bootstrap resample, the class sizes a column).
+    """
     c = cost_model
+    frr = target_rejected / n_target
+    far_asv = (n_nontarget - nontarget_rejected) / n_nontarget
+    far_cm = (n_spoof - spoof_rejected) / n_spoof
+    return (c.c_miss * c.p_tar) * frr + (c.c_fa * c.p_non) * far_asv + (c.c_fa_spoof * c.p_spoof) * far_cm
+
+
+def a_dcf_normaliser(cost_model: SASVCostModel = SASV_COST_MODEL) -> float:
+    """The a-DCF of the better trivial system (accept all or reject all), by which the a-DCF is divided."""
+    c = cost_model
+    return min(c.c_fa * c.p_non + c.c_fa_spoof * c.p_spoof, c.c_miss * c.p_tar)
+
+
+def _a_dcf(target: np.ndarray, nontarget: np.ndarray, spoof: np.ndarray, cost_model: SASVCostModel) -> float:
     curve = _three_class_curve(target, nontarget, spoof, 1e-8)
-    frr = curve.target / target.size
-    far_asv = (nontarget.size - curve.nontarget) / nontarget.size
-    far_cm = (spoof.size - curve.spoof) / spoof.size
-    costs = (c.c_miss * c.p_tar) * frr + (c.c_fa * c.p_non) * far_asv + (c.c_fa_spoof * c.p_spoof) * far_cm
-    return float(np.min(costs) / min(c.c_fa * c.p_non + c.c_fa_spoof * c.p_spoof, c.c_miss * c.p_tar))
+    costs = a_dcf_points(curve.target, curve.nontarget, curve.spoof, target.size, nontarget.size, spoof.size,
+                         cost_model)
+    return float(np.min(costs) / a_dcf_normaliser(cost_model))
 
 
 def a_dcf(sasv_scores: ArrayLike, labels: Labels, cost_model: SASVCostModel = SASV_COST_MODEL) -> float:
@@ -398,7 +466,16 @@ def a_dcf(sasv_scores: ArrayLike, labels: Labels, cost_model: SASVCostModel = SA
     return _a_dcf(*_sasv_classes(sasv_scores, labels, "SASV scores"), cost_model)
 
 
-def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel) -> float:
+def revised_tdcf_weights(rates: AsvRates = ORGANISERS_ASV_RATES,
+                         cost_model: SASVCostModel = SASV_COST_MODEL) -> tuple[float, float, float]:
+    """(C0, C1, C2) of the revised t-DCF, C0 + C1·P_miss,cm + C2·P_fa,cm, as ``compute_tDCF``; its normaliser is
+    C0 + min(C1, C2).
+
+    Raises
+    ------
+    ValueError
+        A negative weight: ASV error rates worse than chance.
+    """
     c = cost_model
     c0 = c.p_tar * c.c_miss * rates.p_miss + c.p_non * c.c_fa * rates.p_fa_non
     c1 = c.p_tar * c.c_miss - c0
@@ -406,6 +483,11 @@ def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel)
     if min(c0, c1, c2) < 0:
         raise ValueError(f"negative t-DCF weight (C0={c0:.6g}, C1={c1:.6g}, C2={c2:.6g}): check the ASV error "
                          f"rates {tuple(rates)}")
+    return c0, c1, c2
+
+
+def _revised_tdcf_min(curve: _Curve, rates: AsvRates, cost_model: SASVCostModel) -> float:
+    c0, c1, c2 = revised_tdcf_weights(rates, cost_model)
     tdcf = c0 + c1 * curve.frr + c2 * curve.far
     return float(np.min(tdcf) / (c0 + min(c1, c2)))
 
@@ -547,6 +629,31 @@ class SASVEvaluation:
         result["t_eer_thresholds"] = (None if self.t_eer_thresholds is None
                                       else dict(zip(("asv", "cm"), self.t_eer_thresholds, strict=True)))
         return result
+
+    def to_text(self, title: str = "scores") -> str:
+        """The human-readable report of the three metrics under ``title``; what is missing says why."""
+        rates = self.asv_rates
+        source = ("the organisers' pooled ones" if rates == ORGANISERS_ASV_RATES
+                  else "computed from the given ASV scores")
+        lines = [
+            f"{title}: {self.n_target + self.n_nontarget + self.n_spoof:,} trials ({self.n_target:,} target, "
+            f"{self.n_nontarget:,} non-target, {self.n_spoof:,} spoof)",
+            f"  a-DCF      {self.a_dcf:8.5f}     (primary, of the SASV score)",
+        ]
+        if self.min_tdcf is None:
+            lines.append("  min t-DCF       n/a     (needs the CM scores)")
+        else:
+            lines.append(f"  min t-DCF  {self.min_tdcf:8.5f}     (revised, of the CM score; ASV error rates: "
+                         f"{source}:")
+            lines.append(f"{'':28}P_fa,non {rates.p_fa_non:.4f}, P_miss {rates.p_miss:.4f}, "
+                         f"P_fa,spoof {rates.p_fa_spoof:.4f})")
+        if self.t_eer_percent is None or self.t_eer_thresholds is None:
+            lines.append("  t-EER           n/a     (needs the CM and the ASV scores)")
+        else:
+            asv, cm = self.t_eer_thresholds
+            lines.append(f"  t-EER      {self.t_eer_percent:8.4f} %   (of the CM and ASV scores together; "
+                         f"thresholds ASV {asv:.6g}, CM {cm:.6g})")
+        return "\n".join(lines)
 
 
 def evaluate_sasv(

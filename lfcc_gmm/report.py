@@ -25,6 +25,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .atomic import atomic_write
+from .bootstrap import (
+    METRIC_LABELS,
+    BootstrapCI,
+    PairedBootstrap,
+    bootstrap_ci,
+    cluster_speakers,
+    format_metric,
+    paired_bootstrap,
+)
 from .fusion import LinearFusion
 from .metrics import Evaluation, bonafide_mask, compute_eer, evaluate
 from .plots import det_figure, histogram_figure, save_png
@@ -113,6 +122,15 @@ def _csv_cell(value: float | None, percent: bool) -> str:
     return repr(100 * value if percent else value)
 
 
+def _markdown_text(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _labelled(label: str, lines: list[str], width: int) -> list[str]:
+    """``lines`` indented under a column holding ``label`` on the first line."""
+    return [f"  {label if i == 0 else '':<{width}}  {line}" for i, line in enumerate(lines)]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Results of several systems side by side (see :func:`compare_systems`).
@@ -128,12 +146,21 @@ class Comparison:
     group_eer : dict of str to dict
         Per system, the pooled EER (fraction) over the spoofs of seen and of unseen attacks, None where the
         group is empty; empty when ``seen_attacks`` is None.
+    intervals : dict of str to BootstrapCI
+        Per system, bootstrap intervals of the EER and the DCF of the table; empty unless asked for.
+    differences : dict of (str, str) to PairedBootstrap
+        For each pair of systems (A before B in input order), the paired bootstrap of A − B.
+    resampling : str
+        Why speakers or trials were resampled.
     """
 
     evaluations: dict[str, Evaluation]
     attacks: list[str]
     seen_attacks: frozenset[str] | None = None
     group_eer: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    intervals: dict[str, BootstrapCI] = field(default_factory=dict)
+    differences: dict[tuple[str, str], PairedBootstrap] = field(default_factory=dict)
+    resampling: str = ""
 
     def status(self, attack: str) -> str | None:
         """``"seen"``/``"unseen"`` in training, or None when the training attacks are unknown."""
@@ -182,7 +209,22 @@ class Comparison:
         for i, name in enumerate(names):
             lines.append(name.ljust(name_width) + "".join(f"  {col[i]:>{w}}" for col, w in zip(cells, widths,
                                                                                                 strict=True)))
-        return "\n".join(lines + [textwrap.fill(self._legend(), 110)])
+        return "\n".join(lines + [textwrap.fill(self._legend(), 110), *self._intervals_text()])
+
+    def _intervals_text(self) -> list[str]:
+        if not self.intervals:
+            return []
+        width = max(len(name) for name in self.intervals)
+        lines = [next(iter(self.intervals.values())).describe(self.resampling) + ":"]
+        for name, ci in self.intervals.items():
+            lines += _labelled(name, ci.lines(), width)
+        if self.differences:
+            lines.append("Differences A − B, paired bootstrap on the same resamples (significant: the interval "
+                         "excludes 0):")
+            width = max(len(f"{a} − {b}") for a, b in self.differences)
+            for (a, b), paired in self.differences.items():
+                lines += _labelled(f"{a} − {b}", paired.lines(), width)
+        return lines
 
     def _headers(self) -> list[str]:
         return ["system"] + [f"{c.header} ({c.mark})" if c.mark else c.header for c in self._columns()]
@@ -192,9 +234,27 @@ class Comparison:
         columns = self._columns()
         lines = ["| " + " | ".join(self._headers()) + " |", "|---|" + "---:|" * len(columns)]
         for i, name in enumerate(self.evaluations):
-            row = [name.replace("|", "\\|")] + [_cell(c.values[i], c.percent) for c in columns]
+            row = [_markdown_text(name)] + [_cell(c.values[i], c.percent) for c in columns]
             lines.append("| " + " | ".join(row) + " |")
-        return "\n".join(lines) + "\n\n" + self._legend() + "\n"
+        return "\n".join(lines) + "\n\n" + self._legend() + "\n" + self._intervals_markdown()
+
+    def _intervals_markdown(self) -> str:
+        if not self.intervals:
+            return ""
+        lines = ["", next(iter(self.intervals.values())).describe(self.resampling) + ":", "",
+                 "| system | metric | estimate | low | high |", "|---|---|---:|---:|---:|"]
+        for name, ci in self.intervals.items():
+            lines += [f"| {_markdown_text(name)} | {METRIC_LABELS[metric]} | "
+                      + " | ".join(format_metric(metric, v) for v in (i.estimate, i.low, i.high)) + " |"
+                      for metric, i in ci.intervals.items()]
+        if self.differences:
+            lines += ["", "Differences A − B, paired bootstrap on the same resamples:", "",
+                      "| A − B | metric | difference | low | high | significant |", "|---|---|---:|---:|---:|---|"]
+            for (a, b), paired in self.differences.items():
+                lines += [f"| {_markdown_text(f'{a} − {b}')} | {METRIC_LABELS[metric]} | "
+                          + " | ".join(format_metric(metric, v, signed=True) for v in (i.estimate, i.low, i.high))
+                          + f" | {'yes' if i.excludes_zero else 'no'} |" for metric, i in paired.differences.items()]
+        return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
         """The table as CSV with full-precision values (EERs in %); empty cells where an attack is absent."""
@@ -216,11 +276,17 @@ class Comparison:
                     eer = self.group_eer[name][group]
                     entry[f"{group}_eer_percent"] = None if eer is None else 100 * eer
             systems.append(entry)
-        return {
+            if name in self.intervals:
+                entry["bootstrap"] = {**self.intervals[name].to_dict(), "resampling": self.resampling}
+        summary = {
             "seen_attacks": None if self.seen_attacks is None else sorted(self.seen_attacks),
             "attacks": [{"name": attack, "status": self.status(attack)} for attack in self.attacks],
             "systems": systems,
         }
+        if self.differences:
+            summary["differences"] = [{"a": a, "b": b, **paired.to_dict(), "resampling": self.resampling}
+                                      for (a, b), paired in self.differences.items()]
+        return summary
 
 
 def _group_eers(data: SystemScores, seen: frozenset[str]) -> dict[str, float | None]:
@@ -239,8 +305,12 @@ def compare_systems(
     *,
     asv: ASVScores | None = None,
     prior: float = 0.5,
+    confidence: float | None = None,
+    trials: Sequence[Trial] | None = None,
+    n_resamples: int = 1000,
+    seed: int | None = 0,
 ) -> Comparison:
-    """Evaluate each system and put the results side by side.
+    """Evaluate each system and put the results side by side, with bootstrap intervals on request.
 
     Parameters
     ----------
@@ -254,6 +324,15 @@ def compare_systems(
         The organisers' ASV scores, for the min t-DCF of every system.
     prior : float
         P(bona fide) of the DCFs.
+    confidence : float, optional
+        Coverage of bootstrap intervals (e.g. 0.95) of each system's EER and DCF (min t-DCF with ``asv``, else min
+        DCF at ``prior``), and of a paired bootstrap of every pair's differences. The systems must then be scored
+        on the same trials.
+    trials : sequence of Trial, optional
+        The protocol: when it names two or more speakers, speakers are resampled with all their trials (the
+        systems need their trial IDs, as :class:`~lfcc_gmm.scorefiles.LabelledScores` have).
+    n_resamples, seed : int
+        Bootstrap resamples, and the seed that makes them repeatable.
     """
     if not systems:
         raise ValueError("no systems to compare")
@@ -268,7 +347,57 @@ def compare_systems(
         if seen is not None:
             group_eer[name] = _group_eers(data, seen)
     attacks = sorted(set().union(*(r.per_attack_eer for r in evaluations.values())))
-    return Comparison(evaluations, attacks, seen, group_eer)
+    if confidence is None:
+        return Comparison(evaluations, attacks, seen, group_eer)
+    keys, columns, ids = _same_trials(systems)
+    speakers, resampling = cluster_speakers(trials, ids) if ids is not None else (None, "the systems' IDs are unknown")
+    settings: dict[str, Any] = {"asv": asv, "prior": None if asv is not None else prior, "confidence": confidence,
+                                "n_resamples": n_resamples, "seed": seed}
+    intervals = {name: bootstrap_ci(scores, keys, speakers, **settings) for name, scores in columns.items()}
+    names = list(columns)
+    differences = {(a, b): paired_bootstrap(columns[a], columns[b], keys, speakers, **settings)
+                   for i, a in enumerate(names) for b in names[i + 1:]}
+    return Comparison(evaluations, attacks, seen, group_eer, intervals, differences, resampling)
+
+
+def _same_trials(systems: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray], list[str] | None]:
+    """(keys, each system's scores, trial IDs), for a paired bootstrap.
+
+    Systems with IDs are joined on them, in ID order (so that the order of a file's lines does not change the
+    resamples); without, they must list the same keys in the same order.
+    """
+    data = {name: as_system_scores(value) for name, value in systems.items()}
+    (first_name, first), *others = data.items()
+    ids = {name: getattr(value, "ids", None) for name, value in systems.items()}
+    reference = ids[first_name]
+    if reference is None or any(own is None for own in ids.values()):
+        for name, other in others:
+            if other.keys.shape != first.keys.shape or np.any(other.keys != first.keys):
+                raise ValueError(f"bootstrap intervals compare systems on the same trials: system {name!r} has "
+                                 f"other trials than {first_name!r} (give the systems with their trial IDs)")
+        return first.keys, {name: value.scores for name, value in data.items()}, None
+    reference = sorted(reference)
+    position = {trial: k for k, trial in enumerate(reference)}
+    columns, keys = {}, None
+    for name, other in data.items():
+        own = list(ids[name] or [])
+        present = set(own)
+        missing = [trial for trial in reference if trial not in present]
+        extra = [trial for trial in own if trial not in position]
+        if missing or extra:
+            problem = (mismatch_message(f"trials of {first_name!r} are missing", missing, len(reference)) if missing
+                       else mismatch_message(f"trials are not among those of {first_name!r}", extra, len(own)))
+            raise ValueError(f"bootstrap intervals compare systems on the same trials: system {name!r}: {problem}")
+        order = np.argsort([position[trial] for trial in own])
+        columns[name] = other.scores[order]
+        if keys is None:
+            keys = other.keys[order]
+        elif np.any(other.keys[order] != keys):
+            differ = [reference[k] for k in np.flatnonzero(other.keys[order] != keys)]
+            raise ValueError(f"system {name!r}: " + mismatch_message(f"trials have another key than in {first_name!r}",
+                                                                     differ, len(reference)))
+    assert keys is not None  # there is a first system
+    return keys, columns, reference
 
 
 _HOW_TO_READ = """\
@@ -290,6 +419,15 @@ _HOW_TO_READ = """\
 - **Cllr / min Cllr** (bits): Cllr scores the scores as log-likelihood ratios, min Cllr is what the best monotone
   calibration would reach. A gap means the scores are miscalibrated (`antispoof calibrate` fixes that); raw scores
   of most systems are not LLRs, so their Cllr is only a warning sign.
+"""
+
+_HOW_TO_READ_INTERVALS = """\
+- **Bootstrap intervals**: the trials (or the speakers, with all their trials) are drawn again with replacement
+  many times and each metric is recomputed on every draw; the interval holds the middle share of those values. It
+  says how much the number would move on another set of the same size from the same source. With a hundred or
+  so trials an EER interval spans many points: a difference between two systems inside it says nothing.
+- **Paired differences**: both systems are scored on the same draws, so what the trials share cancels out; a
+  difference is *significant* when its interval excludes 0.
 """
 
 
@@ -347,7 +485,8 @@ def write_report(
     parts += [f"![{caption}]({file_name})\n" for file_name, (caption, _) in figures.items()]
     parts.append("## Systems\n")
     parts += [_system_details(name, result) for name, result in comparison.evaluations.items()]
-    parts += [_HOW_TO_READ, "The table is also in `comparison.json` and `comparison.csv`.\n"]
+    parts += [_HOW_TO_READ + (_HOW_TO_READ_INTERVALS if comparison.intervals else ""),
+              "The table is also in `comparison.json` and `comparison.csv`.\n"]
     with atomic_write(out / "comparison.json") as handle:
         handle.write(json.dumps(comparison.to_dict(), indent=1) + "\n")
     with atomic_write(out / "comparison.csv") as handle:

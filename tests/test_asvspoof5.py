@@ -400,6 +400,55 @@ def test_breakdowns_equal_the_metrics_of_each_subset():
     assert summary["cost_model"] == {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
 
 
+def test_breakdowns_do_not_depend_on_how_labels_are_spelt():
+    # Short labels (up to three characters) are grouped as integers, longer ones as strings: same tables.
+    rng = np.random.default_rng(9)
+    keys = np.where(rng.random(2000) < 0.3, "bonafide", "spoof")
+    attacks = np.where(keys == "bonafide", "-", rng.choice(["A1", "A02", "B", "Ω9"], 2000))
+    codecs = rng.choice(["-", "C01", "C1"], 2000)
+    scores = np.round(rng.normal(np.where(keys == "bonafide", 1.0, -1.0), 1.0), 1)
+    short = evaluate_track1(scores, keys, attacks, codecs)
+    long = evaluate_track1(scores, keys, np.char.add("attack ", attacks), np.char.add("codec ", codecs))
+    assert list(short.per_attack) == ["A02", "A1", "B", "Ω9"]
+    assert {f"attack {k}": v for k, v in short.per_attack.items()} == long.per_attack
+    assert {f"codec {k}": v for k, v in short.per_codec.items()} == long.per_codec
+
+
+def test_track1_text_report_shows_every_table():
+    keys = np.array(["bonafide", "spoof", "bonafide", "spoof", "spoof", "bonafide", "spoof", "bonafide"])
+    attacks = np.where(keys == "bonafide", "-", np.array(["", "A01", "", "A02", "A01", "", "A02", ""]))
+    codecs = np.array(["C01", "C01", "C01", "C01", "C02", "C02", "C02", "C02"])
+    qualities = np.array(["1", "1", "2", "2", "0", "0", "0", "0"])
+    scores = np.array([2.0, -1.0, 0.5, 1.0, 0.0, 3.0, -2.0, 0.25])
+    result = evaluate_track1(scores, keys, attacks, codecs, qualities)
+    text = result.to_text("t.tsv").splitlines()
+    assert text[0] == "t.tsv: 8 trials (4 bona fide, 4 spoof)"
+    assert text[1].startswith(f"  min DCF    {result.min_dcf:8.5f}     (primary; P_spoof 0.05, C_miss 1, C_fa 10)")
+    assert text[4] == f"  EER        {result.eer_percent:8.4f} %   (threshold {result.pooled.eer_threshold:.6g})"
+    a02 = result.per_attack["A02"]
+    assert (f"    {'A02':<6}  {a02.min_dcf:8.5f}  {a02.act_dcf:8.5f}  {a02.cllr_bits:8.5f}  {a02.eer_percent:8.4f}  "
+            f"{4:9,}  {2:7,}") in text
+    # Qualities are tabulated for C01, which has two; C02 has one, whose row would repeat the codec's.
+    assert [line.split()[:2] for line in text if line.startswith("    C0")] == [
+        ["C01", f"{result.per_codec['C01'].min_dcf:.5f}"], ["C02", f"{result.per_codec['C02'].min_dcf:.5f}"],
+        ["C01", "1"], ["C01", "2"]]
+
+
+def test_sasv_text_report_says_what_is_missing_and_where_the_asv_rates_come_from():
+    cm = np.array([3.0, 2.0, 1.0, 0.0, -1.0, 0.5])
+    asv = np.array([2.0, 1.5, 0.0, -1.0, 1.0, 0.2])
+    labels = np.array(["target", "target", "nontarget", "nontarget", "spoof", "spoof"])
+    full = evaluate_sasv(asv + cm, labels, cm, asv).to_text("s.tsv").splitlines()
+    assert full[0] == "s.tsv: 6 trials (2 target, 2 non-target, 2 spoof)"
+    assert "ASV error rates: the organisers' pooled ones:" in full[2]
+    assert full[3].strip() == "P_fa,non 0.0188, P_miss 0.0188, P_fa,spoof 0.4607)"
+    assert full[4].startswith("  t-EER ")
+    given = evaluate_sasv(asv + cm, labels, cm, asv=asv_rates(asv, labels)).to_text()
+    assert "computed from the given ASV scores" in given
+    assert "t-EER           n/a     (needs the CM and the ASV scores)" in given
+    assert "min t-DCF       n/a     (needs the CM scores)" in evaluate_sasv(asv, labels).to_text()
+
+
 def test_a_condition_with_one_class_has_no_entry():
     keys = ["bonafide", "spoof", "bonafide", "spoof", "spoof"]
     result = evaluate_track1([1.0, 0.0, 2.0, 1.5, -1.0], keys, codecs=["C01", "C01", "C02", "C02", "C03"])

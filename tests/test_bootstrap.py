@@ -11,9 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from lfcc_gmm.asvspoof5 import track1_min_dcf
-from lfcc_gmm.bootstrap import bootstrap_ci, paired_bootstrap, resample_counts
-from lfcc_gmm.metrics import compute_eer, compute_min_tdcf
+from lfcc_gmm.asvspoof5 import AsvRates, a_dcf, min_tdcf_revised, track1_min_dcf
+from lfcc_gmm.bootstrap import (
+    bootstrap_ci,
+    cluster_speakers,
+    paired_bootstrap,
+    resample_counts,
+    sasv_bootstrap_ci,
+)
+from lfcc_gmm.metrics import compute_eer, compute_min_tdcf, evaluate, min_dcf
+from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorefiles import ASVScores
 
 
@@ -73,6 +80,17 @@ def test_min_tdcf_replicates_with_asv_scores():
         bona, spoof = resampled(scores, keys, copies)
         assert result.replicates["min_tdcf"][r] == compute_min_tdcf(bona, spoof, asv.target, asv.nontarget,
                                                                     asv.spoof)
+
+
+@pytest.mark.parametrize("prior", [0.5, 0.3, 0.9])
+def test_min_dcf_at_a_prior_replicates_and_equals_what_evaluate_reports(prior):
+    # The DCF of antispoof evaluate's ASVspoof 2019 report: unit costs at P(bona fide) = prior.
+    scores, keys = gaussian_trials(12, 70, 150, separation=1.2, decimals=1)
+    result = bootstrap_ci(scores, keys, prior=prior, n_resamples=60, seed=3)
+    assert set(result.intervals) == {"eer_percent", "min_dcf"}
+    for r, copies in enumerate(resample_counts(keys, n_resamples=60, seed=3)):
+        assert result.replicates["min_dcf"][r] == min_dcf(*resampled(scores, keys, copies), prior=prior)
+    assert result.intervals["min_dcf"].estimate == evaluate(scores, keys, prior=prior).min_dcf
 
 
 def test_trials_are_resampled_within_each_class():
@@ -204,9 +222,67 @@ def test_to_dict_is_json_ready():
         (lambda s, k: bootstrap_ci(s, k, ["S1"] * 4), "at least two speakers"),
         (lambda s, k: bootstrap_ci(s, k, ["S1", "S2"]), "4 scores but 2 speakers"),
         (lambda s, k: paired_bootstrap(s, s[:-1], k), "3 scores but 4 keys"),
+        (lambda s, k: bootstrap_ci(s, k, asv=ASVScores(s, s, s), prior=0.5), "not both"),
+        (lambda s, k: bootstrap_ci(s, k, prior=1.0), "prior"),
     ],
 )
 def test_bad_input_is_a_clear_error(call, message):
     scores, keys = np.array([0.0, 1.0, 2.0, 3.0]), np.array(["spoof", "bonafide", "spoof", "bonafide"])
     with pytest.raises(ValueError, match=message):
         call(scores, keys)
+
+
+def test_to_text_gives_each_interval_and_verdict():
+    scores, keys = gaussian_trials(13, 30, 40)
+    ci = bootstrap_ci(scores, keys, n_resamples=50, seed=5)
+    eer = ci.intervals["eer_percent"]
+    text = ci.to_text("no protocol names the speakers")
+    assert text.splitlines()[0] == ("  95 % percentile bootstrap intervals, 50 resamples of trials, seed 5 (no "
+                                    "protocol names the speakers):")
+    assert f"EER %     {eer.estimate:10.4f}   [{eer.low:.4f}, {eer.high:.4f}]" in text
+    paired = paired_bootstrap(scores, -scores, keys, n_resamples=50).to_text("good", "reversed")
+    assert paired.splitlines()[0] == "  good − reversed:"
+    assert paired.count("   significant") == 2
+
+
+def test_speakers_are_clusters_only_when_the_protocol_names_two_or_more():
+    trials = [Trial("a", "bonafide", speaker="S1"), Trial("b", "spoof", "A01", "S2"), Trial("c", "spoof", "A01", "S1")]
+    assert cluster_speakers(trials, ["c", "a", "b"]) == (["S1", "S1", "S2"], "the protocol names 2 speakers")
+    one = [Trial(t.file_id, t.key, t.attack, "S1") for t in trials]
+    assert cluster_speakers(one, ["a", "b", "c"]) == (None, "the protocol names one speaker")
+    unnamed = [Trial(t.file_id, t.key, t.attack) for t in trials]
+    assert cluster_speakers(unnamed, ["a", "b", "c"]) == (None, "the protocol names no speakers")
+    assert cluster_speakers(None, ["a"]) == (None, "no protocol names the speakers")
+
+
+@pytest.mark.parametrize("by_speaker", [False, True])
+def test_sasv_replicates_are_the_a_dcf_and_min_tdcf_of_their_resamples(by_speaker):
+    rng = np.random.default_rng(14)
+    labels = rng.choice(["target", "nontarget", "spoof"], 240, p=[0.3, 0.3, 0.4])
+    # One decimal: ties within and across the classes, where the package's order among equal scores matters.
+    asv = np.round(rng.normal(np.select([labels == "target", labels == "spoof"], [2.0, 1.0], 0.0), 1.0), 1)
+    cm = np.round(rng.normal(np.where(labels == "spoof", -1.0, 1.0), 1.0), 1)
+    sasv = asv + cm
+    speakers = rng.choice([f"S{i}" for i in range(10)], 240) if by_speaker else None
+    rates = AsvRates(0.05, 0.1, 0.3)
+    result = sasv_bootstrap_ci(sasv, labels, speakers, cm_scores=cm, asv=rates, n_resamples=40, seed=6)
+    assert result.unit == ("speaker" if by_speaker else "trial")
+    assert result.intervals["a_dcf"].estimate == a_dcf(sasv, labels)
+    assert result.intervals["min_tdcf"].estimate == min_tdcf_revised(cm, labels, rates)
+    counts = resample_counts(labels, speakers, n_resamples=40, seed=6)
+    for label in ("target", "nontarget", "spoof"):  # every class in every resample
+        assert (counts[:, labels == label].sum(axis=1) > 0).all()
+    for r, copies in enumerate(counts):
+        drawn = np.repeat(np.arange(240), copies)
+        assert result.replicates["a_dcf"][r] == a_dcf(sasv[drawn], labels[drawn])
+        assert result.replicates["min_tdcf"][r] == min_tdcf_revised(cm[drawn], labels[drawn], rates)
+    assert set(sasv_bootstrap_ci(sasv, labels, n_resamples=5).intervals) == {"a_dcf"}
+
+
+def test_sasv_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="no nontarget trials among 2"):
+        sasv_bootstrap_ci([1.0, 2.0], ["target", "spoof"])
+    with pytest.raises(ValueError, match="'impostor' at trial 1"):
+        sasv_bootstrap_ci([1.0, 2.0, 3.0], ["target", "impostor", "spoof"])
+    with pytest.raises(ValueError, match="3 SASV scores but 2 CM scores"):
+        sasv_bootstrap_ci([1.0, 2.0, 3.0], ["target", "nontarget", "spoof"], cm_scores=[1.0, 2.0])

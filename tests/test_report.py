@@ -15,10 +15,11 @@ from scipy.special import ndtri
 
 from cli.main import AntispoofGroup
 from cli.reporting import compare
+from lfcc_gmm.bootstrap import bootstrap_ci, paired_bootstrap
 from lfcc_gmm.metrics import compute_eer, det_points, evaluate
 from lfcc_gmm.plots import det_curves, det_figure, histogram_figure, save_png
 from lfcc_gmm.report import SystemScores, compare_systems, load_systems, write_report
-from lfcc_gmm.scorefiles import write_scores
+from lfcc_gmm.scorefiles import LabelledScores, write_scores
 
 ATTACKS = ("A01", "A02", "A03", "A04")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -252,6 +253,62 @@ def test_compare_errors(two_column_files, tmp_path):
     assert result.exit_code == 1
     assert f"{short}: 1 of 1498 scored IDs are not in the protocol: X9999" in result.output
     assert "3 of 1500 protocol IDs have no score" in result.output
+
+
+def test_compare_ci_bounds_each_system_and_each_pair(systems, two_column_files, tmp_path):
+    # The files list the trials in different orders; the intervals are those of the trials in ID order, which here
+    # is the systems' own order.
+    out = tmp_path / "report"
+    args = [*map(str, two_column_files), "--protocol", str(tmp_path / "eval.txt"), "--names", "LFCC,RawNet",
+            "-o", str(out), "--ci", "0.9", "--resamples", "80", "--seed", "4"]
+    result = _cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    lfcc, rawnet = systems["lfcc"], systems["rawnet"]
+    settings = {"prior": 0.5, "confidence": 0.9, "n_resamples": 80, "seed": 4}
+    for entry, system in zip(data["systems"], (lfcc, rawnet), strict=True):
+        expected = bootstrap_ci(system.scores, system.keys, **settings).to_dict()
+        assert entry["bootstrap"] == {**expected, "resampling": "the protocol names one speaker"}
+    (pair,) = data["differences"]
+    expected = paired_bootstrap(lfcc.scores, rawnet.scores, lfcc.keys, **settings).to_dict()
+    assert pair == {"a": "LFCC", "b": "RawNet", **expected, "resampling": "the protocol names one speaker"}
+    report = (out / "report.md").read_text()
+    assert "| LFCC − RawNet | EER % |" in report and "**Paired differences**" in report
+
+    text = _cli(*args).output
+    verdict = "significant" if pair["eer_percent"]["significant"] else "not significant"
+    assert f"  LFCC − RawNet  EER %     {pair['eer_percent']['estimate']:+10.4f}" in text and verdict in text
+
+
+def test_compare_ci_of_the_same_ranking_differs_by_nothing():
+    rng = np.random.default_rng(3)
+    keys = np.where(rng.random(200) < 0.4, "bonafide", "spoof")
+    scores = np.where(keys == "bonafide", 1.0, -1.0) + rng.normal(0, 1, 200)
+    ids = [f"T{i:03d}" for i in range(200)]
+    order = rng.permutation(200)
+    systems = {"raw": LabelledScores(ids, scores, keys, np.full(200, "-")),
+               # Calibrated (an increasing affine map), its trials listed in another order.
+               "calibrated": LabelledScores([ids[i] for i in order], 0.5 * scores[order] - 3, keys[order],
+                                            np.full(200, "-"))}
+    comparison = compare_systems(systems, confidence=0.95, n_resamples=50)
+    (paired,) = comparison.differences.values()
+    assert all(i.estimate == i.low == i.high == 0.0 for i in paired.differences.values())
+    assert paired.significant == {"eer_percent": False, "min_dcf": False}
+    assert comparison.intervals["raw"] == comparison.intervals["calibrated"]
+
+
+def test_compare_ci_needs_the_same_trials():
+    keys = np.array(["bonafide", "spoof", "bonafide", "spoof"])
+    scores = np.array([1.0, 0.0, 2.0, -1.0])
+    a = LabelledScores(["a", "b", "c", "d"], scores, keys, np.full(4, "-"))
+    b = LabelledScores(["a", "b", "c", "e"], scores, keys, np.full(4, "-"))
+    with pytest.raises(ValueError, match=r"system 'B': 1 of 4 trials of 'A' are missing: d"):
+        compare_systems({"A": a, "B": b}, confidence=0.9)
+    flipped = LabelledScores(["a", "b", "c", "d"], scores, keys[[1, 0, 2, 3]], np.full(4, "-"))
+    with pytest.raises(ValueError, match=r"system 'B': 2 of 4 trials have another key than in 'A': a, b"):
+        compare_systems({"A": a, "B": flipped}, confidence=0.9)
+    with pytest.raises(ValueError, match="other trials than 'A'"):
+        compare_systems({"A": (scores, keys), "B": (scores[:3], keys[:3])}, confidence=0.9)
 
 
 def test_compare_rawgat_reference(reference_dir, tmp_path):
