@@ -3,8 +3,9 @@ their rendered copies in docs/notebooks/ are current.
 
 Each notebook asserts what its prose claims (the LFCC walkthrough its hand-composed LFCC against ``lfcc()``, its
 by-hand scores against the scorer and its EER against the definition; the deep-models and explanations notebooks
-their filter banks, block outputs, window scores and attributions against the library), so executing them is a
-test of the toolkit as much as of the notebooks.
+their filter banks, block outputs, window scores and attributions against the library; the evaluation notebook its
+by-hand DET, EER and costs against the library and the official results on the shared real scores), so executing
+them is a test of the toolkit as much as of the notebooks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REFERENCE_DIR
 
 from cli.demo import DEMO_CORPUS
 
@@ -22,7 +24,10 @@ nbformat = pytest.importorskip("nbformat")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 WALKTHROUGH = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
-SKIP_NOTE = "Skipping the AASIST comparison"
+EVALUATION = REPO_ROOT / "notebooks" / "evaluation_walkthrough.ipynb"
+# What the evaluation notebook prints once its checks against the official results ran, or why they did not.
+REFERENCE_CHECKED = "equal the official results"
+REFERENCE_SKIPPED = "Skipping the checks against the official results"
 
 _spec = importlib.util.spec_from_file_location("render_notebooks", REPO_ROOT / "docs" / "render_notebooks.py")
 assert _spec is not None and _spec.loader is not None
@@ -64,7 +69,7 @@ def _check_every_figure_shown(nb) -> None:
 
 def test_the_course_has_its_notebooks():
     names = {path.stem for path in NOTEBOOKS}
-    assert {"lfcc_gmm_walkthrough", "deep_models_walkthrough", "explanations"} <= names
+    assert {"lfcc_gmm_walkthrough", "deep_models_walkthrough", "explanations", "evaluation_walkthrough"} <= names
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
@@ -114,6 +119,11 @@ def test_course_notebook_runs(tmp_path, notebook):
     _check_every_figure_shown(nb)
     text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
     assert "All checks of this notebook passed" in text
+    if notebook == EVALUATION:
+        # With the shared reference files present their checks must have run, not been skipped.
+        expected, absent = ((REFERENCE_CHECKED, REFERENCE_SKIPPED) if REFERENCE_DIR.is_dir()
+                            else (REFERENCE_SKIPPED, REFERENCE_CHECKED))
+        assert expected in text and absent not in text
 
 
 @pytest.mark.slow
@@ -123,17 +133,7 @@ def test_notebook_runs(tmp_path):
     text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
     for preset in ("asvspoof2019", "asvspoof2021"):
         assert f"{preset}: lfcc_by_hand == lfcc()" in text
-    # Whichever way the weights search went, the comparison section said so and ended with a table.
-    assert (SKIP_NOTE in text) != ("AASIST (pretrained, ASVspoof 2019) |" in text)
+    # The bundled AASIST weights are always there: the comparison ends with a table of both systems.
+    assert "| AASIST (pretrained, ASVspoof 2019) |" in text
     assert "| LFCC-GMM |" in text
-
-
-@pytest.mark.slow
-def test_notebook_skips_aasist_without_weights(tmp_path, monkeypatch):
-    missing = tmp_path / "no-such-AASIST.pth"
-    monkeypatch.setenv("ANTISPOOF_AASIST_WEIGHTS", str(missing))
-    nb = _execute(tmp_path)
-    text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
-    assert f"{SKIP_NOTE}: ANTISPOOF_AASIST_WEIGHTS={missing} is not a file" in text
-    assert "AASIST (pretrained" not in text
-    assert "| LFCC-GMM |" in text
+    assert "the same scores" in text  # the noise cell matched `antispoof robustness`
