@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 AASIST_WEIGHTS ?=
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
-.PHONY: install codec-libs demo test lint bench notebook docs clean
+.PHONY: install codec-libs demo test lint bench notebook docs model-cards clean
 
 install: $(STAMP)
 
@@ -77,6 +77,10 @@ notebook: $(NOTEBOOK_STAMP)
 # copy is older than its notebook.
 docs: $(NOTEBOOK_STAMP)
 	$(BIN)/python docs/render_notebooks.py
+
+# docs/models/*.md from the cards in lfcc_gmm/cards.py (their numbers: docs/models/measure.py).
+model-cards: install
+	$(BIN)/python -c "from lfcc_gmm.cards import write_card_files; write_card_files('docs/models')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
