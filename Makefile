@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
 PYTEST_ARGS ?=
 # The demo always has AASIST: the official weights are bundled with the package. AASIST_WEIGHTS picks others
 # (a file, or a name such as aasist-l; see `antispoof weights list`).
 AASIST_WEIGHTS ?=
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
-.PHONY: install codec-libs demo test lint bench model-cards clean
+.PHONY: install codec-libs demo test lint bench notebook docs model-cards clean
 
 install: $(STAMP)
 
@@ -63,6 +64,19 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[rawnet,dev,notebook]"
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab on the teaching notebooks (notebooks/); the kernel is this virtual environment's Python.
+notebook: $(NOTEBOOK_STAMP)
+	$(BIN)/jupyter lab notebooks
+
+# Execute every notebook headless and render it to docs/notebooks/ (Markdown + PNG); a test fails when a rendered
+# copy is older than its notebook.
+docs: $(NOTEBOOK_STAMP)
+	$(BIN)/python docs/render_notebooks.py
 
 # docs/models/*.md from the cards in lfcc_gmm/cards.py (their numbers: docs/models/measure.py).
 model-cards: install

@@ -1,61 +1,51 @@
-"""The teaching notebook runs top to bottom headless, its own checks included, and is stored without outputs.
+"""The teaching notebooks run top to bottom headless, their own checks included, are stored without outputs, and
+their rendered copies in docs/notebooks/ are current.
 
-The notebook asserts its hand-composed LFCC against ``lfcc()``, its by-hand scores against the scorer and its EER
-against the definition, so executing it is a test of the toolkit as much as of the notebook.
+Each notebook asserts what its prose claims (the LFCC walkthrough its hand-composed LFCC against ``lfcc()``, its
+by-hand scores against the scorer and its EER against the definition; the deep-models and explanations notebooks
+their filter banks, block outputs, window scores and attributions against the library; the evaluation notebook its
+by-hand DET, EER and costs against the library and the official results on the shared real scores), so executing
+them is a test of the toolkit as much as of the notebooks.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
+from conftest import REFERENCE_DIR
 
 from cli.demo import DEMO_CORPUS
 
 nbformat = pytest.importorskip("nbformat")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
-KERNEL_NAME = "antispoof-notebook-test"
-CELL_TIMEOUT_S = 900  # generous: AASIST on a busy 2-core machine is the slowest cell
-SKIP_NOTE = "Skipping the AASIST comparison"
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+WALKTHROUGH = REPO_ROOT / "notebooks" / "lfcc_gmm_walkthrough.ipynb"
+EVALUATION = REPO_ROOT / "notebooks" / "evaluation_walkthrough.ipynb"
+# What the evaluation notebook prints once its checks against the official results ran, or why they did not.
+REFERENCE_CHECKED = "equal the official results"
+REFERENCE_SKIPPED = "Skipping the checks against the official results"
+
+_spec = importlib.util.spec_from_file_location("render_notebooks", REPO_ROOT / "docs" / "render_notebooks.py")
+assert _spec is not None and _spec.loader is not None
+render_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render_notebooks)
 
 
-def _stored():
-    return nbformat.read(NOTEBOOK, as_version=4)
+def _stored(notebook: Path = WALKTHROUGH):
+    return nbformat.read(notebook, as_version=4)
 
 
-def _kernel_manager(kernel_dir: Path):
-    """A kernel running this interpreter (where antispoof is installed), whatever kernelspecs are registered."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-
-    spec_dir = kernel_dir / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "antispoof test kernel",
-        "language": "python",
-    }))
-    specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)])
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
-
-
-def _execute(tmp_path: Path):
+def _execute(tmp_path: Path, notebook: Path = WALKTHROUGH):
     """Run the stored notebook in notebooks/ (as a user would); any cell error fails with its traceback."""
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     if not (DEMO_CORPUS / "protocols").is_dir() or not (DEMO_CORPUS / "flac").is_dir():
         pytest.skip(f"demo corpus not found at {DEMO_CORPUS}")
-    nb = _stored()
-    client = nbclient.NotebookClient(
-        nb, km=_kernel_manager(tmp_path / "kernels"), timeout=CELL_TIMEOUT_S, startup_timeout=300,
-        allow_errors=False, resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
-    client.execute()
-    return nb
+    return render_notebooks.execute(notebook, tmp_path / "kernels")
 
 
 def _text(cell) -> str:
@@ -70,15 +60,21 @@ def _text(cell) -> str:
 
 def _check_every_figure_shown(nb) -> None:
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
+        if cell.cell_type != "code" or REFERENCE_SKIPPED in _text(cell):
+            continue  # a cell that skipped its work for want of the reference files draws nothing
         n_plots = cell.source.count("plt.show()") + cell.source.count("_figure(")
         n_images = sum("image/png" in output.get("data", {}) for output in cell.outputs)
         assert n_images == n_plots, f"cell {index} should show {n_plots} figure(s), showed {n_images}"
 
 
-def test_stored_notebook_has_no_outputs():
-    nb = _stored()
+def test_the_course_has_its_notebooks():
+    names = {path.stem for path in NOTEBOOKS}
+    assert {"lfcc_gmm_walkthrough", "deep_models_walkthrough", "explanations", "evaluation_walkthrough"} <= names
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_notebook_has_no_outputs(notebook):
+    nb = _stored(notebook)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code, "the notebook has no code cells"
@@ -90,6 +86,46 @@ def test_stored_notebook_has_no_outputs():
     assert not [cell.source for cell in nb.cells if "/work/" in cell.source or "/home/" in cell.source]
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_rendered_copy_is_current(notebook):
+    rendered = render_notebooks.rendered_path(notebook)
+    assert rendered.is_file(), f"{rendered} is missing: run `make docs`"
+    stored = render_notebooks.source_hash(_stored(notebook))
+    assert render_notebooks.rendered_hash(rendered) == stored, (
+        f"{rendered} was rendered from another version of {notebook.name}: run `make docs`"
+    )
+    text = rendered.read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert images, f"{rendered} shows no figure"
+    missing = [image for image in images if not (rendered.parent / image).is_file()]
+    assert not missing, f"{rendered} links to missing figures {missing[:3]}"
+    assert "Traceback (most recent call last)" not in text
+
+
+def test_source_hash_ignores_outputs_but_not_sources():
+    nb = _stored()
+    before = render_notebooks.source_hash(nb)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello")]
+    nb.cells[1].execution_count = 3
+    assert render_notebooks.source_hash(nb) == before
+    nb.cells[1].source += "\n# an edit"
+    assert render_notebooks.source_hash(nb) != before
+
+
+@pytest.mark.parametrize("notebook", [path for path in NOTEBOOKS if path != WALKTHROUGH], ids=lambda path: path.stem)
+@pytest.mark.slow
+def test_course_notebook_runs(tmp_path, notebook):
+    nb = _execute(tmp_path, notebook)
+    _check_every_figure_shown(nb)
+    text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
+    assert "All checks of this notebook passed" in text
+    if notebook == EVALUATION:
+        # With the shared reference files present their checks must have run, not been skipped.
+        expected, absent = ((REFERENCE_CHECKED, REFERENCE_SKIPPED) if REFERENCE_DIR.is_dir()
+                            else (REFERENCE_SKIPPED, REFERENCE_CHECKED))
+        assert expected in text and absent not in text
+
+
 @pytest.mark.slow
 def test_notebook_runs(tmp_path):
     nb = _execute(tmp_path)
@@ -97,17 +133,7 @@ def test_notebook_runs(tmp_path):
     text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
     for preset in ("asvspoof2019", "asvspoof2021"):
         assert f"{preset}: lfcc_by_hand == lfcc()" in text
-    # Whichever way the weights search went, the comparison section said so and ended with a table.
-    assert (SKIP_NOTE in text) != ("AASIST (pretrained, ASVspoof 2019) |" in text)
+    # The bundled AASIST weights are always there: the comparison ends with a table of both systems.
+    assert "| AASIST (pretrained, ASVspoof 2019) |" in text
     assert "| LFCC-GMM |" in text
-
-
-@pytest.mark.slow
-def test_notebook_skips_aasist_without_weights(tmp_path, monkeypatch):
-    missing = tmp_path / "no-such-AASIST.pth"
-    monkeypatch.setenv("ANTISPOOF_AASIST_WEIGHTS", str(missing))
-    nb = _execute(tmp_path)
-    text = "".join(_text(cell) for cell in nb.cells if cell.cell_type == "code")
-    assert f"{SKIP_NOTE}: ANTISPOOF_AASIST_WEIGHTS={missing} is not a file" in text
-    assert "AASIST (pretrained" not in text
-    assert "| LFCC-GMM |" in text
+    assert "the same scores" in text  # the noise cell matched `antispoof robustness`
