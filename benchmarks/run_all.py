@@ -5,7 +5,8 @@ Markdown section; this collects them under a header naming the machine and libra
 that fails is reported in the file and makes this exit non-zero; the others still run.
 
 Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``. With ``--only``, the
-sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone.
+sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone. The
+"GPU" section, which ``benchmarks/gpu_check.py --write`` writes on a machine with a GPU, is always kept.
 """
 
 from __future__ import annotations
@@ -63,11 +64,15 @@ def run(script: str, extra: list[str], quick: bool) -> tuple[str, bool, float]:
     return (out if "|---" in out or "| ---" in out else f"```\n{out}\n```") + "\n", True, seconds
 
 
+#: Sections other scripts write into RESULTS.md (gpu_check.py, on a machine with a GPU): always carried over.
+EXTERNAL_SECTIONS = ("GPU",)
+
+
 def previous_sections(path: Path) -> dict[str, str]:
     """The sections of an earlier RESULTS.md by title (a section's body may hold ``##`` headings of its own)."""
     if not path.exists():
         return {}
-    titles = {title for _, _, title, _ in BENCHMARKS}
+    titles = {title for _, _, title, _ in BENCHMARKS} | set(EXTERNAL_SECTIONS)
     sections: dict[str, str] = {}
     current: str | None = None
     for line in path.read_text().splitlines(keepends=True):
@@ -86,7 +91,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts (e.g. bench_lfcc)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    kept = previous_sections(args.output) if args.only else {}
+    previous = previous_sections(args.output)
+    kept = previous if args.only else {}
     sections, failed = [], []
     for script, extra, title, target in BENCHMARKS:
         if args.only and Path(script).stem not in args.only and script not in args.only:
@@ -102,6 +108,7 @@ def main() -> None:
             failed.append(command)
         sections.append(f"## {title}\n\n*Target — {target}.* `python benchmarks/{command}`, {seconds:.0f} s."
                         f"\n\n{body}")
+    sections += [previous[title].rstrip("\n") + "\n" for title in EXTERNAL_SECTIONS if title in previous]
     header = (
         "# Benchmark results\n\n"
         f"Last written by `benchmarks/run_all.py{' --quick' if args.quick else ''}"
