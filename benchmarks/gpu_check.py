@@ -195,6 +195,11 @@ def supported_amp_dtypes(device: torch.device, quick: bool) -> tuple[str, ...]:
     return ("bfloat16",) if quick else ("bfloat16", "float16")
 
 
+def window_options(whole_file: bool) -> dict[str, Any]:
+    """The scorer option choosing windows covering the whole file, or the official single window."""
+    return {"full_length": whole_file}
+
+
 def random_scorer(spec: ModelSpec, folder: Path, **runtime: Any) -> RawWaveformScorer:
     """A scorer of a freshly initialised ``spec`` (timing needs no trained weights), through a model file."""
     torch.manual_seed(0)
@@ -268,7 +273,7 @@ class Reference:
         return None
 
     def load(self, reference_dir: Path, device: torch.device, batch_size: int = 8) -> RawWaveformScorer:
-        runtime: dict[str, Any] = {"device": str(device), "batch_size": batch_size}
+        runtime: dict[str, Any] = {"device": str(device), "batch_size": batch_size, **window_options(False)}
         if self.architecture == "aasist":
             return AASISTScorer.load(self.weights, **runtime)
         config = None if self.config is None else str(reference_dir / self.config)
@@ -468,7 +473,7 @@ def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.nda
 
     for name, what in throughput_networks(settings):
         def make(device: torch.device, batch: int, what: ModelSpec | str = what) -> RawWaveformScorer:
-            runtime: dict[str, Any] = {"device": str(device), "batch_size": batch, "full_length": True}
+            runtime: dict[str, Any] = {"device": str(device), "batch_size": batch, **window_options(True)}
             if isinstance(what, str):
                 return AASISTScorer.load(what, **runtime)
             return random_scorer(what, folder, **runtime)
