@@ -174,6 +174,18 @@ def autocast(device: torch.device, dtype: str | None):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
+@contextlib.contextmanager
+def tensor_float32(allowed: bool) -> Iterator[None]:
+    """cuDNN convolutions and CUDA matrix products allowed to round their inputs to TF32 (10-bit mantissas) in the
+    block, or not. torch's defaults: allowed for convolutions, not for matrix products. No effect on the CPU."""
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -189,7 +201,8 @@ def precision_name(dtype: str | None) -> str:
 
 
 def supported_amp_dtypes(device: torch.device, quick: bool) -> tuple[str, ...]:
-    """bfloat16 where the device has it, and float16 on a GPU (float16 autocast on a CPU is emulated and slow)."""
+    """The autocast dtypes to check: bfloat16 where the GPU has it, and float16; on the CPU both, but only bfloat16
+    in the dry run (float16 autocast on a CPU is slow)."""
     if device.type == "cuda":
         return ("bfloat16", "float16") if torch.cuda.is_bf16_supported() else ("float16",)
     return ("bfloat16",) if quick else ("bfloat16", "float16")
@@ -201,10 +214,12 @@ def window_options(whole_file: bool) -> dict[str, Any]:
 
 
 def random_scorer(spec: ModelSpec, folder: Path, **runtime: Any) -> RawWaveformScorer:
-    """A scorer of a freshly initialised ``spec`` (timing needs no trained weights), through a model file."""
-    torch.manual_seed(0)
-    path = folder / f"{spec.architecture}-{spec.variant}.pth"
-    write_model_file(path, spec.to_dict(), spec.build().state_dict())
+    """A scorer of a freshly initialised ``spec`` (timing needs no trained weights), through a model file written
+    once into ``folder``."""
+    path = folder / f"{spec.architecture}-{spec.variant}-{spec.nb_samp}.pth"
+    if not path.exists():
+        torch.manual_seed(0)
+        write_model_file(path, spec.to_dict(), spec.build().state_dict())
     cls = RawNet2Scorer if spec.architecture == "rawnet2" else AASISTScorer
     return cls.load(path, **runtime)
 
@@ -317,23 +332,24 @@ def parity_part(settings: Settings, budget: Budget) -> Part:
         budget.skipped.append("parity: no reference files")
         return part
     amp = settings.amp_dtypes
-    headers = ["network", "clips", "device fp32 vs CPU", "device fp32 vs official",
+    headers = ["network", "clips", "device fp32 vs CPU", "device fp32 vs official", "TF32 vs CPU",
                *(f"{dtype} vs fp32" for dtype in amp), "verdict"]
+    dashes = ["—"] * (4 + len(amp))
     rows: list[list[Any]] = []
     estimate = 0.0
     checked: set[str] = set()
     for ref in REFERENCES:
         missing = ref.missing()
         if missing is not None:
-            rows.append([ref.name, "—", "—", "—", *("—" for _ in amp), f"not available in this build ({missing})"])
+            rows.append([ref.name, *dashes, f"not available in this build ({missing})"])
             continue
         if settings.quick and ref.architecture in checked:
-            rows.append([ref.name, "—", "—", "—", *("—" for _ in amp), "skipped (--quick: one per architecture)"])
+            rows.append([ref.name, *dashes, "skipped (--quick: one per architecture)"])
             budget.skipped.append(f"parity of {ref.name}: --quick checks one network per architecture")
             continue
         checked.add(ref.architecture)
         if not budget.allows(estimate, f"parity of {ref.name}"):
-            rows.append([ref.name, "—", "—", "—", *("—" for _ in amp), "skipped (budget)"])
+            rows.append([ref.name, *dashes, "skipped (budget)"])
             continue
         began = time.perf_counter()
         official = ref.official(reference_dir)
@@ -344,9 +360,14 @@ def parity_part(settings: Settings, budget: Budget) -> Part:
                                  for clip in clips])
         with threads(settings.cpu_threads):
             cpu = on_cpu.outputs(inputs)
-        fp32 = on_device.outputs(inputs)
+        with tensor_float32(False):
+            fp32 = on_device.outputs(inputs)
         expected = np.stack([official[clip] for clip in clips])
         versus_cpu, versus_official = max_difference(fp32, cpu), max_difference(fp32, expected)
+        tf32 = "—"
+        if settings.on_gpu:
+            with tensor_float32(True):
+                tf32 = number(max_difference(on_device.outputs(inputs), cpu))
         mixed = []
         for dtype in amp:
             with autocast(settings.device, dtype):
@@ -357,13 +378,15 @@ def parity_part(settings: Settings, budget: Budget) -> Part:
         ok = versus_cpu <= PARITY_TOLERANCE and versus_official <= PARITY_TOLERANCE and all(map(math.isfinite, mixed))
         if not ok:
             part.failures.append(f"parity of {ref.name}")
-        rows.append([ref.name, len(clips), number(versus_cpu), number(versus_official), *map(number, mixed),
+        rows.append([ref.name, len(clips), number(versus_cpu), number(versus_official), tf32, *map(number, mixed),
                      "pass" if ok else "FAIL"])
         estimate = time.perf_counter() - began
     part.lines += [
         f"Largest absolute difference of the (clips, 2) outputs. Pass: device float32 within {PARITY_TOLERANCE:g} "
-        "of the CPU's and of the official outputs. The autocast columns report how far mixed precision moves the "
-        "outputs from float32 (no bound: it is the price of the precision). RawNet2 has no published trained "
+        "of the CPU's and of the official outputs, TF32 off. *TF32*: float32 with cuDNN convolutions and matrix "
+        "products on TF32 (torch's default for convolutions), reported, not judged. The autocast columns report how "
+        "far mixed precision moves the outputs from float32 (no bound: it is the price of the precision). RawNet2 "
+        "has no published trained "
         "weights: its rows use the reduced reference state_dicts of each official variant.", "",
         *table(headers, rows)]
     return part
@@ -388,7 +411,7 @@ def eer_part(settings: Settings, budget: Budget, eval_trials: Sequence[Trial]) -
         scorer = ref.load(settings.reference_dir, settings.device, batch_size=32)
         eers = []
         for dtype in precisions(settings):
-            with autocast(settings.device, dtype):
+            with autocast(settings.device, dtype), tensor_float32(False):
                 scores = scorer.score_signals(signals)
             labels = np.array([t.key == "bonafide" for t in eval_trials])
             eers.append(compute_eer(scores[labels], scores[~labels])[0])
@@ -497,7 +520,8 @@ def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.nda
     part.lines += [
         "Files per second scoring the demo eval clips (in memory) with `full_length=True` (windows of the model's "
         f"input length covering each file), after a warm-up batch. *CPU*: the same scorer on the CPU, "
-        f"{settings.cpu_threads} threads, float32, measured in this run. RawNet2 timings use randomly initialised "
+        f"{settings.cpu_threads} threads, float32, measured in this run. On a GPU, float32 is torch's default "
+        "(cuDNN convolutions in TF32). RawNet2 timings use randomly initialised "
         "networks (no trained RawNet2 weights are published; the speed does not depend on the weights).", "",
         *table(["network", "windows/file", "precision", "batch", "device files/s", "CPU files/s", "device / CPU"],
                rows)]
@@ -684,43 +708,64 @@ def antispoof_command() -> str:
 
 
 def multi_gpu_part(settings: Settings, budget: Budget, train_trials: Sequence[Trial], rates: dict[str, float],
-                   folder: Path) -> Part:
+                   folder: Path, processes: int) -> Part:
+    """``torchrun`` of ``processes`` processes (one per GPU; on the CPU, gloo processes: a dry run of the command)
+    on the RawNet2 recipe, each process with as many examples per epoch as the single-device run."""
     part = Part("Several GPUs")
-    count = torch.cuda.device_count() if settings.on_gpu else 0
-    if count < 2:
-        part.lines.append(f"Not available: this machine has {count} GPU{'s' if count != 1 else ''}; "
+    if processes < 2:
+        part.lines.append(f"Not available: this run has {processes} GPU{'s' if processes != 1 else ''}; "
                           "`torchrun --nproc_per_node=N` needs N > 1.")
         return part
-    spec = ModelSpec.create("rawnet2", "asvspoof2021")
-    trials, recipe = training_setup(settings, spec, train_trials)
+    where = f"{processes} {'GPUs' if settings.on_gpu else 'CPU processes'}"
+    config = QUICK_CONFIGS["rawnet2"] if settings.quick else None
+    trials, recipe = training_setup(settings, ModelSpec.create("rawnet2", "asvspoof2021", config), train_trials)
     epochs = 3
-    if "rawnet2" not in rates or not budget.allows(2 * epochs * len(trials) / rates["rawnet2"] / count + 30,
-                                                   f"torchrun on {count} GPUs"):
-        part.lines.append(f"{count} GPUs, but not timed: "
-                          + ("no single-GPU rate to compare with" if "rawnet2" not in rates else "budget") + ".")
+    if "rawnet2" not in rates:
+        part.lines.append(f"{where}, but not timed: no single-device rate to compare with.")
         return part
-    listing = folder / "train.csv"
-    listing.write_text("".join(f"{t.path},{t.key}\n" for t in trials))
+    if not budget.allows(epochs * len(trials) / rates["rawnet2"] + 30, f"torchrun on {where}"):
+        part.lines.append(f"{where}, but not timed: budget.")
+        return part
+    # Every process gets the single-device run's examples: the trials repeated once per process, as links with
+    # distinct names (a list may not name one file twice).
+    audio = folder / "ddp-audio"
+    audio.mkdir()
+    lines = []
+    for index, trial in enumerate(list(trials) * processes):
+        assert trial.path is not None
+        link = audio / f"r{index:06d}-{Path(trial.path).name}"
+        link.symlink_to(Path(trial.path).resolve())
+        lines.append(f"{link},{trial.key}\n")
+    listing = folder / "ddp-train.csv"
+    listing.write_text("".join(lines))
+    options = ["--epochs", str(epochs), "--batch-size", str(recipe.batch_size), "--lr", str(recipe.lr),
+               "--device", settings.device.type, "--workers", str(settings.workers)]
+    if settings.on_gpu:
+        options.append("--amp")
+    if config is not None:
+        (folder / "ddp-config.json").write_text(json.dumps(config))
+        options += ["--config", str(folder / "ddp-config.json")]
     run_dir = folder / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={count}",
-               antispoof_command(), "train", "rawnet2", "--list", str(listing), "-o", str(run_dir),
-               "--epochs", str(epochs), "--device", "cuda", "--amp", "--workers", str(settings.workers)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               antispoof_command(), "train", "rawnet2", "--list", str(listing), "-o", str(run_dir), *options]
+    began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=max(budget.left(), 60))
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
-        part.failures.append(f"torchrun on {count} GPUs (exit {done.returncode})")
-        part.lines += [f"torchrun on {count} GPUs FAILED (exit {done.returncode}):", "", "```", tail, "```"]
+        part.failures.append(f"torchrun on {where} (exit {done.returncode})")
+        part.lines += [f"torchrun on {where} FAILED (exit {done.returncode}):", "", "```", tail, "```"]
         return part
     history = json.loads((run_dir / METRICS_JSON).read_text())
     timed = history[1:]
-    steps = len(trials) // (recipe.batch_size * count) * len(timed)
-    examples = steps * recipe.batch_size * count / sum(row["seconds"] for row in timed)
+    steps = len(trials) // recipe.batch_size * len(timed)  # per process
+    examples = steps * recipe.batch_size * processes / sum(row["seconds"] for row in timed)
     part.lines += [
-        f"`torchrun --nproc_per_node={count}` of `antispoof train rawnet2 --amp` ({epochs} epochs of the same "
-        f"trials, {recipe.batch_size} examples per process and step), timed over the epochs after the first.", "",
-        *table(["GPUs", "examples/s", "speed-up over one GPU"],
-               [[1, number(rates["rawnet2"]), "1.0x"],
-                [count, number(examples), f"{examples / rates['rawnet2']:.2f}x"]])]
+        f"`torchrun --nproc_per_node={processes}` of `antispoof train rawnet2 {' '.join(options)}` "
+        f"({time.perf_counter() - began:.0f} s; each process {len(trials) // recipe.batch_size} steps of "
+        f"{recipe.batch_size} examples per epoch, as the single-device run), timed over the epochs after the first.",
+        "", *table(["processes", "examples/s", "speed-up over one"],
+                   [[1, number(rates["rawnet2"]), "1.0x"],
+                    [processes, number(examples), f"{examples / rates['rawnet2']:.2f}x"]])]
     return part
 
 
@@ -767,6 +812,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-threads", type=int, default=2, help="torch threads of the CPU figures (default 2)")
     parser.add_argument("--workers", type=int, help="data-loader processes in training (default min(8, cores); "
                         "--quick 0)")
+    parser.add_argument("--processes", type=int, help="torchrun processes of the several-GPU part (default: every "
+                        "GPU; with --device cpu, 2 or more run it on CPU processes as a dry run)")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR,
                         help=f"the official reference files (default {REFERENCE_DIR})")
     parser.add_argument("--write", action="store_true", help="replace the GPU section of --output")
@@ -810,7 +857,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         training, rates = training_part(settings, budget, splits["train"], folder / "training")
         parts.append(training)
         budget.enter("multi-gpu")
-        parts.append(multi_gpu_part(settings, budget, splits["train"], rates, folder))
+        processes = args.processes if args.processes is not None else torch.cuda.device_count() if \
+            settings.on_gpu else 0
+        parts.append(multi_gpu_part(settings, budget, splits["train"], rates, folder, processes))
     section = render(settings, parts, budget, command.strip())
     print(section)
     if args.write:

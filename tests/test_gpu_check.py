@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -101,6 +102,7 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
             assert int(row["clips"]) == 1
             assert float(row["device fp32 vs CPU"]) <= gpu_check.PARITY_TOLERANCE
             assert float(row["device fp32 vs official"]) <= gpu_check.PARITY_TOLERANCE
+            assert row["TF32 vs CPU"] == "—"  # a GPU setting
             # bfloat16 keeps 8 significant bits: it moves the outputs, but not by more than they are large.
             assert 0 < float(row["bfloat16 vs fp32"]) < 1
     assert checked == {"rawnet2", "aasist"}
@@ -139,3 +141,25 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
     assert parts["Several GPUs"].strip().startswith("Not available: this machine has 0 GPUs")
     skipped = parts["Skipped"]
     assert "--quick checks one network per architecture" in skipped and "budget" not in skipped
+
+
+@pytest.mark.slow  # two training processes under torchrun: tens of seconds on 2 shared cores
+def test_torchrun_part_runs_as_a_dry_run_on_cpu_processes(gpu_check, tmp_path):
+    from lfcc_gmm.demo import load_corpus
+
+    settings = gpu_check.Settings(torch.device("cpu"), quick=True, reference_dir=tmp_path, cpu_threads=1, steps=4,
+                                  workers=0, amp_dtypes=("bfloat16",))
+    budget = gpu_check.Budget(600)
+    budget.enter("multi-gpu")
+    train_split = load_corpus(gpu_check.DEMO_DIR)["train"]
+    part = gpu_check.multi_gpu_part(settings, budget, train_split, {"rawnet2": 2.0}, tmp_path, processes=2)
+    assert not part.failures, "\n".join(part.lines)
+    text = "\n".join(part.lines)
+    assert text.startswith("`torchrun --nproc_per_node=2` of `antispoof train rawnet2 --epochs 3 --batch-size 2")
+    rows = table_rows(text)
+    assert [row["processes"] for row in rows] == ["1", "2"]
+    examples = float(rows[1]["examples/s"])
+    assert examples > 0 and float(rows[1]["speed-up over one"].rstrip("x")) == pytest.approx(examples / 2, rel=0.01)
+    history = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert json.loads((tmp_path / "ddp" / "run.json").read_text())["options"]["world_size"] == 2
