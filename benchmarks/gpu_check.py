@@ -59,7 +59,7 @@ from lfcc_gmm.protocols import Trial
 from rawnet.catalog import RAWNET2_VARIANTS, RECIPES, Recipe
 from rawnet.checkpoint import read_torch_file, write_model_file
 from rawnet.scorers import AASISTScorer, RawNet2Scorer, RawWaveformScorer
-from rawnet.spec import ModelSpec
+from rawnet.spec import ModelSpec, model_config
 from rawnet.training import CHECKPOINT, METRICS_JSON, train
 from rawnet.weights import KNOWN_WEIGHTS
 
@@ -264,8 +264,10 @@ def device_part(settings: Settings) -> Part:
 class Reference:
     """A network with official outputs: how to load it, and where its official outputs are.
 
-    ``weights`` and ``config`` are paths under the reference folder, or for AASIST a bundled weights name;
-    ``outputs`` is the official JSON and ``keys`` the path inside it to ``{clip: {field: [spoof, bona fide]}}``.
+    ``weights`` and ``config`` are paths under the reference folder, or for AASIST a bundled weights name; the
+    config ``"outputs"`` is the ``config`` of the official JSON with the variant's official input length.
+    ``outputs`` is the official JSON and ``keys`` the path inside it to ``{clip: {field: value}}``, the value the
+    scorer's (spoof, bona fide) outputs, or for ``field="score"`` its bona fide output.
     ``trained``: official trained weights, whose EER means something.
     """
 
@@ -291,7 +293,10 @@ class Reference:
         runtime: dict[str, Any] = {"device": str(device), "batch_size": batch_size, **window_options(False)}
         if self.architecture == "aasist":
             return AASISTScorer.load(self.weights, **runtime)
-        config = None if self.config is None else str(reference_dir / self.config)
+        config: Any = None if self.config is None else str(reference_dir / self.config)
+        if self.config == "outputs":
+            official = json.loads((reference_dir / self.outputs).read_text())["config"]
+            config = {**official, "nb_samp": model_config(self.architecture, self.variant)["nb_samp"]}
         return RawNet2Scorer.load(reference_dir / self.weights, config=config, variant=self.variant, **runtime)
 
     def official(self, reference_dir: Path) -> dict[str, np.ndarray]:
@@ -299,6 +304,10 @@ class Reference:
         for key in self.keys:
             cases = cases[key]
         return {clip: np.asarray(case[self.field], dtype=np.float64) for clip, case in cases.items()}
+
+    def compared(self, outputs: np.ndarray) -> np.ndarray:
+        """What of the scorer's (n, 2) outputs the official values give."""
+        return outputs[:, 1] if self.field == "score" else outputs
 
 
 REFERENCES = (
@@ -309,7 +318,7 @@ REFERENCES = (
               "rawnet2/rawnet2_icassp2021_small.json", "rawnet2/official_outputs.json",
               ("cases", "icassp2021"), "output", False),
     Reference("RawNet2 asvspoof5 (reduced)", "rawnet2", "asvspoof5", "rawnet2/asvspoof5/rawnet2_asvspoof5_small.pth",
-              None, "rawnet2/asvspoof5/official_outputs.json", ("outputs",), "logits", False),
+              "outputs", "rawnet2/asvspoof5/official_outputs.json", ("outputs",), "score", False),
     Reference("AASIST", "aasist", "aasist", "aasist", None, "aasist/official_outputs.json", ("AASIST.pth",),
               "logits", True),
     Reference("AASIST-L", "aasist", "aasist-l", "aasist-l", None, "aasist/official_outputs.json",
@@ -363,7 +372,7 @@ def parity_part(settings: Settings, budget: Budget) -> Part:
         with tensor_float32(False):
             fp32 = on_device.outputs(inputs)
         expected = np.stack([official[clip] for clip in clips])
-        versus_cpu, versus_official = max_difference(fp32, cpu), max_difference(fp32, expected)
+        versus_cpu, versus_official = max_difference(fp32, cpu), max_difference(ref.compared(fp32), expected)
         tf32 = "—"
         if settings.on_gpu:
             with tensor_float32(True):
@@ -382,7 +391,8 @@ def parity_part(settings: Settings, budget: Budget) -> Part:
                      "pass" if ok else "FAIL"])
         estimate = time.perf_counter() - began
     part.lines += [
-        f"Largest absolute difference of the (clips, 2) outputs. Pass: device float32 within {PARITY_TOLERANCE:g} "
+        "Largest absolute difference of the (clips, 2) outputs (RawNet2 asvspoof5: its official score, the "
+        f"softmax probability). Pass: device float32 within {PARITY_TOLERANCE:g} "
         "of the CPU's and of the official outputs, TF32 off. *TF32*: float32 with cuDNN convolutions and matrix "
         "products on TF32 (torch's default for convolutions), reported, not judged. The autocast columns report how "
         "far mixed precision moves the outputs from float32 (no bound: it is the price of the precision). RawNet2 "
