@@ -224,6 +224,14 @@ def random_scorer(spec: ModelSpec, folder: Path, **runtime: Any) -> RawWaveformS
     return cls.load(path, **runtime)
 
 
+def network_scorer(network: ModelSpec | str, device: torch.device, batch: int, folder: Path) -> RawWaveformScorer:
+    """A whole-file scorer of bundled AASIST weights (a name) or of a randomly initialised ``spec``."""
+    runtime: dict[str, Any] = {"device": str(device), "batch_size": batch, **window_options(True)}
+    if isinstance(network, str):
+        return AASISTScorer.load(network, **runtime)
+    return random_scorer(network, folder, **runtime)
+
+
 def demo_signals(trials: Sequence[Trial]) -> list[np.ndarray]:
     return [load_audio(t.path).signal for t in trials if t.path is not None]
 
@@ -443,18 +451,55 @@ def eer_part(settings: Settings, budget: Budget, eval_trials: Sequence[Trial]) -
 # ------------------------------------------------------------------------------------------------ throughput
 
 
-def onnx_runtime_status() -> str | None:
-    """Why ONNX Runtime's CUDA provider cannot be timed in this build, or None when it can."""
-    export = importlib.import_module("rawnet.export")
-    if not hasattr(export, "export_onnx"):
-        return "not available in this build (no ONNX export in rawnet.export)"
+def onnx_provider(settings: Settings) -> tuple[str | None, str]:
+    """ONNX Runtime's execution provider to time (CUDA on a GPU; the CPU's in the dry run), or None and why not."""
+    wanted = "CUDAExecutionProvider" if settings.on_gpu else "CPUExecutionProvider"
+    if not hasattr(importlib.import_module("rawnet.export"), "export_onnx"):
+        return None, "not available in this build (no ONNX export in rawnet.export)"
     if importlib.util.find_spec("onnxruntime") is None:
-        return "not available in this build (onnxruntime is not installed)"
+        return None, "not available: onnxruntime is not installed (pip install antispoof[onnx])"
     import onnxruntime
 
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        return f"not available: onnxruntime {onnxruntime.__version__} has no CUDA provider here"
-    return None
+    if wanted not in onnxruntime.get_available_providers():
+        return None, f"not available: onnxruntime {onnxruntime.__version__} has no {wanted} here"
+    return wanted, wanted
+
+
+def onnx_rows(settings: Settings, budget: Budget, signals: Sequence[np.ndarray], check_audio: Sequence[Path],
+              network: ModelSpec | str, name: str, batches: Sequence[int], folder: Path) -> list[list[Any]]:
+    """Throughput rows of ``network`` exported to ONNX (:func:`rawnet.export.export_onnx`) and run by ONNX Runtime
+    over the same whole-file windows, with its largest difference to the torch CPU outputs."""
+    provider, why = onnx_provider(settings)
+    label = f"{name}, ONNX Runtime" + (f" {provider}" if provider else "")
+    if provider is None:
+        return [[label, "—", "float32", "—", why, "—", "—"]]
+    if not budget.allows(60.0, f"ONNX export of {name}"):  # the exporter takes tens of seconds for AASIST
+        return [[label, "—", "float32", "—", "skipped (budget)", "—", "—"]]
+    import onnxruntime
+
+    export = importlib.import_module("rawnet.export")
+    scorer = network_scorer(network, torch.device("cpu"), 8, folder)
+    path = folder / "network.onnx"
+    export.export_onnx(scorer, path, check_audio=list(check_audio))
+    session = onnxruntime.InferenceSession(str(path), providers=[provider])
+    windows = [scorer.model_inputs(signal) for signal in signals]
+    per_file = f"{np.mean([len(w) for w in windows]):.2f}"
+    probe = np.concatenate(windows[:4])
+    with torch.inference_mode():
+        expected = scorer.outputs(probe)
+    difference = max_difference(session.run(None, {"waveform": probe})[0], expected)
+    rows = []
+    for batch in batches:
+        n = max(2 * batch, 16) if settings.on_gpu else batch + 1
+        inputs = np.concatenate([windows[i % len(windows)] for i in range(n)])
+        session.run(None, {"waveform": inputs[:batch]})  # warm-up
+        began = time.perf_counter()
+        for start in range(0, len(inputs), batch):
+            session.run(None, {"waveform": inputs[start : start + batch]})
+        rate = n / (time.perf_counter() - began)
+        rows.append([f"{label}, max diff to torch CPU {number(difference)}", per_file, "float32", batch, number(rate),
+                     "—", "—"])
+    return rows
 
 
 def files_per_second(scorer: RawWaveformScorer, signals: Sequence[np.ndarray], device: torch.device,
@@ -479,7 +524,8 @@ def throughput_networks(settings: Settings) -> list[tuple[str, ModelSpec | str]]
                                     for variant in RAWNET2_VARIANTS)]
 
 
-def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.ndarray], folder: Path) -> Part:
+def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.ndarray], check_audio: Sequence[Path],
+                    folder: Path) -> Part:
     part = Part("Scoring throughput, whole-file windows")
     cpu = torch.device("cpu")
     batches = {cpu: (1, 2) if settings.quick else (1, 8),
@@ -506,10 +552,7 @@ def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.nda
 
     for name, what in throughput_networks(settings):
         def make(device: torch.device, batch: int, what: ModelSpec | str = what) -> RawWaveformScorer:
-            runtime: dict[str, Any] = {"device": str(device), "batch_size": batch, **window_options(True)}
-            if isinstance(what, str):
-                return AASISTScorer.load(what, **runtime)
-            return random_scorer(what, folder, **runtime)
+            return network_scorer(what, device, batch, folder)
 
         probe = make(cpu, 1)
         windows = [len(probe.model_inputs(signal)) for signal in signals]
@@ -525,8 +568,8 @@ def throughput_part(settings: Settings, budget: Budget, signals: Sequence[np.nda
                              "skipped (budget)" if rate is None else number(rate),
                              "—" if reference is None else number(reference),
                              "—" if rate is None or reference is None else f"{rate / reference:.1f}x"])
-    onnx = onnx_runtime_status()
-    rows.append(["ONNX Runtime, CUDA provider", "—", "float32", "—", onnx or "not measured", "—", "—"])
+    name, network = throughput_networks(settings)[0]
+    rows += onnx_rows(settings, budget, signals, check_audio, network, name, batches[settings.device], folder)
     part.lines += [
         "Files per second scoring the demo eval clips (in memory) with `full_length=True` (windows of the model's "
         f"input length covering each file), after a warm-up batch. *CPU*: the same scorer on the CPU, "
@@ -848,6 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = Budget(args.budget_s)
     splits = load_corpus(DEMO_DIR)
     eval_signals = demo_signals(splits["eval"])
+    eval_paths = [t.path for t in splits["eval"] if t.path is not None]
     if args.quick:  # two windows of the small configs per file
         eval_signals = [signal[: 2 * QUICK_CONFIGS["rawnet2"]["nb_samp"]] for signal in eval_signals[:8]]
     command = "python benchmarks/gpu_check.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -857,7 +901,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, run in (
             ("parity", lambda: parity_part(settings, budget)),
             ("eer", lambda: eer_part(settings, budget, splits["eval"])),
-            ("throughput", lambda: throughput_part(settings, budget, eval_signals, folder)),
+            ("throughput", lambda: throughput_part(settings, budget, eval_signals, eval_paths[:2], folder)),
         ):
             budget.enter(name)
             print(f"gpu_check: {name} … ({budget.elapsed():.0f} s so far)", file=sys.stderr, flush=True)

@@ -50,6 +50,23 @@ def test_replace_section_keeps_the_other_sections(gpu_check):
     assert gpu_check.replace_section(head, new) == head + new  # none yet: appended
 
 
+def test_budget_parts_shares_and_skips(gpu_check, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: now[0])
+    budget = gpu_check.Budget(100)
+    budget.enter("parity")  # ends at 12 % of the budget
+    assert budget.left() == pytest.approx(12)
+    assert budget.allows(12, "a") and not budget.allows(12.5, "b")
+    assert budget.skipped == ["b: needs about 12 s, 12 s of its part's budget left"]
+    now[0] = 15.0  # parity overran; the next part still ends where it was planned
+    budget.enter("eer")
+    assert budget.left() == pytest.approx(5)
+    budget.enter("training")  # ends at 90
+    with budget.share(2):
+        assert budget.left() == pytest.approx(37.5)
+    assert budget.left() == pytest.approx(75)
+
+
 def test_state_difference_compares_every_tensor_of_a_checkpoint(gpu_check):
     def checkpoint(shift: float = 0.0, steps: int = 3) -> dict:
         return {"model": {"w": torch.tensor([1.0, 2.0]) + torch.tensor([0.0, shift])},
@@ -70,8 +87,9 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## LFCC throughput\n\nkeep\n\n## GPU\n\nstale\n\n"
                        "## Metrics\n\nkeep too\n")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--write", "--output",
-                           str(results), "--reference-dir", str(reference_dir)],
+    # A budget no shared machine overruns: every part must run (the time-boxing has its own test).
+    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--budget-s", "3000", "--write",
+                           "--output", str(results), "--reference-dir", str(reference_dir)],
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     markdown = done.stdout
@@ -114,7 +132,7 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
     assert abs(bf16 - fp32) <= 50  # one trial of two bona fide and two spoof trials: 50 %
 
     throughput = table_rows(parts["Scoring throughput, whole-file windows"])
-    timed = [row for row in throughput if not row["network"].startswith("ONNX")]
+    timed = [row for row in throughput if "ONNX Runtime" not in row["network"]]
     assert {(row["network"].split(" (")[0], row["precision"], row["batch"]) for row in timed} == {
         (network, precision, batch) for network in ("AASIST", "RawNet2 asvspoof2021")
         for precision in ("float32", "autocast bfloat16") for batch in ("1", "2")}
@@ -126,9 +144,16 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
             assert float(row["device / CPU"].rstrip("x")) == pytest.approx(ratio, rel=0.05, abs=0.05)
         else:
             assert row["CPU files/s"] == "—"
-    onnx = [row for row in throughput if row["network"].startswith("ONNX")]
-    assert len(onnx) == 1 and (onnx[0]["device files/s"].startswith("not available") or
-                               float(onnx[0]["device files/s"]) > 0)
+    onnx = [row for row in throughput if "ONNX Runtime" in row["network"]]
+    assert onnx and all(row["network"].startswith("AASIST (small config), ONNX Runtime") for row in onnx)
+    if onnx[0]["device files/s"].startswith("not available"):  # a build without the ONNX export or onnxruntime
+        assert len(onnx) == 1
+    else:  # the exported small AASIST, timed on the CPU provider at the dry run's batch sizes
+        assert [row["batch"] for row in onnx] == ["1", "2"]
+        for row in onnx:
+            assert float(row["device files/s"]) > 0 and row["windows/file"] == "2.00"
+            difference = re.search(r"max diff to torch CPU (\S+)$", row["network"])
+            assert difference is not None and float(difference.group(1)) <= gpu_check.PARITY_TOLERANCE
 
     training = table_rows(parts["Training with mixed precision"])
     assert [row["recipe"] for row in training] == ["RawNet2 asvspoof2021 (small config)", "AASIST (small config)"]
