@@ -56,7 +56,7 @@ from lfcc_gmm.audio import load_audio
 from lfcc_gmm.demo import load_corpus
 from lfcc_gmm.metrics import compute_eer
 from lfcc_gmm.protocols import Trial
-from rawnet.catalog import RAWNET2_VARIANTS, RECIPES, Recipe
+from rawnet.catalog import RAWNET2_VARIANTS, Recipe, official_recipe
 from rawnet.checkpoint import read_torch_file, write_model_file
 from rawnet.scorers import AASISTScorer, RawNet2Scorer, RawWaveformScorer
 from rawnet.spec import ModelSpec, model_config
@@ -692,7 +692,7 @@ def train_and_resume(spec: ModelSpec, trials: Sequence[Trial], recipe: Recipe, s
 def training_setup(settings: Settings, spec: ModelSpec, trials: Sequence[Trial]) -> tuple[list[Trial], Recipe]:
     """The training trials (the split repeated so that an epoch has about 30 steps, 1 in the dry run) and the
     recipe (the official one, its epochs making ``settings.steps`` steps; the dry run's learns two files)."""
-    recipe = RECIPES[spec.architecture]
+    recipe = official_recipe(spec.architecture, spec.variant)
     if settings.quick:
         # One file of each class, first samples: every epoch is the same batch of one bona fide and one spoof.
         recipe = dataclasses.replace(recipe, batch_size=2, lr=1e-3, random_crop=False)
