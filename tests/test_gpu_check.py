@@ -164,7 +164,7 @@ def test_cpu_dry_run_reports_every_section_and_its_checks_ran(reference_dir, tmp
         first, last = map(float, row["loss"].split(" → "))
         assert row["loss falls"] == ("yes" if last < first else "no") + " (not judged: --quick)"
 
-    assert parts["Several GPUs"].strip().startswith("Not available: this machine has 0 GPUs")
+    assert parts["Several GPUs"].strip().startswith("Not available: this run has 0 GPUs")
     skipped = parts["Skipped"]
     assert "--quick checks one network per architecture" in skipped and "budget" not in skipped
 
