@@ -294,11 +294,11 @@ def _write_metrics(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
     _write_json(list(history), run_dir / METRICS_JSON)
 
 
-def _forward(model, x, y, device, amp: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(model, x, y, device, amp: torch.dtype | bool | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 outputs (the loss is computed in float32 under AMP too) and the labels, on ``device``; ``amp`` is
-    the autocast dtype, None for float32."""
+    the autocast dtype, None (or False) for float32."""
     x = x.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+    with torch.autocast(device.type, dtype=amp) if isinstance(amp, torch.dtype) else contextlib.nullcontext():
         output = model(x)
     return output.float(), y.to(device, non_blocking=True)
 
