@@ -7,7 +7,8 @@ that fails is reported in the file and makes this exit non-zero; the others stil
 Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``. With ``--only``, the
 sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone. The
 deep models' CPU sections are titled with the CPU's model name, and those measured on another CPU are always kept:
-their speed-ups differ between CPU vendors.
+their speed-ups differ between CPU vendors. The "GPU" section, which ``benchmarks/gpu_check.py --write`` writes on a
+machine with a GPU, is always kept too.
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ def run(script: str, extra: list[str], quick: bool) -> tuple[str, bool, float]:
     return (out if "|---" in out or "| ---" in out else f"```\n{out}\n```") + "\n", True, seconds
 
 
+#: Sections other scripts write into RESULTS.md (gpu_check.py, on a machine with a GPU): always carried over.
+EXTERNAL_SECTIONS = ("GPU",)
+
+
 def previous_sections(path: Path) -> dict[str, str]:
     """The sections of an earlier RESULTS.md by title (a section's body may hold ``##`` headings of its own)."""
     if not path.exists():
         return {}
-    titles = {title for _, _, title, _ in BENCHMARKS}
+    titles = {title for _, _, title, _ in BENCHMARKS} | set(EXTERNAL_SECTIONS)
     sections: dict[str, str] = {}
     current: str | None = None
     for line in path.read_text().splitlines(keepends=True):
@@ -118,6 +123,7 @@ def main() -> None:
             failed.append(command)
         sections.append(f"## {title}\n\n*Target — {target}.* `python benchmarks/{command}`, {seconds:.0f} s."
                         f"\n\n{body}")
+    sections += [previous[title].rstrip("\n") + "\n" for title in EXTERNAL_SECTIONS if title in previous]
     header = (
         "# Benchmark results\n\n"
         f"Last written by `benchmarks/run_all.py{' --quick' if args.quick else ''}"

@@ -21,6 +21,9 @@ AASIST_VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
 SINC_SCALES = ("mel", "inverse-mel", "linear")
 #: Where the networks run: ``auto`` is CUDA when available, else the CPU.
 DEVICES = ("auto", "cpu", "cuda")
+#: Mixed-precision (autocast) dtypes of training: ``float16`` (CUDA only, with gradient scaling) or ``bfloat16``
+#: (CUDA or the CPU; float32's exponent range, so no scaling).
+AMP_DTYPES = ("float16", "bfloat16")
 #: What the deep scorers read of a file (:mod:`rawnet.windows`): ``none`` the whole file (the default), ``official``
 #: the official single window (the first ``nb_samp`` samples, repeat-padded).
 CROPS = ("none", "official")

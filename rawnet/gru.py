@@ -7,7 +7,9 @@ and that is most of the network's CPU time. Here that product is an
 embedding bag over the rows of ``W_hhᵀ`` weighted by ``h``, summed in ``n_parts`` bags that torch computes on
 separate threads. For a batch of several sequences the product is one matrix-matrix call, as in ``nn.GRU``.
 
-The gate equations are ``nn.GRU``'s; outputs agree with it to float rounding.
+The gate equations are ``nn.GRU``'s; outputs agree with it to float rounding. The recurrence runs in the weights'
+precision, also under autocast (whose lower-precision input is cast back): the batch-1 embedding bag is no autocast
+op and needs one dtype, and a recurrence is where rounding accumulates.
 """
 
 from __future__ import annotations
@@ -80,10 +82,16 @@ def gru_last_output(x: Tensor, layers: list[GRULayer], n_parts: int = 2) -> Tens
     Returns
     -------
     Tensor
-        (batch, hidden), equal to ``gru(x)[0][:, -1]`` to float rounding.
+        (batch, hidden) in the layers' dtype, equal to ``gru(x)[0][:, -1]`` to float rounding; under autocast
+        (``x`` then often bfloat16 or float16) equal to the GRU of ``x`` cast to the layers' dtype.
     """
     if x.dim() != 3 or x.shape[1] == 0:
         raise ValueError(f"expected input of shape (batch, time >= 1, features), got {tuple(x.shape)}")
+    with torch.autocast(x.device.type, enabled=False):
+        return _last_output(x.to(layers[0].weight_hh.dtype), layers, n_parts)
+
+
+def _last_output(x: Tensor, layers: list[GRULayer], n_parts: int) -> Tensor:
     batch, steps, _ = x.shape
     hidden = layers[0].bias_hn.shape[0]
     parts = max(1, min(n_parts, hidden))

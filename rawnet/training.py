@@ -49,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.metrics import compute_eer
 from lfcc_gmm.protocols import Trial
-from rawnet.catalog import DEVICES, Recipe, official_recipe
+from rawnet.catalog import AMP_DTYPES, DEVICES, Recipe, official_recipe
 from rawnet.checkpoint import CheckpointError, load_weights, read_torch_file, write_model_file
 from rawnet.data import (
     BONAFIDE_LABEL,
@@ -294,10 +294,11 @@ def _write_metrics(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
     _write_json(list(history), run_dir / METRICS_JSON)
 
 
-def _forward(model, x, y, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 outputs (the loss is computed in float32 under AMP too) and the labels, on ``device``."""
+def _forward(model, x, y, device, amp: torch.dtype | bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 outputs (the loss is computed in float32 under AMP too) and the labels, on ``device``; ``amp`` is
+    the autocast dtype, None (or False) for float32."""
     x = x.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=torch.float16) if amp else contextlib.nullcontext():
+    with torch.autocast(device.type, dtype=amp) if isinstance(amp, torch.dtype) else contextlib.nullcontext():
         output = model(x)
     return output.float(), y.to(device, non_blocking=True)
 
@@ -435,6 +436,7 @@ def train(
     dev_trials: Sequence[Trial] | None = None,
     device: str | torch.device = "auto",
     amp: bool = False,
+    amp_dtype: str = "float16",
     seed: int = 1234,
     workers: int = 0,
     resume: bool = False,
@@ -453,7 +455,9 @@ def train(
     recipe : optimisation settings; default the official recipe of the variant (:func:`rawnet.catalog.official_recipe`).
     dev_trials : labelled trials scored after every epoch; best.pth is then chosen on their EER.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    amp : float16 autocast with gradient scaling (CUDA only; ignored with a warning on the CPU).
+    amp : mixed precision: autocast to ``amp_dtype``, the loss in float32.
+    amp_dtype : ``"float16"`` (with gradient scaling; CUDA only, ignored with a warning on the CPU) or
+        ``"bfloat16"`` (CUDA or the CPU; no scaling needed).
     seed : seeds Python, NumPy and torch, the shuffle and every example's crop and augmentation.
     workers : DataLoader processes per training process.
     resume : continue from ``run_dir/checkpoint.pth`` exactly where it stopped (same settings required).
@@ -476,9 +480,13 @@ def train(
         _check_classes(dev_trials, "dev")
     env = _Distributed.from_env()
     device = resolve_device(device, env.local_rank)
-    if amp and device.type != "cuda":
-        warnings.warn("mixed precision (AMP) needs CUDA; training in float32", RuntimeWarning, stacklevel=2)
+    if amp_dtype not in AMP_DTYPES:
+        raise ValueError(f"unknown amp_dtype {amp_dtype!r}; expected one of {', '.join(map(repr, AMP_DTYPES))}")
+    if amp and amp_dtype == "float16" and device.type != "cuda":
+        warnings.warn("float16 mixed precision (AMP) needs CUDA; training in float32 (amp_dtype='bfloat16' runs on "
+                      "the CPU)", RuntimeWarning, stacklevel=2)
         amp = False
+    autocast = getattr(torch, amp_dtype) if amp else None
     settings = _run_settings(spec, recipe, seed, train_trials, dev_trials)
     checkpoint = _open_run_dir(run_dir, resume, settings)
     pin = device.type == "cuda"
@@ -501,7 +509,7 @@ def train(
             load_weights(module, init_weights)
         module.to(device)
         state = _State(module, *make_optimizer(module.parameters(), recipe, len(train_loader)),
-                       torch.amp.GradScaler("cuda", enabled=amp))
+                       torch.amp.GradScaler("cuda", enabled=autocast == torch.float16))
         if checkpoint is not None:
             state.restore(checkpoint, device)
         if env.main:
@@ -509,7 +517,8 @@ def train(
             if dev_trials is not None:
                 warn_conversions(dev_trials, "dev")
             run_dir.mkdir(parents=True, exist_ok=True)
-            options = {"device": str(device), "amp": amp, "workers": workers, "augment": repr(augment),
+            options = {"device": str(device), "amp": amp, "amp_dtype": amp_dtype if amp else None, "workers": workers,
+                       "augment": repr(augment),
                        "init_weights": None if init_weights is None else str(init_weights),
                        "world_size": env.world_size}
             _write_json({**settings, "options": options, "torch": torch.__version__,
@@ -529,7 +538,7 @@ def train(
             lr = state.optimizer.param_groups[0]["lr"]
             report = _report(tell, f"epoch {number}/{recipe.epochs} train", len(train_loader))
             sums = _train_epoch(model, train_loader, state.optimizer, state.scheduler, state.scaler, weights, device,
-                                amp, report)
+                                autocast, report)
             if env.active:
                 sums = sums.to(device)
                 dist.all_reduce(sums)
@@ -538,7 +547,8 @@ def train(
             dev_loss = dev_eer = None
             if dev_loader is not None:
                 report = _report(tell, f"epoch {number}/{recipe.epochs} dev", len(dev_loader))
-                dev_loss, dev_eer = _evaluate(module, spec.score_head(), dev_loader, weights, device, amp, report, env)
+                dev_loss, dev_eer = _evaluate(module, spec.score_head(), dev_loader, weights, device, autocast, report,
+                                              env)
             row = {"epoch": number, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                    "dev_loss": dev_loss, "dev_eer": dev_eer, "lr": lr, "seconds": time.perf_counter() - began}
             state.history.append(row)

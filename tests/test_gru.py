@@ -34,6 +34,22 @@ def test_last_output_equals_nn_gru(batch, n_parts):
     torch.testing.assert_close(got, expected, rtol=0, atol=order_tolerance(gru, x, _last_output))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_autocast_runs_the_recurrence_in_the_weights_precision(dtype, batch):
+    # Under autocast the input comes in a lower precision (as from RawNet2's convolutions); the batch-1 embedding
+    # bag once refused it. The result is the float32 GRU of the input cast back, as if autocast were off.
+    gru = _gru()
+    x = torch.randn(batch, 11, 5).to(dtype)
+    layers = gru_layers(gru)
+    with torch.no_grad():
+        expected = gru(x.float())[0][:, -1]
+        with torch.autocast("cpu", dtype=dtype):
+            got = gru_last_output(x, layers, n_parts=2)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=order_tolerance(gru, x.float(), _last_output))
+
+
 def test_float64_and_a_single_step():
     gru = _gru().double()
     x = torch.randn(1, 1, 5, dtype=torch.float64)

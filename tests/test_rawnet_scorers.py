@@ -84,6 +84,7 @@ def test_rawnet2_asvspoof5_scores_are_the_official_softmax(reference_dir, audio_
     folder = reference_dir / "rawnet2" / "asvspoof5"
     official = json.loads((folder / "official_outputs.json").read_text())
     config = {**official["config"], "nb_samp": 64000}
+    # The official score reads the official window (issue 18 made the whole file the default).
     scorer = RawNet2Scorer.load(folder / "rawnet2_asvspoof5_small.pth", config=config, variant="asvspoof5",
                                 device="cpu", batch_size=3, crop="official")
     assert (scorer.nb_samp, scorer.output_kind, scorer.default_threshold) == (64000, "softmax", 0.5)
