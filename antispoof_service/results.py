@@ -1,0 +1,88 @@
+"""The one adapter from (scorer, audio, options) to the result object the service answers with.
+
+Everything the service returns for a recording comes from :func:`score_audio` (an upload, the file-level result of
+a stream) and :func:`score_window` (a live segment of a stream), so that swapping the library function behind
+them changes every answer at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from lfcc_gmm.audio import Audio, AudioError, load_audio
+from lfcc_gmm.scorers import Scorer
+
+from .errors import ServiceError, bad_audio, bad_parameter
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Per-request options (query parameters); None leaves the scorer's default.
+
+    Attributes
+    ----------
+    threshold : verdict threshold instead of the scorer's own.
+    """
+
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise bad_parameter(f"threshold must be a finite number, got {self.threshold}")
+
+
+def decode_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> Audio:
+    """The audio of an uploaded file, as ``antispoof score`` loads a file (:func:`lfcc_gmm.audio.load_audio`).
+
+    Raises
+    ------
+    ServiceError
+        400 (``empty-audio``, ``undecodable-audio``) for a file that is not audio or holds no samples, naming the
+        upload ``name``; 413 (``too-long``) for a recording over ``max_duration_s``, found from the header
+        before the samples are read.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
+        raise bad_audio(name, f"not audio this service can decode ({cause})") from exc
+    if info.frames == 0:
+        raise bad_audio(name, "the audio holds no samples", empty=True)
+    if info.duration > max_duration_s:
+        raise ServiceError(413, "too-long", f"{name}: {info.duration:.1f} s of audio is longer than this service's "
+                                            f"limit of {max_duration_s:g} s (--max-duration-s)")
+    try:
+        return load_audio(path, SAMPLE_RATE, warn=False)
+    except AudioError as exc:
+        raise bad_audio(name, exc.reason) from exc
+
+
+def score_audio(scorer: Scorer, audio: Audio, name: str, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
+    """The result object of one recording, named ``name`` (``file`` of the result)."""
+    try:
+        score = float(scorer.score_signals([audio.signal], audio.sample_rate)[0])
+    except NotImplementedError:
+        raise ServiceError(422, "bad-parameter", f"scorer {scorer.name!r} cannot score audio in memory") from None
+    threshold = scorer.default_threshold if options.threshold is None else options.threshold
+    verdict = None if threshold is None else ("bona fide" if score >= threshold else "spoof")
+    return {"file": name, "scorer": scorer.name, "verdict": verdict, "score": score, "threshold": threshold,
+            "mode": "whole file", "duration_s": audio.duration, "speech_s": None,
+            "warnings": [f"converted on load: {note}" for note in audio.conversions], "segments": []}
+
+
+def score_window(scorer: Scorer, window: np.ndarray) -> float:
+    """The score of one segment of a stream (float64 mono at 16 kHz), as a segment of :func:`score_audio`."""
+    return float(scorer.score_signals([window], SAMPLE_RATE)[0])
+
+
+def stream_audio(signal: np.ndarray) -> Audio:
+    """A streamed signal (float64 mono at 16 kHz) as the :class:`~lfcc_gmm.audio.Audio` of :func:`score_audio`."""
+    return Audio(signal=signal, sample_rate=SAMPLE_RATE, source_rate=SAMPLE_RATE, source_channels=1)
