@@ -81,7 +81,7 @@ class ServiceState:
                 if spec.name not in self.scorers:
                     self.scorers[spec.name] = load_scorer(spec.name, spec.model, **spec.options)
             noise = 1e-3 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
-            for name, scorer in self.scorers.items():
+            for scorer in self.scorers.values():
                 score_audio(scorer, stream_audio(noise), "warm-up")
             self.ready = True
         except Exception as exc:  # reported by /readyz and the log; the process stays up to say why

@@ -15,7 +15,7 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 #: Sample encodings a client may declare, and their NumPy types (little-endian).
-ENCODINGS = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
+ENCODINGS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
 
 
 class StreamError(ValueError):

@@ -8,11 +8,13 @@ here on any failure and by the caller (:meth:`Upload.remove`) after the request,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import ServiceError, bad_audio, bad_parameter
 
@@ -107,48 +109,59 @@ async def spool_body(
         raise
 
 
-async def _spool_multipart(chunks: AsyncIterator[bytes], boundary: str, out, upload: Upload, limit: int) -> None:
+@dataclass
+class _Parts:
+    """What the multipart callbacks have seen so far."""
+
+    field: bytes = b""
+    value: bytes = b""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    writing: bool = False
+    found: bool = False
+    ended: bool = False
+    error: ServiceError | None = None
+
+
+async def _spool_multipart(chunks: AsyncIterator[bytes], boundary: str, out: BinaryIO, upload: Upload,
+                           limit: int) -> None:
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import MultipartParser
 
-    state = {"field": b"", "value": b"", "headers": {}, "writing": False, "found": False, "ended": False,
-             "error": None}
+    parts = _Parts()
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
+        parts.field += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
+        parts.value += data[start:end]
 
     def on_header_end() -> None:
-        state["headers"][state["field"].decode("latin-1").strip().lower()] = state["value"].decode("utf-8", "replace")
-        state["field"] = state["value"] = b""
+        parts.headers[parts.field.decode("latin-1").strip().lower()] = parts.value.decode("utf-8", "replace")
+        parts.field = parts.value = b""
 
     def on_headers_finished() -> None:
-        headers = state["headers"]
+        headers, parts.headers = parts.headers, {}
         disposition = _disposition(headers.get("content-disposition", ""))
-        state["headers"] = {}
-        if disposition.get("name") != FILE_FIELD or state["found"]:
+        if disposition.get("name") != FILE_FIELD or parts.found:
             return
         part_type = _media_type(headers.get("content-type", "application/octet-stream"))[0]
         filename = os.path.basename(disposition.get("filename", "").replace("\\", "/")) or RAW_BODY_NAME
         if not accepts_audio(part_type):
-            state["error"] = ServiceError(415, "unsupported-type", f"{filename}: content type {part_type!r} is not "
-                                                                   f"audio")
+            parts.error = ServiceError(415, "unsupported-type", f"{filename}: content type {part_type!r} is not audio")
             return
         upload.filename = filename
-        state["found"] = state["writing"] = True
+        parts.found = parts.writing = True
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        if state["writing"]:
+        if parts.writing:
             out.write(data[start:end])
             upload.size += end - start
 
     def on_part_end() -> None:
-        state["writing"] = False
+        parts.writing = False
 
     def on_end() -> None:
-        state["ended"] = True
+        parts.ended = True
 
     parser = MultipartParser(boundary, {
         "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
@@ -162,12 +175,12 @@ async def _spool_multipart(chunks: AsyncIterator[bytes], boundary: str, out, upl
             if received > limit:
                 raise too_large(limit)
             parser.write(chunk)
-            if state["error"] is not None:
-                raise state["error"]
+            if parts.error is not None:
+                raise parts.error
     except MultipartParseError as exc:
         raise ServiceError(400, "malformed-body", f"malformed multipart body: {exc}") from exc
-    if not state["ended"]:
+    if not parts.ended:
         raise ServiceError(400, "truncated-body", f"the multipart body ended before its closing boundary "
                                                   f"({received:,} bytes received): the upload was cut short")
-    if not state["found"]:
+    if not parts.found:
         raise bad_parameter(f"the multipart body has no field {FILE_FIELD!r} holding the audio")
