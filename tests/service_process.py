@@ -73,6 +73,16 @@ class ServiceProcess:
         """The service's JSON log lines."""
         return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
 
+    def records_until(self, predicate: Any, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The log records matching ``predicate`` once there are ``count`` of them (the line of a request is
+        written just after its answer) or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [r for r in self.log_records() if predicate(r)]
+            if len(records) >= count or time.monotonic() > deadline:
+                return records
+            time.sleep(0.05)
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 

@@ -11,14 +11,14 @@ import soundfile as sf
 
 pytest.importorskip("fastapi", reason="the service's extra is not installed: pip install 'antispoof[serve]'")
 
+from service_process import multipart  # noqa: E402
+
 from antispoof_service.admission import Admission  # noqa: E402
 from antispoof_service.errors import ServiceError  # noqa: E402
 from antispoof_service.metrics import Histogram, ServiceMetrics  # noqa: E402
 from antispoof_service.settings import ScorerSpec, ServiceSettings  # noqa: E402
 from antispoof_service.streaming import StreamBuffer, StreamError, StreamFormat  # noqa: E402
 from antispoof_service.uploads import spool_body  # noqa: E402
-
-from service_process import multipart  # noqa: E402
 
 
 async def _chunks(data: bytes, size: int):
