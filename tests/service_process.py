@@ -20,11 +20,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
+import soundfile as sf
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANTISPOOF = [sys.executable, "-c", "from cli.main import main; main()"]
 #: A generous bound on start-up (imports, loading the scorers, the warm-up) on a busy 2-core machine.
 START_TIMEOUT_S = 90.0
 API_KEY = "test-key-0123456789"
+DEMO = REPO_ROOT / "data" / "demo"
+#: --max-duration-s of the tests' services; the fixture's too-long.wav is 5 s longer.
+MAX_DURATION_S = 30
 
 
 class ServiceProcess:
@@ -191,3 +198,42 @@ def status_of(raw: bytes) -> int:
     """The status code of a raw HTTP answer (0 when nothing came back)."""
     match = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
     return int(match.group(1)) if match else 0
+
+
+def demo_trials(split: str, n: int) -> list:
+    from lfcc_gmm.protocols import Trial
+
+    rows = [line.split("\t") for line in (DEMO / "metadata.tsv").read_text().splitlines()[1:]]
+    rows = [r for r in rows if r[1] == split]
+    bonafide = [r for r in rows if r[4] == "-"][: n // 2]
+    spoof = [r for r in rows if r[4] != "-"][: n - n // 2]
+    return [Trial(r[0], "bonafide" if r[4] == "-" else "spoof", r[4], path=DEMO / "flac" / f"{r[0]}.flac")
+            for r in bonafide + spoof]
+
+
+@pytest.fixture(scope="session")
+def service_files(tmp_path_factory) -> dict[str, Path]:
+    """Demo files, a small LFCC-GMM model trained on the demo train split, and made-up recordings."""
+    from lfcc_gmm.baseline import LFCCGMMScorer
+
+    folder = tmp_path_factory.mktemp("service-files")
+    model = folder / "lfcc.npz"
+    LFCCGMMScorer(n_components=4, max_iter=5, init_samples=2000, random_state=0).fit(
+        demo_trials("train", 20)).save(model)
+    rng = np.random.default_rng(0)
+    eval_files = [t.path for t in demo_trials("eval", 4)]
+    joined = np.concatenate([sf.read(p)[0] for p in eval_files])  # ~11 s: several segments
+    sf.write(folder / "joined.wav", joined, 16000, subtype="PCM_16")
+    stereo = np.stack([joined[:48000], 0.5 * joined[:48000]], axis=1)
+    from scipy.signal import resample_poly
+
+    sf.write(folder / "stereo-44k.wav", resample_poly(stereo, 441, 160, axis=0), 44100, subtype="PCM_16")
+    sf.write(folder / "noise-60s.wav", 0.1 * rng.standard_normal(60 * 16000), 16000, subtype="PCM_16")
+    sf.write(folder / "one-second.wav", 0.1 * rng.standard_normal(16000), 16000, subtype="PCM_16")
+    sf.write(folder / "too-long.wav", np.zeros((MAX_DURATION_S + 5) * 16000), 16000, subtype="PCM_16")
+    (folder / "text.wav").write_text("this is not audio\n")
+    (folder / "empty.wav").write_bytes(b"")
+    return {"model": model, "demo0": eval_files[0], "demo1": eval_files[2], "joined": folder / "joined.wav",
+            "stereo": folder / "stereo-44k.wav", "noise60": folder / "noise-60s.wav",
+            "one": folder / "one-second.wav", "too_long": folder / "too-long.wav", "text": folder / "text.wav",
+            "empty": folder / "empty.wav"}
