@@ -5,8 +5,9 @@ Routes: ``POST /v1/score``, ``GET /v1/scorers``, ``WS /v1/stream``, ``GET /healt
 documentation pages are off: FastAPI's load Swagger UI from a CDN, and the service works offline.
 
 Every error is JSON ``{"error": {"code", "message"}}`` (:mod:`antispoof_service.errors`). Every answered request
-writes one JSON log line on the ``antispoof.service`` logger: method, route, scorer, status, duration, bytes
-received, error code; never the audio, the query's values or the key.
+writes one JSON log line on the ``antispoof.service`` logger: method, route, scorer, status, duration, the part of
+it spent decoding and scoring (``score_ms``), bytes received, error code; never the audio, the query's values or
+the key.
 """
 
 from __future__ import annotations
@@ -156,8 +157,8 @@ class RequestLog:
             self.state.metrics.observe_request(route, status, seconds)
             line = {"event": "request", "method": scope["method"], "route": route,
                     "scorer": scope.get("state", {}).get("scorer"), "status": status,
-                    "duration_ms": round(1000 * seconds, 2), "bytes_in": seen["received"],
-                    "error": seen.get("error")}
+                    "duration_ms": round(1000 * seconds, 2), "score_ms": scope.get("state", {}).get("score_ms"),
+                    "bytes_in": seen["received"], "error": seen.get("error")}
             (log.warning if status >= 500 and status != 503 else log.info)(json.dumps(line))
 
 
@@ -165,9 +166,12 @@ def _error_response(error: ServiceError) -> JSONResponse:
     return JSONResponse(error.body(), error.status, {**error.headers, "X-Error-Code": error.code})
 
 
-def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions, max_duration_s: float) -> dict[str, Any]:
+def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions,
+                  max_duration_s: float) -> tuple[dict[str, Any], float]:
+    """The result of an upload and the seconds its decoding and scoring took (the bare call the CLI makes)."""
+    start = time.perf_counter()
     audio = decode_upload(upload.path, upload.filename, max_duration_s)
-    return score_audio(scorer, audio, upload.filename, options)
+    return score_audio(scorer, audio, upload.filename, options), time.perf_counter() - start
 
 
 #: The request body of POST /v1/score, for the OpenAPI schema (the route reads the body itself, streaming).
@@ -263,7 +267,9 @@ def create_app(settings: ServiceSettings, scorers: dict[str, Scorer] | None = No
                 request.state.client_closed = True
                 return Response(status_code=CLIENT_CLOSED)
             try:
-                result = await state.admission.run(_score_upload, chosen, upload, options, settings.max_duration_s)
+                result, seconds = await state.admission.run(_score_upload, chosen, upload, options,
+                                                            settings.max_duration_s)
+                request.state.score_ms = round(1000 * seconds, 2)
             finally:
                 upload.remove()
         return JSONResponse(result)

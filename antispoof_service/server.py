@@ -1,8 +1,8 @@
 """Running the service under uvicorn: one process, or ``workers`` processes sharing the port.
 
-With one process the scorers are loaded before the port is bound (a bad model file fails the command, not the
-first request). With several, uvicorn starts each worker from :func:`app_from_environment`, which reads the
-settings from :data:`~antispoof_service.settings.SETTINGS_ENV` and loads its own scorers.
+The scorers are loaded before the port is bound (a bad model file fails the command, not the first request). With
+several workers, uvicorn starts each from :func:`app_from_environment`, which reads the settings from
+:data:`~antispoof_service.settings.SETTINGS_ENV` and loads its own scorers.
 
 SIGTERM or Ctrl-C: uvicorn stops accepting connections, lets in-flight requests finish for up to
 ``shutdown_timeout_s``, and :func:`serve` returns normally, so the command exits 0.
@@ -44,17 +44,20 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
-def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          scorers: dict[str, Scorer] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully and return.
+def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Load the scorers, serve until SIGTERM/SIGINT, then shut down gracefully and return.
+
+    The scorers are loaded before the port is bound, so that an unknown scorer or a bad model file raises here
+    (:class:`~lfcc_gmm.scorers.ScorerNotFoundError`, :class:`~lfcc_gmm.scorers.ScorerOptionError`, the scorer's
+    own errors); with several workers this copy only checks them, and every worker loads its own.
 
     Parameters
     ----------
     settings : the service's configuration.
     host, port : where to listen (port 0: any free port; the log names it).
-    workers : processes; above 1 every worker loads its own scorers.
-    scorers : scorers already loaded (one process only); loaded here when None.
+    workers : processes sharing the port.
     """
+    scorers = load_scorers(settings)
     import uvicorn
 
     from .app import create_app
@@ -70,10 +73,11 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, 
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if workers > 1:
+            del scorers
             os.environ[SETTINGS_ENV] = settings.to_json()
             uvicorn.run("antispoof_service.server:app_from_environment", factory=True, workers=workers, **config)
         else:
-            uvicorn.run(create_app(settings, scorers if scorers is not None else load_scorers(settings)), **config)
+            uvicorn.run(create_app(settings, scorers), **config)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -78,7 +78,6 @@ def serve(host, port, scorer_names, models, max_upload_mb, max_duration_s, max_c
       curl -F file=@clip.wav 'http://127.0.0.1:8000/v1/score?scorer=aasist'
     """
     try:
-        from antispoof_service.server import load_scorers
         from antispoof_service.server import serve as run_service
         from antispoof_service.settings import ScorerSpec, ServiceSettings
     except ImportError as exc:
@@ -95,7 +94,4 @@ def serve(host, port, scorer_names, models, max_upload_mb, max_duration_s, max_c
         settings.api_key()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    # Loaded here so that an unknown scorer or a bad model file is reported before the port is bound; with
-    # several workers each loads its own copy, and this one only checks.
-    scorers = load_scorers(settings)
-    run_service(settings, host, port, workers, scorers if workers == 1 else None)
+    run_service(settings, host, port, workers)

@@ -209,7 +209,6 @@ def test_models_pair_with_the_scorer_before_them(monkeypatch):
     from cli.main import main
 
     seen = {}
-    monkeypatch.setattr(server, "load_scorers", lambda settings: {})
     monkeypatch.setattr(server, "serve", lambda settings, *args: seen.setdefault("settings", settings))
     runner = CliRunner()
     result = runner.invoke(main, ["serve", "--scorer", "aasist", "--scorer", "lfcc-gmm", "--model", "m.npz",
