@@ -3,17 +3,14 @@
 A real service process on 127.0.0.1 (default slots: one per core) serves lfcc-gmm (a 64-component model trained
 here on the demo train split) and the bundled AASIST. For each scorer the same demo eval files are scored
 
-* by the library call the service makes per upload (decode + :func:`antispoof_service.results.score_audio`), one
-  file at a time on a worker thread of this process, as the service runs it: the bare per-file time;
 * through the service, one client sending them one after another on a kept-alive connection, then 4 and 16
   clients at once. The service's overhead is the median time from a request's arrival to its answer over the
   median time of its decoding and scoring, both logged by the service for the same requests (HTTP, multipart
   spooling to disk, the hop to the inference thread, JSON; target ≤ 10 %);
 * by ``antispoof score`` over all the files in one run (wall time / files, start-up included).
 
-The library and the one-client service passes alternate, so that a load change on a shared machine hits both. The
-CPU time of each side per file is printed too: on a shared machine it is far less disturbed than latency, which
-includes the scheduling delays of two processes handing a request back and forth.
+The bare call is timed inside the service, on the same requests, so that the overhead compares the same process on
+the same inputs at the same moments; a load change on a shared machine hits both sides.
 
 Run from the repository root: ``python benchmarks/bench_service.py [--quick]``.
 """
@@ -38,10 +35,9 @@ from pathlib import Path
 
 from common import REPO_ROOT
 
-from antispoof_service.results import decode_upload, score_audio
+from antispoof_service.results import decode_upload
 from lfcc_gmm.baseline import LFCCGMMScorer
 from lfcc_gmm.protocols import Trial
-from lfcc_gmm.scorers import load_scorer
 
 DEMO = REPO_ROOT / "data" / "demo"
 ANTISPOOF = [sys.executable, "-c", "from cli.main import main; main()"]
@@ -108,12 +104,6 @@ def post(url: str, scorer: str, path: Path) -> float:
     return time.perf_counter() - start
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def clients(url: str, scorer: str, paths: list[Path], n_clients: int, n_requests: int) -> tuple[float, list[float]]:
     """``n_requests`` uploads spread over ``n_clients`` concurrent clients: (wall seconds, latencies)."""
     jobs = [paths[i % len(paths)] for i in range(n_requests)]
@@ -152,44 +142,23 @@ def main() -> None:
               f"with {os.cpu_count()} inference slots (one per core); lfcc-gmm with 64 components per class.\n")
         throughput = ["| scorer | clients | requests | requests/s | p50 latency (ms) | p95 latency (ms) |",
                       "|---|---:|---:|---:|---:|---:|"]
-        overhead = ["| scorer | bare call in the service, p50 (ms) | service, p50 (ms) | client, p50 (ms) | "
-                    "service / bare call | library here, p50 (ms) | `antispoof score`, per file (ms) |",
-                    "|---|---:|---:|---:|---:|---:|---:|"]
-        cpu_rows = ["| scorer | library CPU ms/file | service CPU ms/request | service / library |",
-                    "|---|---:|---:|---:|"]
-        slot = ThreadPoolExecutor(1)
+        overhead = ["| scorer | bare call, p50 (ms) | service, p50 (ms) | client, p50 (ms) | service / bare call | "
+                    "`antispoof score`, per file (ms) |",
+                    "|---|---:|---:|---:|---:|---:|"]
         try:
             for name, model_path in (("lfcc-gmm", str(model)), ("aasist", None)):
-                scorer = load_scorer(name, model_path)
-
-                def library(scorer=scorer) -> list[float]:
-                    out = []
-                    for path in paths:
-                        start = time.perf_counter()
-                        # On a worker thread, as the service runs it.
-                        slot.submit(score_audio, scorer, decode_upload(path, path.name, 1e9), path.name).result()
-                        out.append(time.perf_counter() - start)
-                    return out
-
-                library()  # warm-up
-                post(url, name, paths[0])
-                bare, served = [], []
-                bare_cpu = served_cpu = 0.0
+                post(url, name, paths[0])  # warm-up
                 logged_before = len(service_log(folder))
-                for _ in range(rounds):  # alternate, so that load changes hit both
-                    start = time.process_time()
-                    bare += library()
-                    bare_cpu += time.process_time() - start
-                    start = cpu_seconds(process.pid)
+                served: list[float] = []
+                for _ in range(rounds):
                     served += clients(url, name, paths, 1, len(paths))[1]
-                    served_cpu += cpu_seconds(process.pid) - start
                 records = service_log(folder)[logged_before:]
                 inside = statistics.median(r["score_ms"] for r in records)
                 whole = statistics.median(r["duration_ms"] for r in records)
                 throughput.append(f"| {name} | 1 | {len(served)} | {1 / statistics.median(served):.1f} | "
                                   f"{1000 * statistics.median(served):.1f} | {1000 * percentile(served, 95):.1f} |")
                 for n_clients in (4, 16):
-                    n_requests = max(2 * n_clients, len(paths)) if name == "aasist" else 4 * max(n_clients, 8)
+                    n_requests = 2 * max(n_clients, len(paths)) if name == "aasist" else 4 * max(n_clients, 8)
                     wall, latencies = clients(url, name, paths, n_clients, n_requests)
                     throughput.append(f"| {name} | {n_clients} | {n_requests} | {n_requests / wall:.1f} | "
                                       f"{1000 * statistics.median(latencies):.1f} | "
@@ -202,24 +171,18 @@ def main() -> None:
                 ratio = whole / inside
                 overhead.append(f"| {name} | {inside:.1f} | {whole:.1f} | {1000 * statistics.median(served):.1f} | "
                                 f"{ratio:.3f} ({'≤' if ratio - 1 <= TARGET_OVERHEAD else '>'} "
-                                f"{1 + TARGET_OVERHEAD:.2f}) | {1000 * statistics.median(bare):.1f} | "
-                                f"{1000 * cli:.1f} |")
-                cpu_rows.append(f"| {name} | {1000 * bare_cpu / len(bare):.1f} | "
-                                f"{1000 * served_cpu / len(served):.1f} | {served_cpu / bare_cpu:.2f} |")
+                                f"{1 + TARGET_OVERHEAD:.2f}) | {1000 * cli:.1f} |")
         finally:
             process.terminate()
             process.wait(60)
         print("Throughput and latency seen by the clients (each client sends its requests one after another on a "
               "kept-alive connection):\n")
         print("\n".join(throughput))
-        print("\nOverhead at one client. *Bare call*: the decoding and scoring of each upload, timed inside the "
-              "service (`score_ms` of its log); *service*: the same requests from arrival to answer (`duration_ms`); "
-              "*client*: as the client saw them. Beside them the same files through the library in this process "
-              "and through `antispoof score` (one run over all the files, start-up included).\n")
+        print("\nOverhead at one client. *Bare call*: the library call that decodes and scores each upload, timed "
+              "inside the service (`score_ms` of its log: the same call `antispoof score` makes per file); "
+              "*service*: the same requests from arrival to answer (`duration_ms`); *client*: as the client saw "
+              "them. Beside them `antispoof score` over all the files in one run (start-up included).\n")
         print("\n".join(overhead))
-        print("\nCPU time, which a shared machine disturbs less than latency: the library call in this process "
-              "against the service process per request (one client).\n")
-        print("\n".join(cpu_rows))
 
 
 if __name__ == "__main__":
