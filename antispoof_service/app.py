@@ -332,8 +332,9 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
         scorer = state.scorer(name)
         try:
             fmt = StreamFormat(str(first.get("encoding")), first.get("sample_rate", SAMPLE_RATE))
-            options = ScoreOptions(threshold=first.get("threshold"))
-        except StreamError as exc:
+            threshold = first.get("threshold")
+            options = ScoreOptions(threshold=None if threshold is None else float(threshold))
+        except (StreamError, TypeError, ValueError) as exc:
             raise bad_parameter(str(exc)) from exc
         buffer = StreamBuffer(fmt.encoding, STREAM_WINDOW, STREAM_WINDOW // 2,
                               int(state.settings.max_duration_s * SAMPLE_RATE))
@@ -359,7 +360,7 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
                     await websocket.send_json({"type": "segment", "start_s": start / SAMPLE_RATE,
                                                "end_s": stop / SAMPLE_RATE, "score": value,
                                                "latency_s": latency})
-            elif json.loads(message.get("text") or "{}").get("type") == "end":
+            elif _is_end(message.get("text")):
                 try:
                     signal = buffer.signal()
                 except StreamError as exc:
@@ -385,6 +386,12 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
         state.metrics.observe_request("/v1/stream", status, seconds)
         log.info(json.dumps({"event": "stream", "route": "/v1/stream", "scorer": name or state.default,
                              "status": status, "duration_ms": round(1000 * seconds, 2)}))
+
+
+def _is_end(text: str | None) -> bool:
+    """Whether a text message is the client's ``{"type": "end"}`` (other text is ignored, as pings would be)."""
+    message = json.loads(text or "{}")
+    return isinstance(message, dict) and message.get("type") == "end"
 
 
 async def _close_with_error(websocket: WebSocket, error: ServiceError) -> None:
