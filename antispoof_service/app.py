@@ -38,10 +38,10 @@ from lfcc_gmm.scorers import Scorer, load_scorer
 from .admission import Admission
 from .errors import ServiceError, bad_parameter, error_body
 from .metrics import ServiceMetrics
-from .results import SAMPLE_RATE, ScoreOptions, decode_upload, score_audio, score_window, stream_audio
+from .results import SAMPLE_RATE, ScoreOptions, check_upload, score_file, score_window, stream_grid
 from .settings import ServiceSettings
-from .streaming import StreamBuffer, StreamError, StreamFormat
-from .uploads import Upload, spool_body
+from .streaming import WAV_SUBTYPES, StreamBuffer, StreamError, StreamFormat
+from .uploads import Upload, spool_body, spool_signal
 
 log = logging.getLogger("antispoof.service")
 
@@ -49,8 +49,8 @@ log = logging.getLogger("antispoof.service")
 ROUTES = ("/", "/v1/score", "/v1/scorers", "/v1/stream", "/healthz", "/readyz", "/metrics", "/openapi.json")
 #: Status logged for a client that went away before its answer (nginx's convention).
 CLIENT_CLOSED = 499
-#: Default segment grid of a stream: the deep models' window (64,600 samples at 16 kHz) with 50 % overlap.
-STREAM_WINDOW = 64600
+#: The ``file`` of a stream's result.
+STREAM_NAME = "stream"
 
 
 class ServiceState:
@@ -81,9 +81,13 @@ class ServiceState:
             for spec in self.settings.scorers:
                 if spec.name not in self.scorers:
                     self.scorers[spec.name] = load_scorer(spec.name, spec.model, **spec.options)
-            noise = 1e-3 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
-            for scorer in self.scorers.values():
-                score_audio(scorer, stream_audio(noise), "warm-up")
+            noise = 0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
+            warm_up = spool_signal(noise, "FLOAT", self.settings.upload_dir, "warm-up")
+            try:
+                for scorer in self.scorers.values():
+                    score_file(scorer, warm_up.path, warm_up.filename)
+            finally:
+                warm_up.remove()
             self.ready = True
         except Exception as exc:  # reported by /readyz and the log; the process stays up to say why
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -169,9 +173,19 @@ def _error_response(error: ServiceError) -> JSONResponse:
 def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions,
                   max_duration_s: float) -> tuple[dict[str, Any], float]:
     """The result of an upload and the seconds its decoding and scoring took (the bare call the CLI makes)."""
+    check_upload(upload.path, upload.filename, max_duration_s)
     start = time.perf_counter()
-    audio = decode_upload(upload.path, upload.filename, max_duration_s)
-    return score_audio(scorer, audio, upload.filename, options), time.perf_counter() - start
+    return score_file(scorer, upload.path, upload.filename, options), time.perf_counter() - start
+
+
+def _score_stream(scorer: Scorer, signal: np.ndarray, subtype: str, directory: str,
+                  options: ScoreOptions) -> dict[str, Any]:
+    """The result of a finished stream: its samples spooled as a WAV file and scored as an upload of it is."""
+    spooled = spool_signal(signal, subtype, directory, STREAM_NAME)
+    try:
+        return score_file(scorer, spooled.path, STREAM_NAME, options)
+    finally:
+        spooled.remove()
 
 
 #: The request body of POST /v1/score, for the OpenAPI schema (the route reads the body itself, streaming).
@@ -336,11 +350,11 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
             options = ScoreOptions(threshold=None if threshold is None else float(threshold))
         except (StreamError, TypeError, ValueError) as exc:
             raise bad_parameter(str(exc)) from exc
-        buffer = StreamBuffer(fmt.encoding, STREAM_WINDOW, STREAM_WINDOW // 2,
-                              int(state.settings.max_duration_s * SAMPLE_RATE))
+        length, hop = stream_grid(scorer)
+        buffer = StreamBuffer(fmt.encoding, length, hop, int(state.settings.max_duration_s * SAMPLE_RATE))
         await websocket.send_json({"type": "ready", "scorer": scorer.name, "sample_rate": SAMPLE_RATE,
-                                   "encoding": fmt.encoding, "segment_s": STREAM_WINDOW / SAMPLE_RATE,
-                                   "hop_s": STREAM_WINDOW / 2 / SAMPLE_RATE})
+                                   "encoding": fmt.encoding, "segment_s": length / SAMPLE_RATE,
+                                   "hop_s": hop / SAMPLE_RATE})
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -368,7 +382,8 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
                 if signal.shape[0] == 0:
                     raise ServiceError(400, "empty-audio", "the stream ended before any sample arrived")
                 async with state.admission.admit():
-                    result = await state.admission.run(score_audio, scorer, stream_audio(signal), "stream", options)
+                    result = await state.admission.run(_score_stream, scorer, signal, WAV_SUBTYPES[fmt.encoding],
+                                                       state.settings.upload_dir, options)
                 await websocket.send_json({"type": "result", "result": result})
                 await websocket.close()
                 status = 200

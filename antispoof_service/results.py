@@ -1,8 +1,8 @@
 """The one adapter from (scorer, audio, options) to the result object the service answers with.
 
-Everything the service returns for a recording comes from :func:`score_audio` (an upload, the file-level result of
-a stream) and :func:`score_window` (a live segment of a stream), so that swapping the library function behind
-them changes every answer at once.
+Everything the service returns for a recording comes from :func:`score_file` (an upload, and a finished stream
+spooled as a WAV file) and :func:`score_window` (a live segment of a stream), so that swapping the library function
+behind them changes every answer at once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from lfcc_gmm.audio import Audio, AudioError, load_audio
+from lfcc_gmm.audio import AudioError, load_audio
 from lfcc_gmm.scorers import Scorer
 
 from .errors import ServiceError, bad_audio, bad_parameter
@@ -39,15 +39,14 @@ class ScoreOptions:
             raise bad_parameter(f"threshold must be a finite number, got {self.threshold}")
 
 
-def decode_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> Audio:
-    """The audio of an uploaded file, as ``antispoof score`` loads a file (:func:`lfcc_gmm.audio.load_audio`).
+def check_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> None:
+    """Refuse an uploaded file from its header, before any sample is decoded.
 
     Raises
     ------
     ServiceError
         400 (``empty-audio``, ``undecodable-audio``) for a file that is not audio or holds no samples, naming the
-        upload ``name``; 413 (``too-long``) for a recording over ``max_duration_s``, found from the header
-        before the samples are read.
+        upload ``name``; 413 (``too-long``) for a recording over ``max_duration_s``.
     """
     try:
         info = sf.info(str(path))
@@ -59,18 +58,22 @@ def decode_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> 
     if info.duration > max_duration_s:
         raise ServiceError(413, "too-long", f"{name}: {info.duration:.1f} s of audio is longer than this service's "
                                             f"limit of {max_duration_s:g} s (--max-duration-s)")
+
+
+def score_file(scorer: Scorer, path: str | os.PathLike, name: str,
+               options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
+    """The result object of the audio file at ``path``, named ``name`` (its ``file``).
+
+    Raises
+    ------
+    ServiceError
+        400 (``undecodable-audio``) when the samples cannot be decoded, naming ``name``.
+    """
     try:
-        return load_audio(path, SAMPLE_RATE, warn=False)
+        audio = load_audio(path, SAMPLE_RATE, warn=False)
     except AudioError as exc:
         raise bad_audio(name, exc.reason) from exc
-
-
-def score_audio(scorer: Scorer, audio: Audio, name: str, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
-    """The result object of one recording, named ``name`` (``file`` of the result)."""
-    try:
-        score = float(scorer.score_signals([audio.signal], audio.sample_rate)[0])
-    except NotImplementedError:
-        raise ServiceError(422, "bad-parameter", f"scorer {scorer.name!r} cannot score audio in memory") from None
+    score = float(scorer.score_files([path])[0])
     threshold = scorer.default_threshold if options.threshold is None else options.threshold
     verdict = None if threshold is None else ("bona fide" if score >= threshold else "spoof")
     return {"file": name, "scorer": scorer.name, "verdict": verdict, "score": score, "threshold": threshold,
@@ -78,11 +81,15 @@ def score_audio(scorer: Scorer, audio: Audio, name: str, options: ScoreOptions =
             "warnings": [f"converted on load: {note}" for note in audio.conversions], "segments": []}
 
 
+def stream_grid(scorer: Scorer) -> tuple[int, int]:
+    """(length, hop) in samples of a stream's windows: the deep models' input window with 50 % overlap."""
+    return 64600, 32300
+
+
 def score_window(scorer: Scorer, window: np.ndarray) -> float:
-    """The score of one segment of a stream (float64 mono at 16 kHz), as a segment of :func:`score_audio`."""
-    return float(scorer.score_signals([window], SAMPLE_RATE)[0])
-
-
-def stream_audio(signal: np.ndarray) -> Audio:
-    """A streamed signal (float64 mono at 16 kHz) as the :class:`~lfcc_gmm.audio.Audio` of :func:`score_audio`."""
-    return Audio(signal=signal, sample_rate=SAMPLE_RATE, source_rate=SAMPLE_RATE, source_channels=1)
+    """The score of one window of a stream (float64 mono at 16 kHz, :func:`stream_grid` long)."""
+    try:
+        return float(scorer.score_signals([window], SAMPLE_RATE)[0])
+    except NotImplementedError:
+        raise ServiceError(422, "bad-parameter", f"scorer {scorer.name!r} cannot score a live stream: it scores "
+                                                 f"files only") from None

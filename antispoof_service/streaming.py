@@ -16,6 +16,8 @@ import numpy as np
 SAMPLE_RATE = 16000
 #: Sample encodings a client may declare, and their NumPy types (little-endian).
 ENCODINGS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
+#: The WAV subtype that holds each encoding's samples exactly (a finished stream is scored as a WAV upload).
+WAV_SUBTYPES = {"float32": "FLOAT", "int16": "PCM_16"}
 
 
 class StreamError(ValueError):

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import soundfile as sf
+
 from .errors import ServiceError, bad_audio, bad_parameter
 
 #: Name of the multipart field that holds the audio.
@@ -184,3 +187,18 @@ async def _spool_multipart(chunks: AsyncIterator[bytes], boundary: str, out: Bin
                                                   f"({received:,} bytes received): the upload was cut short")
     if not parts.found:
         raise bad_parameter(f"the multipart body has no field {FILE_FIELD!r} holding the audio")
+
+
+def spool_signal(signal: np.ndarray, subtype: str, directory: str | os.PathLike, name: str) -> Upload:
+    """A finished stream as a WAV file in ``directory`` (16 kHz mono), scored as an upload is. ``subtype``
+    ``PCM_16`` for int16 streams and ``FLOAT`` for float32 ones: soundfile reads back exactly the samples streamed."""
+    handle, path = tempfile.mkstemp(prefix="antispoof-stream-", suffix=".wav", dir=directory)
+    os.close(handle)
+    upload = Upload(Path(path), name, 0)
+    try:
+        sf.write(path, signal, 16000, subtype=subtype, format="WAV")
+        upload.size = upload.path.stat().st_size
+        return upload
+    except BaseException:
+        upload.remove()
+        raise
