@@ -38,7 +38,7 @@ from lfcc_gmm.scorers import Scorer, load_scorer
 from .admission import Admission
 from .errors import ServiceError, bad_parameter, error_body
 from .metrics import ServiceMetrics
-from .results import SAMPLE_RATE, ScoreOptions, check_upload, score_file, score_window, stream_grid
+from .results import SAMPLE_RATE, ScoreOptions, check_upload, score_file, score_window, scores_windows, stream_grid
 from .settings import ServiceSettings
 from .streaming import WAV_SUBTYPES, StreamBuffer, StreamError, StreamFormat
 from .uploads import Upload, spool_body, spool_signal
@@ -351,10 +351,11 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
         except (StreamError, TypeError, ValueError) as exc:
             raise bad_parameter(str(exc)) from exc
         length, hop = stream_grid(scorer)
+        live = scores_windows(scorer)
         buffer = StreamBuffer(fmt.encoding, length, hop, int(state.settings.max_duration_s * SAMPLE_RATE))
         await websocket.send_json({"type": "ready", "scorer": scorer.name, "sample_rate": SAMPLE_RATE,
                                    "encoding": fmt.encoding, "segment_s": length / SAMPLE_RATE,
-                                   "hop_s": hop / SAMPLE_RATE})
+                                   "hop_s": hop / SAMPLE_RATE, "live_segments": live})
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -366,7 +367,7 @@ async def _stream(websocket: WebSocket, state: ServiceState, name: str | None) -
                     spans = buffer.feed(message["bytes"])
                 except StreamError as exc:
                     raise ServiceError(413, "too-long", str(exc)) from exc
-                for start, stop in spans:
+                for start, stop in spans if live else ():
                     async with state.admission.admit():
                         value = await state.admission.run(score_window, scorer, buffer.window(start, stop))
                     latency = time.perf_counter() - arrived

@@ -86,10 +86,12 @@ def stream_grid(scorer: Scorer) -> tuple[int, int]:
     return 64600, 32300
 
 
+def scores_windows(scorer: Scorer) -> bool:
+    """Whether ``scorer`` can score a stream's windows as they arrive: it scores in-memory signals (a plug-in may
+    score files only; its stream then gets the file-level result alone)."""
+    return type(scorer).score_signals is not Scorer.score_signals
+
+
 def score_window(scorer: Scorer, window: np.ndarray) -> float:
     """The score of one window of a stream (float64 mono at 16 kHz, :func:`stream_grid` long)."""
-    try:
-        return float(scorer.score_signals([window], SAMPLE_RATE)[0])
-    except NotImplementedError:
-        raise ServiceError(422, "bad-parameter", f"scorer {scorer.name!r} cannot score a live stream: it scores "
-                                                 f"files only") from None
+    return float(scorer.score_signals([window], SAMPLE_RATE)[0])

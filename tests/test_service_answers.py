@@ -15,7 +15,7 @@ import soundfile as sf
 pytest.importorskip("fastapi", reason="the service's extra is not installed: pip install 'antispoof[serve]'")
 websockets_client = pytest.importorskip("websockets.sync.client", reason="websockets is not installed ([serve])")
 
-from service_process import ANTISPOOF, API_KEY, REPO_ROOT, ServiceProcess  # noqa: E402
+from service_process import ANTISPOOF, API_KEY, REPO_ROOT, ServiceProcess, demo_trials  # noqa: E402
 
 pytest_plugins = ["service_process"]  # its fixtures: service_files
 
@@ -133,3 +133,25 @@ def test_stream_refuses_bad_openings(both):
             socket.send(json.dumps(first))
             message = json.loads(socket.recv(timeout=30))
             assert message["type"] == "error" and message["error"]["code"] == code, message
+
+
+@pytest.mark.slow
+def test_a_plugin_is_served_like_any_scorer(highband_plugin, service_files, tmp_path):
+    """The example plug-in (scores files only) through the entry point: an upload gets its score_files value and
+    the command line's result; a stream gets no live segments but the file-level result of its samples."""
+    from lfcc_gmm.scorers import get_scorer
+
+    model = tmp_path / "hb.json"
+    get_scorer("highband")().fit(demo_trials("train", 20)).save(model)
+    server = ServiceProcess(tmp_path / "plugin", "--scorer", "highband", "--model", str(model),
+                            env={"PYTHONPATH": highband_plugin})
+    try:
+        path = service_files["demo0"]
+        status, served = server.score(path)
+        assert status == 200, served
+        assert served["score"] == float(get_scorer("highband").load(model).score_files([path])[0])  # same function
+        pcm = sf.read(path, dtype="int16")[0].astype("<i2").tobytes()
+        segments, result = stream(server, "highband", pcm, "int16", chunk=16000)
+        assert segments == [] and result["score"] == served["score"]
+    finally:
+        assert server.stop() == 0

@@ -144,7 +144,9 @@ async function startRecording() {
     const message = JSON.parse(event.data);
     if (message.type === "ready") {
       recorder.open = true;
-      $("live-status").textContent = "recording… a segment result every " + message.hop_s.toFixed(2) + " s";
+      $("live-status").textContent = message.live_segments
+        ? "recording… a segment result every " + message.hop_s.toFixed(2) + " s"
+        : "recording… (this scorer gives its result when you stop)";
     } else if (message.type === "segment") {
       addSegment(message);
       $("live-status").textContent = "recording… last result " + (1000 * message.latency_s).toFixed(0) +
