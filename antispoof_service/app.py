@@ -17,7 +17,6 @@ import contextlib
 import hmac
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -63,7 +62,6 @@ class ServiceState:
         self.admission = Admission(settings.max_concurrency, settings.queue)
         self.api_key = settings.api_key()
         self.ready = False
-        self.failure: str | None = None
         self.in_flight = 0
         self.metrics = ServiceMetrics({
             "antispoof_in_flight_requests": ("Requests being received, scored or answered.",
@@ -75,31 +73,27 @@ class ServiceState:
         })
 
     def prepare(self) -> None:
-        """Load the scorers not given (from the settings), then score one second of quiet noise with each, so the
-        first request pays no lazy initialisation; sets :attr:`ready` or :attr:`failure`."""
+        """Load the scorers not given (from the settings), then score one second of noise with each, so that the
+        first request pays no lazy initialisation; then :attr:`ready`. Errors propagate: a worker that cannot load
+        its scorers must not serve."""
+        for spec in self.settings.scorers:
+            if spec.name not in self.scorers:
+                self.scorers[spec.name] = load_scorer(spec.name, spec.model, **spec.options)
+        noise = 0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
+        warm_up = spool_signal(noise, "FLOAT", self.settings.upload_dir, "warm-up")
         try:
-            for spec in self.settings.scorers:
-                if spec.name not in self.scorers:
-                    self.scorers[spec.name] = load_scorer(spec.name, spec.model, **spec.options)
-            noise = 0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
-            warm_up = spool_signal(noise, "FLOAT", self.settings.upload_dir, "warm-up")
-            try:
-                for scorer in self.scorers.values():
-                    score_file(scorer, warm_up.path, warm_up.filename)
-            finally:
-                warm_up.remove()
-            self.ready = True
-        except Exception as exc:  # reported by /readyz and the log; the process stays up to say why
-            self.failure = f"{type(exc).__name__}: {exc}"
-            log.error(json.dumps({"event": "start-failed", "error": self.failure}))
+            for scorer in self.scorers.values():
+                score_file(scorer, warm_up.path, warm_up.filename)
+        finally:
+            warm_up.remove()
+        self.ready = True
 
     def scorer(self, name: str | None) -> Scorer:
         name = name or self.default
         if name not in self.scorers and name not in {spec.name for spec in self.settings.scorers}:
             raise bad_parameter(f"scorer {name!r} is not served here (served: {', '.join(self.served())})")
         if not self.ready:
-            raise ServiceError(503, "not-ready", self.failure or "the scorers are still loading; retry shortly",
-                               {"Retry-After": "2"})
+            raise ServiceError(503, "not-ready", "the scorers are still loading; retry shortly", {"Retry-After": "2"})
         return self.scorers[name]
 
     def served(self) -> list[str]:
@@ -217,16 +211,17 @@ def create_app(settings: ServiceSettings, scorers: dict[str, Scorer] | None = No
     Parameters
     ----------
     settings : scorers, limits, key, temporary folder.
-    scorers : already loaded scorers by name (``antispoof serve`` with one process loads them before binding the
-        port, so that a bad model file is a usage error); those missing are loaded at start-up, in a thread, while
-        ``/healthz`` already answers and ``/readyz`` says 503.
+    scorers : already loaded scorers by name (``antispoof serve`` loads them before binding the port, so that a bad
+        model file fails the command); those missing (a worker of ``--workers N``) are loaded at start-up, before
+        the application accepts a connection, and warmed up.
     """
     state = ServiceState(settings, scorers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        thread = threading.Thread(target=state.prepare, name="antispoof-load", daemon=True)
-        thread.start()
+        # Before the first connection is accepted: a worker of --workers N takes requests only once it can answer
+        # them, while the others serve.
+        await asyncio.to_thread(state.prepare)
         try:
             yield
         finally:
@@ -307,8 +302,7 @@ def create_app(settings: ServiceSettings, scorers: dict[str, Scorer] | None = No
     async def readyz() -> Response:
         if state.ready:
             return JSONResponse({"status": "ready", "scorers": state.served()})
-        error = ServiceError(503, "not-ready", state.failure or "the scorers are still loading",
-                             {"Retry-After": "2"})
+        error = ServiceError(503, "not-ready", "the scorers are still loading", {"Retry-After": "2"})
         return _error_response(error)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text exposition")

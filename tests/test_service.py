@@ -314,3 +314,22 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(service_files, tmp_
         pass
     assert server.spooled() == []
     assert _errors_in(server.log()) == []
+
+
+@pytest.mark.slow
+def test_two_workers_answer_only_once_ready_and_stop_together(service_files, tmp_path):
+    """--workers 2: a worker accepts connections only once its scorers are loaded and warm, so no request made after
+    the first /readyz sees 503; both processes answer; SIGTERM stops them all with exit code 0."""
+    server = ServiceProcess(tmp_path, "--scorer", "lfcc-gmm", "--model", str(service_files["model"]),
+                            "--workers", "2")
+    try:
+        expected = server.score(service_files["demo0"])
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: server.score(service_files["demo0"]), range(24)))
+        assert answers == [expected] * 24 and expected[0] == 200
+        log = server.log()
+        workers = set(re.findall(r"Started server process \[(\d+)\]", log))
+        assert len(workers) == 2, log
+    finally:
+        assert server.stop() == 0
+    assert _errors_in(server.log()) == []
