@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 AASIST_WEIGHTS ?=
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
-.PHONY: install codec-libs browser demo test lint bench clean
+.PHONY: install codec-libs browser demo test lint bench model-cards clean
 
 install: $(STAMP)
 
@@ -76,6 +76,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# docs/models/*.md from the cards in lfcc_gmm/cards.py (their numbers: docs/models/measure.py).
+model-cards: install
+	$(BIN)/python -c "from lfcc_gmm.cards import write_card_files; write_card_files('docs/models')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

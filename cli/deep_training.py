@@ -16,23 +16,16 @@ from lfcc_gmm.scorers import create_scorer
 from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, SINC_SCALES
 
 from .options import (
-    EXISTING_DIR,
     EXISTING_FILE,
     MODEL_FILE_OR_WEIGHTS,
     NEW_DIR,
     augment_option,
+    dev_options,
     device_option,
     input_options,
-    select_trials,
+    select_train_and_dev,
     stack_options,
     staged_progress,
-)
-
-dev_options = stack_options(
-    click.option("--dev-protocol", type=EXISTING_FILE,
-                 help="Dev protocol scored after every epoch; best.pth is the epoch with the lowest dev EER."),
-    click.option("--dev-audio-dir", type=EXISTING_DIR, help="Folder of the dev protocol's audio."),
-    click.option("--dev-list", type=EXISTING_FILE, help="Dev set as a CSV/TSV list of path,label[,attack]."),
 )
 
 
@@ -72,19 +65,6 @@ def recipe_options(architecture: str, crop: str) -> Callable:
     )
 
 
-def _trials(protocol, audio_dir, file_list, extensions, dev_protocol, dev_audio_dir, dev_list):
-    train_trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True)
-    if dev_protocol is None and dev_list is None:
-        if dev_audio_dir is not None:
-            raise click.UsageError("--dev-audio-dir needs --dev-protocol")
-        return train_trials, None
-    if dev_protocol is not None and dev_list is not None:
-        raise click.UsageError("give --dev-protocol with --dev-audio-dir, or --dev-list, not both")
-    if dev_protocol is not None and dev_audio_dir is None:
-        raise click.UsageError("--dev-protocol needs --dev-audio-dir (the folder of FILE_ID.flac files)")
-    return train_trials, select_trials(dev_protocol, dev_audio_dir, dev_list, extensions, require_labels=True)
-
-
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.3f} %"
 
@@ -120,8 +100,8 @@ class _Reporter:
 
 def _train(name: str, params: dict[str, Any], options: dict[str, Any]) -> None:
     """Split the command's options into trials, the scorer's parameters and ``fit``'s; fit; say where the model is."""
-    trials, dev_trials = _trials(*(options.pop(k) for k in ("protocol", "audio_dir", "file_list", "extensions",
-                                                           "dev_protocol", "dev_audio_dir", "dev_list")))
+    trials, dev_trials = select_train_and_dev(*(options.pop(k) for k in (
+        "protocol", "audio_dir", "file_list", "extensions", "dev_protocol", "dev_audio_dir", "dev_list")))
     scorer = create_scorer(name, **params, device=options.pop("device"))
     reporter = _Reporter()
     try:
@@ -138,7 +118,7 @@ def _train(name: str, params: dict[str, Any], options: dict[str, Any]) -> None:
 
 @click.command("rawnet2")
 @input_options
-@dev_options
+@dev_options("Dev protocol scored after every epoch; best.pth is the epoch with the lowest dev EER.")
 @click.option("--variant", type=click.Choice(RAWNET2_VARIANTS), default="asvspoof2021", show_default=True,
               help="asvspoof2021: the 2021 challenge baseline; icassp2021: Tak et al. 2021.")
 @click.option("--sinc-scale", type=click.Choice(SINC_SCALES), default="mel", show_default=True,
@@ -169,7 +149,7 @@ def train_rawnet2(variant, sinc_scale, config_path, **options) -> None:
 
 @click.command("aasist")
 @input_options
-@dev_options
+@dev_options("Dev protocol scored after every epoch; best.pth is the epoch with the lowest dev EER.")
 @click.option("--model", "variant", type=click.Choice(list(AASIST_VARIANTS)), default="aasist", show_default=True,
               help="AASIST (297,866 parameters) or the light AASIST-L (85,306).")
 @click.option("--config", "config_path", type=EXISTING_FILE,

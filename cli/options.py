@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from lfcc_gmm.audio import expand_audio_paths
 from lfcc_gmm.protocols import Trial, read_protocol, trials_from_paths
 from rawnet.catalog import DEVICES
 
@@ -129,6 +130,13 @@ bootstrap_options = stack_options(
     click.option("--seed", default=0, show_default=True, type=int,
                  help="Seed of the bootstrap resampling (with --ci): the same seed gives the same intervals."),
 )
+def dev_options(use: str) -> Callable:
+    """``--dev-protocol`` (what it is used for: ``use``), ``--dev-audio-dir`` and ``--dev-list``."""
+    return stack_options(
+        click.option("--dev-protocol", type=EXISTING_FILE, help=use),
+        click.option("--dev-audio-dir", type=EXISTING_DIR, help="Folder of the dev protocol's audio."),
+        click.option("--dev-list", type=EXISTING_FILE, help="Dev set as a CSV/TSV list of path,label[,attack]."),
+    )
 
 
 def backend_options(command: Callable) -> Callable:
@@ -191,10 +199,13 @@ def select_trials(
     *,
     require_labels: bool = False,
     client: Any = None,
+    folders: bool = False,
 ) -> list[Trial]:
     """Build trials from exactly one of: loose audio files, ``--protocol`` + ``--audio-dir``, ``--list``.
 
-    With a Dask ``client`` the paths are made absolute, so that workers started elsewhere open the same files.
+    With ``folders``, a folder among the audio files stands for every audio file below it
+    (:func:`lfcc_gmm.audio.expand_audio_paths`). With a Dask ``client`` the paths are made absolute, so that
+    workers started elsewhere open the same files.
     """
     sources = [bool(audio), protocol is not None, file_list is not None]
     if sum(sources) != 1:
@@ -208,7 +219,7 @@ def select_trials(
     elif file_list is not None:
         trials = read_protocol(file_list)
     else:
-        trials = trials_from_paths(audio)
+        trials = trials_from_paths(expand_audio_paths(audio) if folders else audio)
     if require_labels:
         if audio:
             raise click.UsageError("this command needs labelled trials: give --protocol with --audio-dir, or --list")
@@ -223,6 +234,22 @@ def select_trials(
 
         trials = absolute_trials(trials)
     return trials
+
+
+def select_train_and_dev(protocol, audio_dir, file_list, extensions, dev_protocol, dev_audio_dir, dev_list,
+                         client: Any = None) -> tuple[list[Trial], list[Trial] | None]:
+    """Labelled training trials (:func:`select_trials`) and the dev trials of :func:`dev_options`, None without."""
+    train_trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True, client=client)
+    if dev_protocol is None and dev_list is None:
+        if dev_audio_dir is not None:
+            raise click.UsageError("--dev-audio-dir needs --dev-protocol")
+        return train_trials, None
+    if dev_protocol is not None and dev_list is not None:
+        raise click.UsageError("give --dev-protocol with --dev-audio-dir, or --dev-list, not both")
+    if dev_protocol is not None and dev_audio_dir is None:
+        raise click.UsageError("--dev-protocol needs --dev-audio-dir (the folder of FILE_ID.flac files)")
+    return train_trials, select_trials(dev_protocol, dev_audio_dir, dev_list, extensions, require_labels=True,
+                                       client=client)
 
 
 @contextlib.contextmanager

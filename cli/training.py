@@ -16,7 +16,9 @@ from .options import (
     LibraryChoice,
     augment_option,
     backend_options,
+    dev_options,
     input_options,
+    select_train_and_dev,
     select_trials,
     staged_progress,
 )
@@ -67,10 +69,13 @@ def train() -> None:
                 "fixed conditions like 'noise:20'. Deterministic per --seed.")
 @click.option("--augment-copies", default=1, show_default=True, type=click.IntRange(min=1),
               help="Augmented copies per training file (with --augment).")
+@dev_options("Dev protocol scored after training: the model's verdict threshold is its equal error rate point, "
+             "stored in the model file (without a dev set the threshold is 0, uncalibrated).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some training files had to be skipped.")
 @backend_options
 def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, components, iterations,
-                   init_samples, jobs, seed, cache_dir, augment, augment_copies, allow_failures, client) -> None:
+                   init_samples, jobs, seed, cache_dir, augment, augment_copies, dev_protocol, dev_audio_dir, dev_list,
+                   allow_failures, client) -> None:
     """Train the LFCC-GMM baseline: one GMM on bona fide frames, one on spoof frames.
 
     Files that fail to load are skipped, listed in OUTPUT.errors.tsv (and in the model's metadata), and
@@ -78,18 +83,22 @@ def train_lfcc_gmm(protocol, audio_dir, file_list, extensions, output, preset, c
     Score with `antispoof score --scorer lfcc-gmm --model OUTPUT ...`.
     With --backend dask the features stay in the workers' memory and EM runs there too.
     """
-    trials = select_trials(protocol, audio_dir, file_list, extensions, require_labels=True, client=client)
+    trials, dev_trials = select_train_and_dev(protocol, audio_dir, file_list, extensions, dev_protocol, dev_audio_dir,
+                                              dev_list, client=client)
     scorer = create_scorer("lfcc-gmm", preset=preset, n_components=components, max_iter=iterations,
                            init_samples=init_samples, random_state=seed, jobs=jobs, cache_dir=cache_dir,
                            augment=augment, augment_copies=augment_copies)
     with staged_progress({"features": "Extracting LFCCs", "augment": "Augmenting", "bonafide": "EM, bona fide GMM",
-                          "spoof": "EM, spoof GMM"}) as progress:
-        scorer.fit(trials, progress=progress, client=client)
+                          "spoof": "EM, spoof GMM", "dev": "Scoring the dev set"}) as progress:
+        scorer.fit(trials, progress=progress, client=client, dev_trials=dev_trials)
     scorer.save(output)
     summary = scorer.training_summary_
     click.echo(f"Trained on {summary['bonafide']['files']} bona fide ({summary['bonafide']['frames']:,} frames) and "
                f"{summary['spoof']['files']} spoof files ({summary['spoof']['frames']:,} frames); wrote {output}.",
                err=True)
+    if "dev" in summary:
+        click.echo(f"Threshold {summary['dev']['threshold']:.4f}: the EER point on {summary['dev']['files']} dev files "
+                   f"(EER {100 * summary['dev']['eer']:.2f} %).", err=True)
     failures = summary["failures"]
     write_errors(errors_path(output), [(f["file_id"], f["path"], f["reason"]) for f in failures])
     if failures:

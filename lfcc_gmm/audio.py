@@ -7,10 +7,11 @@ reported, in :attr:`Audio.conversions` and as an :class:`AudioConversionWarning`
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,12 @@ class AudioError(Exception):
     def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
         # Rebuilt from (path, reason) so the error survives crossing joblib's process boundary.
         return (type(self), (self.path, self.reason))
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why a file failed, in one line: an :class:`AudioError`'s reason (its message already names the file, which
+    every report of a failure shows), else the exception's type and message."""
+    return exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
 
 
 class AudioConversionWarning(UserWarning):
@@ -164,12 +171,37 @@ def load_audio(
     """
     path = Path(path)
     data, source_rate = _read(path)
+    return _as_audio(data, source_rate, path, sample_rate, warn)
+
+
+def decode_audio(
+    data: bytes, name: str = "-", sample_rate: int = DEFAULT_SAMPLE_RATE, *, warn: bool = True
+) -> Audio:
+    """:func:`load_audio` of a file's bytes held in memory (an upload, standard input); ``name`` stands for the
+    file in messages.
+
+    Raises
+    ------
+    AudioError
+        Empty, not audio / corrupt, zero samples, or non-finite samples.
+    """
+    if not data:
+        raise AudioError(name, "is empty (0 bytes)")
+    try:
+        decoded, source_rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
+        raise AudioError(name, f"not a readable audio file or corrupt ({cause})") from exc
+    return _as_audio(decoded, int(source_rate), name, sample_rate, warn)
+
+
+def _as_audio(data: np.ndarray, source_rate: int, name: str | os.PathLike, sample_rate: int, warn: bool) -> Audio:
     channels = data.shape[1]
-    check_signal(data, path)
+    check_signal(data, name)
     signal = resample(to_mono(data), source_rate, sample_rate)
     conversions = describe_conversions(source_rate, channels, sample_rate)
     if conversions and warn:
-        warnings.warn(f"{path}: {'; '.join(conversions)}", AudioConversionWarning, stacklevel=2)
+        warnings.warn(f"{name}: {'; '.join(conversions)}", AudioConversionWarning, stacklevel=3)
     return Audio(
         signal=np.ascontiguousarray(signal, dtype=np.float64),
         sample_rate=sample_rate,
@@ -177,6 +209,63 @@ def load_audio(
         source_channels=channels,
         conversions=conversions,
     )
+
+
+#: File name extensions of the formats libsndfile reads (checked case-insensitively by :func:`find_audio_files`).
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
+    ".w64", ".rf64", ".sf", ".voc", ".paf", ".svx", ".nist", ".sph", ".ircam", ".mat", ".pvf", ".xi", ".htk",
+    ".sds", ".avr", ".wve",
+})
+
+
+def find_audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Every audio file below ``folder``, at any depth, sorted by path.
+
+    A file counts as audio when its extension is one of :data:`AUDIO_EXTENSIONS` (so a damaged recording is still
+    found, and reported when it is read) or, whatever its name, when libsndfile recognises its header. Hidden
+    files and folders (names starting with ".") are left out.
+
+    Raises
+    ------
+    AudioError
+        ``folder`` is not a readable directory.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise AudioError(root, "is not a directory")
+    found = []
+    for current, folders, files in os.walk(root, onerror=_raise_walk_error):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            path = Path(current) / name
+            if not name.startswith(".") and (path.suffix.lower() in AUDIO_EXTENSIONS or _is_audio(path)):
+                found.append(path)
+    return sorted(found)
+
+
+def expand_audio_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The paths with each folder replaced by :func:`find_audio_files` of it (files stay as given, in order).
+
+    A folder without any audio file stays as it is, so that it fails as one entry of the batch, not the batch.
+    """
+    expanded: list[Path] = []
+    for path in map(Path, paths):
+        found = find_audio_files(path) if path.is_dir() else []
+        expanded.extend(found or [path])
+    return expanded
+
+
+def _raise_walk_error(error: OSError) -> None:
+    raise AudioError(error.filename or "?", f"cannot list the folder ({error.strerror})")
+
+
+def _is_audio(path: Path) -> bool:
+    try:
+        sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        return False
+    return True
 
 
 def iter_blocks(

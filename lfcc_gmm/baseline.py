@@ -10,6 +10,7 @@ read with ``allow_pickle=False`` so opening one can never run code.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -22,13 +23,15 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .atomic import atomic_write
-from .audio import AudioConversionWarning, probe_conversions, resample
+from .audio import AudioConversionWarning, AudioError, probe_conversions, resample
 from .augment import Augmenter
 from .extraction import augmented_features, extract_features, iter_file_lfcc
-from .features import get_config, lfcc
+from .features import get_config, iter_lfcc, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
 from .protocols import BONAFIDE, SPOOF, Trial, audio_paths
 from .scorers import Scorer, ScorerOptionError
+from .segments import SegmentGrid, Timeline, frame_segment_means, segments_from_spans
+from .verdicts import Threshold
 
 MODEL_FORMAT = "antispoof-lfcc-gmm"
 _CLASSES = (BONAFIDE, SPOOF)
@@ -40,14 +43,24 @@ class ModelFileError(ValueError):
     """A model file that is not an LFCC-GMM model written by this toolkit (or is damaged)."""
 
 
+def frame_llrs(chunks: Iterable[np.ndarray], bonafide: GMMParams | Design,
+               spoof: GMMParams | Design) -> tuple[float, np.ndarray]:
+    """Mean frame log-likelihood ratio (bona fide − spoof) over LFCC rows arriving in chunks, and each frame's
+    ratio (float64, one per row)."""
+    totals = np.zeros(2)
+    ratios = []
+    for rows in chunks:
+        bona, spoofed = log_likelihood(rows, bonafide), log_likelihood(rows, spoof)
+        # Summed per class, as the official baseline does: the file score does not depend on the per-frame part.
+        totals += bona.sum(), spoofed.sum()
+        ratios.append(bona - spoofed)
+    frames = np.concatenate(ratios) if ratios else np.zeros(0)
+    return float((totals[0] - totals[1]) / frames.shape[0]), frames
+
+
 def frames_llr(chunks: Iterable[np.ndarray], bonafide: GMMParams | Design, spoof: GMMParams | Design) -> float:
     """Mean frame log-likelihood ratio (bona fide − spoof) over LFCC rows arriving in chunks."""
-    totals = np.zeros(2)
-    n_frames = 0
-    for rows in chunks:
-        totals += log_likelihood(rows, bonafide).sum(), log_likelihood(rows, spoof).sum()
-        n_frames += rows.shape[0]
-    return float((totals[0] - totals[1]) / n_frames)
+    return frame_llrs(chunks, bonafide, spoof)[0]
 
 
 def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMMParams | Design,
@@ -116,6 +129,9 @@ class LFCCGMMScorer(Scorer):
     description: ClassVar[str] = "LFCC + two diagonal GMMs (official ASVspoof 2019/2021 baseline); CPU, no torch"
     runtime_options: ClassVar[tuple[str, ...]] = ("jobs",)
     default_threshold: ClassVar[float] = 0.0
+    threshold_meaning: ClassVar[str] = (
+        "0, where the two GMMs are equally likely: not calibrated, as this model was trained without a dev set "
+        "(train with --dev-protocol/--dev-list to set its threshold at the dev set's equal error rate)")
 
     def __init__(
         self,
@@ -151,15 +167,47 @@ class LFCCGMMScorer(Scorer):
         *,
         progress: Callable[[str, int, int], None] | None = None,
         client: Any = None,
+        dev_trials: Sequence[Trial] | None = None,
         **options: Any,
     ) -> LFCCGMMScorer:
         """Extract LFCCs of every labelled trial and fit one GMM per class.
 
         Files that fail to load are skipped and listed in ``training_summary_["failures"]``.
-        ``progress(stage, done, total)`` is called during extraction ("features") and EM ("bonafide",
-        "spoof"). With a ``distributed.Client`` as ``client``, both run on that Dask cluster
-        (:func:`lfcc_gmm.distributed.fit_on_cluster`).
+        ``progress(stage, done, total)`` is called during extraction ("features"), EM ("bonafide",
+        "spoof") and the dev scoring ("dev"). With a ``distributed.Client`` as ``client``, both run on that Dask
+        cluster (:func:`lfcc_gmm.distributed.fit_on_cluster`). With labelled ``dev_trials``, the model's verdict
+        threshold is their equal error rate point, recorded in ``training_summary_["dev"]`` (files, failures,
+        EER, threshold) and in the model file.
         """
+        self._fit_gmms(trials, progress, client)
+        if dev_trials is not None:
+            self.training_summary_["dev"] = self._dev_threshold(dev_trials, progress)
+        return self
+
+    def _dev_threshold(self, trials: Sequence[Trial], progress: Callable[[str, int, int], None] | None,
+                       ) -> dict[str, Any]:
+        """EER and EER threshold of this model on labelled dev trials (unreadable files skipped, counted)."""
+        from .batch import score_isolating_failures
+        from .metrics import compute_eer
+
+        if any(t.key not in _CLASSES for t in trials):
+            raise ValueError("dev trials need bonafide/spoof keys to set a threshold")
+        outcomes = []
+        for start in range(0, len(trials), 64):
+            outcomes += score_isolating_failures(self, trials[start : start + 64])
+            if progress is not None:
+                progress("dev", min(start + 64, len(trials)), len(trials))
+        scored = [o for o in outcomes if o.score is not None]
+        scores = {key: [float(o.score) for o in scored if o.trial.key == key and o.score is not None]
+                  for key in _CLASSES}
+        if not (scores[BONAFIDE] and scores[SPOOF]):
+            raise ValueError("the dev set needs scorable bona fide and spoof files to set a threshold")
+        eer, threshold = compute_eer(scores[BONAFIDE], scores[SPOOF])
+        return {"files": len(scored), "failures": len(outcomes) - len(scored), "eer": float(eer),
+                "threshold": float(threshold)}
+
+    def _fit_gmms(self, trials: Sequence[Trial], progress: Callable[[str, int, int], None] | None,
+                  client: Any) -> None:
         get_config(self.preset)  # fail fast on a bad preset or augmentation spec, before any long work
         if self.augment:
             Augmenter(self.augment)
@@ -170,7 +218,8 @@ class LFCCGMMScorer(Scorer):
         if client is not None:
             from .distributed import fit_on_cluster
 
-            return fit_on_cluster(self, trials, client, progress=progress)
+            fit_on_cluster(self, trials, client, progress=progress)
+            return
         extraction = extract_features(
             paths, self.preset, jobs=self.jobs, cache_dir=self.cache_dir,
             on_error="collect", progress=None if progress is None else lambda d, n: progress("features", d, n),
@@ -201,7 +250,14 @@ class LFCCGMMScorer(Scorer):
             gmm.set_params(callback=None)
             setattr(self, f"{key}_gmm_", gmm)
         self.training_summary_ = summary
-        return self
+
+    def threshold(self) -> Threshold:
+        """The equal error rate point on the dev set given at training, else 0 (see :attr:`threshold_meaning`)."""
+        dev = getattr(self, "training_summary_", {}).get("dev")
+        if dev is None:
+            return Threshold(self.default_threshold, self.threshold_meaning)
+        return Threshold(dev["threshold"], f"the equal error rate point of this model on its dev set at training "
+                                           f"({dev['files']} files, EER {100 * dev['eer']:.2f} %)")
 
     def _designs(self) -> tuple[Design, Design]:
         # Laying the GMMs out for scoring costs about as much as scoring a short file: once per call.
@@ -237,6 +293,65 @@ class LFCCGMMScorer(Scorer):
                 x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
                 scores.append(frames_llr([lfcc(x, preset=self.preset, dtype=np.float32)], bonafide, spoof))
         return np.asarray(scores)
+
+    def score_timelines(
+        self,
+        signals: Sequence[np.ndarray],
+        speech: Sequence[Any],
+        grid: SegmentGrid | None,
+        sample_rate: int = 16000,
+    ) -> list[Timeline]:
+        """The mean frame log-likelihood ratio of each signal, and its mean over the frames of each segment.
+
+        One pass computes every frame's ratio; the file score sums them per class exactly as :meth:`score_files`
+        does, and the segments are means over the frames centred in them
+        (:func:`~lfcc_gmm.segments.frame_segment_means`), so they cost a cumulative sum. Long signals go through
+        the LFCC in blocks, as :func:`file_score` streams files. ``speech`` is not used: the baseline averages
+        over every frame, as the official one.
+        """
+        bonafide, spoof = self._designs()
+        config = get_config(self.preset)
+        length, hop = config.frame_lengths(16000)
+        block = int(_BLOCK_SECONDS * 16000)
+        timelines = []
+        with threadpool_limits(1):  # as in score_files: small products, and the same rounding
+            for signal in signals:
+                x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
+                blocks = (x[start : start + block] for start in range(0, x.shape[0], block))
+                try:
+                    score, ratios = frame_llrs(iter_lfcc(blocks, 16000, config, np.float32), bonafide, spoof)
+                except ValueError as exc:  # a file's reason, as file_score gives it
+                    raise AudioError("the signal", f"too short for LFCC: {exc}") from exc
+                segments: tuple = ()
+                if grid is not None:
+                    spans = grid.spans(x.shape[0], 16000)
+                    centres = np.arange(ratios.shape[0]) * hop + length / 2
+                    segments = segments_from_spans(spans, frame_segment_means(ratios, centres, spans), 16000)
+                timelines.append(Timeline(score, segments))
+        return timelines
+
+    def assess_files(self, paths: Sequence[str | os.PathLike], grid: SegmentGrid | None) -> list[Any]:
+        """:meth:`Scorer.assess_files` spread over ``jobs`` processes, a group of files each."""
+        from .analysis import assess_paths
+
+        if self.jobs == 1 or len(paths) <= 1:
+            return assess_paths(self, paths, grid)
+        from joblib import Parallel, delayed, effective_n_jobs
+
+        n = min(effective_n_jobs(self.jobs), len(paths))
+        groups = [paths[i::n] for i in range(n)]
+        single = self._single_process_copy()
+        results = Parallel(n_jobs=n)(delayed(assess_paths)(single, g, grid) for g in groups)
+        out: list[Any] = [None] * len(paths)
+        for i, values in enumerate(results):
+            out[i::n] = values
+        return out
+
+    def _single_process_copy(self) -> LFCCGMMScorer:
+        # A worker never forks again: the same model with jobs=1 (a shallow copy shares the GMMs).
+        single = copy.copy(self)
+        single.jobs = 1
+        return single
 
     def metadata(self) -> dict[str, Any]:
         """What the model file records besides the arrays."""

@@ -3,9 +3,12 @@
 Scores are appended to ``OUTPUT.partial`` and flushed chunk by chunk as they are produced, so an
 interrupted run loses at most the chunk in flight; ``resume=True`` skips the IDs already there.
 A file that fails is recorded in ``OUTPUT.errors.tsv`` (ID, path, reason) and the run goes on.
-When every trial has been tried, the final score file is written atomically in protocol order and
-the partial file is removed. :class:`TrialScore` is one trial's outcome as a person reads it (a verdict line),
-and :func:`converted_files` names the files that are resampled or down-mixed on load, once, before the work.
+Every file is also checked (:mod:`lfcc_gmm.analysis`: speech, clipping, level, padding, long pauses): each finding
+is one row of ``OUTPUT.checks.tsv`` (ID, path, check, value, message), kept across interruptions in
+``OUTPUT.checks.partial``. Checks never change a score: a file without speech is scored like any other.
+When every trial has been tried, the final score file and the checks are written atomically in protocol order
+and the partial files are removed. :class:`TrialScore` is one trial's score or failure, and
+:func:`converted_files` names the files that are resampled or down-mixed on load, once, before the work.
 
 :func:`extract_to_folder` writes one LFCC ``.npy`` per file in the same spirit: existing files are kept (a rerun
 continues), failures are listed in ``lfcc.errors.tsv`` and the others go on.
@@ -23,13 +26,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_write
-from .audio import AudioError, probe_conversions
-from .protocols import Trial, audio_paths, decode_id
+from .audio import failure_reason, probe_conversions
+from .protocols import Trial, audio_paths, decode_id, encode_id
 from .scorefiles import format_score_line, write_scores
 from .scorers import Scorer
+from .segments import SegmentGrid
+from .verdicts import FileResult, Threshold
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
+
+    from .checks import Check
 
 Progress = Callable[[int, int], None]
 
@@ -49,15 +56,21 @@ class BatchResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     #: Score of every trial in the output (this run's and the resumed ones), by file ID.
     scores: dict[str, float] = field(default_factory=dict, repr=False)
+    #: (file ID, path, check code, value, message) of every check finding, in protocol order.
+    findings: list[tuple[str, str, str, str, str]] = field(default_factory=list, repr=False)
 
     @property
     def errors_path(self) -> Path:
         return errors_path(self.output)
 
-    def outcomes(self, trials: Sequence[Trial]) -> list[TrialScore]:
-        """Each trial's score or failure, in the order of ``trials``."""
-        reasons = {file_id: reason for file_id, _, reason in self.failures}
-        return [TrialScore(t, self.scores.get(t.file_id), reasons.get(t.file_id)) for t in trials]
+    @property
+    def checks_path(self) -> Path:
+        return checks_path(self.output)
+
+    @property
+    def no_speech(self) -> list[str]:
+        """IDs of the trials whose check found no speech."""
+        return [row[0] for row in self.findings if row[2] == "no-speech"]
 
     @property
     def ok(self) -> bool:
@@ -72,21 +85,6 @@ class TrialScore:
     score: float | None
     reason: str | None = None
 
-    def verdict(self, threshold: float | None) -> str:
-        """One line for a person: the path, then bona fide or spoof at ``threshold`` (the bare score without one)
-        and the conversions its audio needed, or why it failed."""
-        if self.reason is not None:
-            return f"{self.trial.path}: FAILED ({self.reason})"
-        if self.score is None:
-            return f"{self.trial.path}: no score"
-        if threshold is None:
-            text = f"score {self.score:.4f}"
-        else:
-            label = "bona fide" if self.score >= threshold else "spoof"
-            text = f"{label} (score {self.score:.4f}, threshold {threshold:g})"
-        notes = probe_conversions(self.trial.path) if self.trial.path is not None else ()
-        return f"{self.trial.path}: {text}" + (f"  [{'; '.join(notes)}]" if notes else "")
-
 
 def partial_path(output: str | os.PathLike) -> Path:
     return Path(f"{output}.partial")
@@ -94,6 +92,54 @@ def partial_path(output: str | os.PathLike) -> Path:
 
 def errors_path(output: str | os.PathLike) -> Path:
     return Path(f"{output}.errors.tsv")
+
+
+def checks_path(output: str | os.PathLike) -> Path:
+    return Path(f"{output}.checks.tsv")
+
+
+def checks_partial_path(output: str | os.PathLike) -> Path:
+    return Path(f"{output}.checks.partial")
+
+
+CHECK_COLUMNS = ("file_id", "path", "check", "value", "message")
+
+
+def read_checks_partial(path: Path) -> list[tuple[str, str, str, str, str]]:
+    """Check rows already in a partial file (IDs percent-encoded there); a torn last line is ignored."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    if not path.exists():
+        return rows
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) == len(CHECK_COLUMNS):
+                rows.append((decode_id(cols[0]), *cols[1:]))  # type: ignore[arg-type]
+    return rows
+
+
+def _check_line(row: Sequence[str]) -> str:
+    # The ID may hold any character: percent-encoded, as in score files (the other fields are flattened).
+    return "\t".join([encode_id(row[0]), *row[1:]]) + "\n"
+
+
+def _finding(trial: Trial, check: Check) -> tuple[str, str, str, str, str]:
+    # Whitespace flattened, so that a row read back from the partial file is the row that was written.
+    return (trial.file_id, *(" ".join(text.split()) for text in (str(trial.path), check.code, f"{check.value:.6g}",
+                                                                  check.message)))  # type: ignore[return-value]
+
+
+def write_checks(path: Path, rows: Sequence[Sequence[str]]) -> None:
+    """Write check rows as TSV (:data:`CHECK_COLUMNS`) atomically; remove a stale file when there are none."""
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_write(path) as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(CHECK_COLUMNS)
+        writer.writerows(rows)
 
 
 def read_partial(path: Path) -> dict[str, float]:
@@ -122,11 +168,6 @@ def write_errors(path: Path, failures: Sequence[tuple[str, str, str]]) -> None:
         writer.writerows(failures)
 
 
-def _reason(exc: Exception) -> str:
-    # An AudioError's message starts with the path, which every report of a failure already shows.
-    return exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
-
-
 def score_isolating_failures(scorer: Scorer, chunk: Sequence[Trial]) -> list[TrialScore]:
     """Score a chunk in one call; if that fails, score file by file to isolate the bad ones.
 
@@ -144,7 +185,7 @@ def score_isolating_failures(scorer: Scorer, chunk: Sequence[Trial]) -> list[Tri
             try:
                 results.append(TrialScore(trial, float(scorer.score_files(audio_paths([trial]))[0])))
             except Exception as exc:
-                results.append(TrialScore(trial, None, _reason(exc)))
+                results.append(TrialScore(trial, None, failure_reason(exc)))
     return [
         TrialScore(r.trial, None, f"scorer returned a non-finite score ({r.score})")
         if r.score is not None and not np.isfinite(r.score) else r
@@ -164,6 +205,32 @@ def write_conversions(path: str | os.PathLike, converted: Sequence[tuple[Trial, 
         handle.writelines(f"{t.file_id}\t{t.path}\t{'; '.join(notes)}\n" for t, notes in converted)
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    trial: Trial
+    score: float | None
+    reason: str | None = None
+    findings: tuple[tuple[str, str, str, str, str], ...] = ()
+    result: FileResult | None = None
+
+
+def _score_chunk(scorer: Scorer, chunk: Sequence[Trial], checks: bool, grid: SegmentGrid | None,
+                 threshold: Threshold | None) -> list[_Outcome]:
+    if not checks:
+        return [_Outcome(r.trial, r.score, r.reason) for r in score_isolating_failures(scorer, chunk)]
+    from .analysis import result_of
+
+    outcomes = []
+    for trial, assessed in zip(chunk, scorer.assess_files(audio_paths(chunk), grid), strict=True):
+        result = result_of(assessed, str(trial.path), scorer.name, threshold)
+        if result.error is not None or isinstance(assessed, str):
+            outcomes.append(_Outcome(trial, None, result.error, result=result))  # printed with --format too
+            continue
+        findings = tuple(_finding(trial, check) for check in assessed.checks)
+        outcomes.append(_Outcome(trial, assessed.score, None, findings, result))
+    return outcomes
+
+
 def score_trials(
     scorer: Scorer,
     trials: Sequence[Trial],
@@ -172,8 +239,12 @@ def score_trials(
     chunk_size: int = 32,
     resume: bool = False,
     progress: Progress | None = None,
+    checks: bool = True,
+    grid: SegmentGrid | None = None,
+    threshold: Threshold | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
 ) -> BatchResult:
-    """Score ``trials`` into ``output`` (4 columns when every trial is labelled, else 2).
+    """Score ``trials`` into ``output`` (4 columns when every trial is labelled, else 2), with their checks.
 
     Parameters
     ----------
@@ -182,43 +253,61 @@ def score_trials(
     trials : sequence of Trial
         Each with ``path`` set.
     output : path-like
-        Final score file.
+        Final score file; ``OUTPUT.errors.tsv`` lists the failures, ``OUTPUT.checks.tsv`` the check findings.
     chunk_size : int
-        Files per :meth:`Scorer.score_files` call, and per flush of the partial file.
+        Files per :meth:`Scorer.assess_files` (or ``score_files``) call, and per flush of the partial files.
     resume : bool
         Continue from ``output.partial``; without it an existing partial file is an error, so that
         finished work is never overwritten by accident.
     progress : callable(n_done, n_total), optional
         Called after each chunk.
+    checks : bool
+        Check every file (speech, clipping, level, ...) and list the findings; False only scores
+        (:meth:`Scorer.score_files`), as fast as the scorer goes.
+    grid, threshold : the segment grid and verdict threshold of the results given to ``on_result`` (default:
+        no segments; the scorer's threshold).
+    on_result : callable(FileResult), optional
+        Called with each file's result as it is scored (with ``checks``; resumed files have none).
     """
     output = Path(output)
-    partial = partial_path(output)
+    partial, checks_partial = partial_path(output), checks_partial_path(output)
     if partial.exists() and not resume:
         raise PartialRunExistsError(
             f"{partial} holds scores from an interrupted run; resume it (--resume) or delete it"
         )
+    if checks and threshold is None:
+        threshold = scorer.threshold()
     done = read_partial(partial) if resume else {}
+    found = [row for row in read_checks_partial(checks_partial) if row[0] in done] if resume else []
     n_resumed = sum(t.file_id in done for t in trials)
     todo = [t for t in trials if t.file_id not in done]
     failures: list[tuple[str, str, str]] = []
     n_done = len(trials) - len(todo)
     if progress:
         progress(n_done, len(trials))
-    # Rewrite the partial file without any torn last line before appending to it.
+    # Rewrite the partial files without any torn last line before appending to them.
     with atomic_write(partial) as handle:
         handle.writelines(format_score_line(i, s) for i, s in done.items())
-    with open(partial, "a", encoding="utf-8") as handle:
+    with atomic_write(checks_partial) as handle:
+        handle.writelines(_check_line(row) for row in found)
+    with open(partial, "a", encoding="utf-8") as handle, open(checks_partial, "a", encoding="utf-8") as notes:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            for result in score_isolating_failures(scorer, chunk):
-                trial = result.trial
-                if result.reason is not None:
-                    failures.append((trial.file_id, str(trial.path), result.reason))
-                elif result.score is not None:
-                    done[trial.file_id] = result.score
-                    handle.write(format_score_line(trial.file_id, result.score))
-            handle.flush()
-            os.fsync(handle.fileno())
+            for outcome in _score_chunk(scorer, chunk, checks, grid, threshold):
+                trial = outcome.trial
+                if outcome.reason is not None:
+                    failures.append((trial.file_id, str(trial.path), outcome.reason))
+                elif outcome.score is not None:
+                    done[trial.file_id] = outcome.score
+                    handle.write(format_score_line(trial.file_id, outcome.score))
+                    notes.writelines(_check_line(row) for row in outcome.findings)
+                    found.extend(outcome.findings)
+                if on_result is not None and outcome.result is not None:
+                    on_result(outcome.result)
+            # Checks first: a score in the partial file means its checks are on disk too.
+            for stream in (notes, handle):
+                stream.flush()
+                os.fsync(stream.fileno())
             n_done += len(chunk)
             if progress:
                 progress(n_done, len(trials))
@@ -232,18 +321,22 @@ def score_trials(
             [t.attack for t in scored] if labelled else None,
             [t.key for t in scored] if labelled else None,
         )
+    order = {t.file_id: i for i, t in enumerate(trials)}
+    found.sort(key=lambda row: order.get(row[0], len(order)))  # stable: each file's findings keep their order
     write_errors(errors_path(output), failures)
+    write_checks(checks_path(output), found)
     partial.unlink()
+    checks_partial.unlink()
     return BatchResult(output, len(trials), len(scored) - n_resumed, n_resumed, failures,
-                       {t.file_id: done[t.file_id] for t in scored})
+                       {t.file_id: done[t.file_id] for t in scored}, found)
 
 
-def feature_paths(trials: Sequence[Trial], output_dir: str | os.PathLike) -> list[Path]:
-    """Where :func:`extract_to_folder` writes each trial's features: always under ``output_dir``, never twice.
+def output_paths(trials: Sequence[Trial], output_dir: str | os.PathLike, suffix: str) -> list[Path]:
+    """One file per trial under ``output_dir``, named after the trial with ``suffix`` added; never twice.
 
-    ``FILE_ID.npy`` when every ID is a plain relative name (a protocol's IDs; loose files with distinct stems). Loose
-    files whose stems collide get path IDs (:func:`lfcc_gmm.protocols.trials_from_paths`); their features mirror the
-    files' layout below the folder they share, with the full file name kept: ``a/x.flac`` and ``b/x.flac`` give
+    ``FILE_ID{suffix}`` when every ID is a plain relative name (a protocol's IDs; loose files with distinct stems).
+    Loose files whose stems collide get path IDs (:func:`lfcc_gmm.protocols.trials_from_paths`); their outputs mirror
+    the files' layout below the folder they share, with the full file name kept: ``a/x.flac`` and ``b/x.flac`` give
     ``a/x.flac.npy`` and ``b/x.flac.npy``, ``tts.mp3`` and ``tts.ogg`` give ``tts.mp3.npy`` and ``tts.ogg.npy``.
 
     Raises
@@ -258,13 +351,18 @@ def feature_paths(trials: Sequence[Trial], output_dir: str | os.PathLike) -> lis
         files = [Path(os.path.abspath(path)) for path in audio_paths(trials)]
         common = Path(os.path.commonpath([f.parent for f in files])) if files else Path()
         names = [f.relative_to(common) for f in files]
-    targets = [folder / f"{name}.npy" for name in names]
+    targets = [folder / f"{name}{suffix}" for name in names]
     seen: dict[Path, Trial] = {}
     for trial, target in zip(trials, targets, strict=True):
         if target in seen:
             raise ValueError(f"{seen[target].path} and {trial.path} would both write {target}; give each file once")
         seen[target] = trial
     return targets
+
+
+def feature_paths(trials: Sequence[Trial], output_dir: str | os.PathLike) -> list[Path]:
+    """Where :func:`extract_to_folder` writes each trial's features: :func:`output_paths` with ``.npy``."""
+    return output_paths(trials, output_dir, ".npy")
 
 
 @dataclass(frozen=True)

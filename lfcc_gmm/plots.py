@@ -157,6 +157,71 @@ def histogram_figure(systems: Mapping[str, Any], by_attack: bool = False, bins: 
     return figure
 
 
+#: Columns of the waveform envelope in :func:`timeline_figure`: enough for a sharp picture at any length.
+_ENVELOPE_COLUMNS = 2000
+
+
+def _envelope(signal: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, min, max) of the signal in at most :data:`_ENVELOPE_COLUMNS` columns: a long recording is drawn as
+    its envelope, not as millions of points."""
+    x = np.asarray(signal, dtype=np.float64)
+    width = max(1, -(-x.shape[0] // _ENVELOPE_COLUMNS))
+    n = -(-x.shape[0] // width)
+    padded = np.concatenate([x, np.full(n * width - x.shape[0], x[-1] if x.size else 0.0)]).reshape(n, width)
+    return (np.arange(n) * width + width / 2) / sample_rate, padded.min(axis=1), padded.max(axis=1)
+
+
+def timeline_figure(signal: np.ndarray, sample_rate: int, speech: Any, result: Any) -> Figure:
+    """A recording's timeline: the waveform above, the segment scores below, non-speech shaded in both.
+
+    Parameters
+    ----------
+    signal : the mono samples that were scored.
+    sample_rate : their rate.
+    speech : its :class:`lfcc_gmm.speech.SpeechActivity` (``regions``, ``duration_s``).
+    result : its :class:`lfcc_gmm.verdicts.FileResult` (``segments``, ``threshold``, ``verdict``, ``score``, …).
+
+    Each segment is drawn at its centre, with a horizontal bar over the time it covers; points below the threshold
+    (dashed line) are red. Artists carry ``gid``: ``"waveform"``, ``"segments"`` (its data are the centres and
+    scores), ``"threshold"``, ``"non-speech"`` (one shaded span per stretch without speech), so that the drawn data
+    can be read back.
+    """
+    figure = _new_figure(10.0, 5.0)
+    wave_axes, score_axes = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1.4]})
+    duration = signal.shape[0] / sample_rate
+    times, low, high = _envelope(signal, sample_rate)
+    wave_axes.fill_between(times, low, high, color="0.35", linewidth=0.5, gid="waveform")
+    wave_axes.set_ylabel("amplitude")
+    edges = [0.0] + [t for region in speech.regions for t in region] + [duration]
+    for axes in (wave_axes, score_axes):
+        for start, end in zip(edges[::2], edges[1::2], strict=True):
+            if end > start:
+                axes.axvspan(start, end, color="0.88", zorder=0, linewidth=0, gid="non-speech")
+    segments = result.segments
+    if segments:
+        centres = np.array([(s.start_s + s.end_s) / 2 for s in segments])
+        scores = np.array([s.score for s in segments])
+        score_axes.hlines(scores, [s.start_s for s in segments], [s.end_s for s in segments], color="C0",
+                          alpha=0.35, linewidth=3)
+        score_axes.plot(centres, scores, color="C0", marker="o", markersize=4, linewidth=1, gid="segments",
+                        label="segment score")
+        if result.threshold is not None:
+            below = scores < result.threshold
+            score_axes.plot(centres[below], scores[below], color="C3", marker="o", markersize=5, linestyle="none",
+                            label="below the threshold")
+    if result.threshold is not None:
+        score_axes.axhline(result.threshold, color="0.2", linestyle="--", linewidth=1, gid="threshold",
+                           label=f"threshold {result.threshold:g}")
+    score_axes.set_xlim(0, duration)
+    score_axes.set_xlabel("time (s); grey: no speech detected")
+    score_axes.set_ylabel("score (higher = more bona fide)")
+    score_axes.legend(loc="lower left", fontsize="small")
+    verdict = result.verdict or "no threshold"
+    wave_axes.set_title(f"{Path(result.file).name}: {verdict} (score {result.score:.3f}, {result.scorer}, "
+                        f"{result.mode})", fontsize="medium")
+    return figure
+
+
 def save_png(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``figure`` as a PNG atomically; no software-version metadata, so the bytes are reproducible."""
     path = Path(path)

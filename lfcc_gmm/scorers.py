@@ -18,11 +18,17 @@ import inspect
 import os
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .protocols import Trial
+from .segments import SegmentGrid, Timeline, segments_from_spans
+from .verdicts import WHOLE_FILE, Threshold
+
+if TYPE_CHECKING:
+    from .analysis import Assessment
+    from .speech import SpeechActivity
 
 ENTRY_POINT_GROUP = "antispoof.scorers"
 
@@ -65,9 +71,11 @@ class Scorer(abc.ABC):
     file_options: ClassVar[tuple[str, ...]] = ()
     #: One line for ``antispoof scorers``.
     description: ClassVar[str] = ""
-    #: Score at or above which a one-line verdict says "bona fide"; None when the scorer has no
-    #: meaningful fixed threshold (verdicts then need ``--threshold``).
+    #: Score at or above which a verdict says "bona fide"; None when the scorer has no meaningful fixed threshold
+    #: (verdicts then need ``--threshold``). :meth:`threshold` says what it means.
     default_threshold: ClassVar[float | None] = None
+    #: What :attr:`default_threshold` is, for a person reading a verdict (see :meth:`threshold`).
+    threshold_meaning: ClassVar[str] = "the scorer's default threshold"
 
     def fit(self, trials: Sequence[Trial], **options: Any) -> Scorer:
         """Train on labelled trials (each with ``path`` and ``key``); returns ``self``."""
@@ -81,6 +89,61 @@ class Scorer(abc.ABC):
         """Score in-memory float64 mono signals at ``sample_rate`` (e.g. degraded copies that are never
         written to disk); one float per signal. Optional: scorers that support it override this."""
         raise NotImplementedError(f"scorer {self.name!r} cannot score in-memory signals")
+
+    # -- whole-file verdicts: timelines and assessments (lfcc_gmm.analysis) ---------------------------------------
+    @property
+    def mode(self) -> str:
+        """How the file scores read a file: ``"whole file"``, or ``"official crop"`` for a scorer that crops."""
+        return WHOLE_FILE
+
+    @property
+    def window_s(self) -> float | None:
+        """The model's input window in seconds, for a scorer that pads shorter files (None: no fixed window)."""
+        return None
+
+    def threshold(self) -> Threshold | None:
+        """The default verdict threshold and what it means; None when the scorer has none."""
+        value = self.default_threshold
+        return None if value is None else Threshold(value, self.threshold_meaning)
+
+    def default_grid(self) -> SegmentGrid:
+        """The segment grid of a timeline unless ``--segment-s``/``--hop-s`` say otherwise."""
+        return SegmentGrid()
+
+    def score_timelines(
+        self,
+        signals: Sequence[np.ndarray],
+        speech: Sequence[SpeechActivity],
+        grid: SegmentGrid | None,
+        sample_rate: int = 16000,
+    ) -> list[Timeline]:
+        """The file score and segment scores of each mono signal; ``grid`` None leaves the segments out.
+
+        This default scores each segment as a signal of its own (:meth:`score_signals`); scorers override it to
+        share work between the file and its segments. ``speech`` is each signal's activity, for scorers that
+        weigh their windows by it. Raises ``NotImplementedError`` where :meth:`score_signals` does.
+        """
+        scores = self.score_signals(signals, sample_rate)
+        timelines = []
+        for signal, score in zip(signals, scores, strict=True):
+            if grid is None:
+                timelines.append(Timeline(float(score)))
+                continue
+            spans = grid.spans(signal.shape[0], sample_rate)
+            values = ([score] if len(spans) == 1 and spans[0, 1] == signal.shape[0]
+                      else self.score_signals([signal[a:b] for a, b in spans], sample_rate))
+            timelines.append(Timeline(float(score), segments_from_spans(spans, values, sample_rate)))
+        return timelines
+
+    def assess_files(self, paths: Sequence[str | os.PathLike], grid: SegmentGrid | None) -> list[Assessment | str]:
+        """Check and score files: per path its :class:`~lfcc_gmm.analysis.Assessment`, or why it failed.
+
+        The default runs :func:`lfcc_gmm.analysis.assess_paths` here; a scorer with its own parallelism (the
+        ``jobs`` of lfcc-gmm) overrides it to spread the files over its workers.
+        """
+        from .analysis import assess_paths
+
+        return assess_paths(self, paths, grid)
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike) -> None:

@@ -20,6 +20,9 @@ AASIST_VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
 SINC_SCALES = ("mel", "inverse-mel", "linear")
 #: Where the networks run: ``auto`` is CUDA when available, else the CPU.
 DEVICES = ("auto", "cpu", "cuda")
+#: What the deep scorers read of a file (:mod:`rawnet.windows`): ``none`` the whole file (the default), ``official``
+#: the official single window (the first ``nb_samp`` samples, repeat-padded).
+CROPS = ("none", "official")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ The first four fields describe the network (:meth:`rawnet.spec.ModelSpec.to_dict
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -232,3 +233,18 @@ def load_strictly(model: nn.Module, state: Mapping[str, torch.Tensor], source: s
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{source}: weights do not fit the model: {exc}") from exc
+
+
+def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state_dict's content: every tensor's name, dtype, shape and bytes, in name order.
+
+    The same weights give the same fingerprint whatever file they were read from (an official ``.pth``, a
+    ``.safetensors`` copy, a model file of this toolkit), which is how a scorer knows it holds the published
+    weights whose measured threshold it may use (:mod:`lfcc_gmm.cards`).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()

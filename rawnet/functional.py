@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lfcc_gmm.segments import window_starts
+
 
 def _check(signal: np.ndarray, nb_samp: int) -> np.ndarray:
     signal = np.asarray(signal)
@@ -61,10 +63,11 @@ def random_crop_or_pad(signal: np.ndarray, nb_samp: int, rng: np.random.Generato
 
 
 def sliding_windows(signal: np.ndarray, nb_samp: int, hop: int) -> np.ndarray:
-    """Windows of ``nb_samp`` samples every ``hop`` samples covering the whole signal, for full-length scoring.
+    """Windows of ``nb_samp`` samples every ``hop`` samples covering the whole signal, for whole-file scoring.
 
-    Windows start at 0, hop, 2 hop, ...; when the last of them stops short of the end, one more window aligned to
-    the end is added. A signal shorter than ``nb_samp`` gives one repeat-padded window (:func:`pad_or_truncate`).
+    Windows start where :func:`lfcc_gmm.segments.window_starts` says: 0, hop, 2 hop, ..., and when the last of
+    them stops short of the end, one more window aligned to the end. A signal shorter than ``nb_samp`` gives one
+    repeat-padded window (:func:`pad_or_truncate`).
 
     Parameters
     ----------
@@ -82,9 +85,5 @@ def sliding_windows(signal: np.ndarray, nb_samp: int, hop: int) -> np.ndarray:
         raise ValueError(f"hop must be at least 1, got {hop}")
     if signal.size <= nb_samp:
         return pad_or_truncate(signal, nb_samp)[None, :]
-    last = signal.size - nb_samp
-    starts = np.arange(0, last + 1, hop)
-    if starts[-1] != last:
-        starts = np.append(starts, last)
     windows = np.lib.stride_tricks.sliding_window_view(signal, nb_samp)
-    return windows[starts].copy()
+    return windows[window_starts(signal.size, nb_samp, hop)].copy()

@@ -1,16 +1,12 @@
 """The ``rawnet2`` and ``aasist`` scorers: the raw-waveform networks behind the common :class:`Scorer` interface.
 
-Scoring follows the official evaluation (SPEC §5-6): a file is loaded as 16 kHz mono float64 by
-:func:`lfcc_gmm.audio.load_audio` (resampling and down-mixing are reported as ``AudioConversionWarning``),
-repeat-padded or truncated to the model's ``nb_samp`` (:func:`rawnet.functional.pad_or_truncate`), cast to float32
-and passed through the model in eval mode; the score is output index 1 (bona fide). ``batch_size`` files go through
-one forward pass, under :func:`torch.inference_mode`, on CUDA when available (``device="auto"``).
-
-``full_length=True`` scores the whole file instead of its first ``nb_samp`` samples: windows of ``nb_samp`` every
-``nb_samp`` samples, the last one aligned to the end of the file (:func:`rawnet.functional.sliding_windows`; a file
-shorter than ``nb_samp`` is one repeat-padded window), and the score is the mean of the windows' index-1 outputs.
-Windows of any number of files share batches, so memory holds one file's windows and one batch of activations
-whatever the length of the file.
+Scoring is that of :class:`rawnet.windows.WindowScorer`: by default the model window slides over the whole file
+(50 % overlap) and the file score is the speech-weighted mean of the window scores; ``crop="official"`` is the
+official evaluation (SPEC §5-6), the first ``nb_samp`` samples repeat-padded. A file is loaded as 16 kHz mono
+float64 by :func:`lfcc_gmm.audio.load_audio` (resampling and down-mixing are reported as
+``AudioConversionWarning``), its windows cast to float32 and passed through the model in eval mode; a window's
+score is output index 1 (bona fide). ``batch_size`` windows, of one file or several, go through one forward pass,
+under :func:`torch.inference_mode`, on CUDA when available (``device="auto"``).
 
 Model files are those of :mod:`rawnet.checkpoint` (``best.pth`` of a training run: a dict of plain values and
 tensors with ``format`` ``"antispoof-rawnet2"`` or ``"antispoof-aasist"``); :meth:`save` writes the same format.
@@ -24,7 +20,7 @@ import dataclasses
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,34 +28,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfcc_gmm.audio import load_audio, resample
 from lfcc_gmm.augment import Augmenter
+from lfcc_gmm.cards import official_aasist_threshold
 from lfcc_gmm.protocols import Trial
-from lfcc_gmm.scorers import Scorer, ScorerOptionError
+from lfcc_gmm.scorers import ScorerOptionError
+from lfcc_gmm.verdicts import Threshold
 from rawnet.aasist import AASIST
 from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, Recipe
-from rawnet.checkpoint import CheckpointError, read_weights_file, write_model_file
+from rawnet.checkpoint import CheckpointError, read_weights_file, state_fingerprint, write_model_file
 from rawnet.data import Augment
-from rawnet.functional import pad_or_truncate, sliding_windows
 from rawnet.spec import ConfigSource, ModelSpec, model_config
 from rawnet.training import resolve_device, train
 from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
+from rawnet.windows import WindowScorer, check_crop
 
-#: Files (or full-length windows) per forward pass unless ``batch_size`` says otherwise.
+#: Windows per forward pass unless ``batch_size`` says otherwise.
 DEFAULT_BATCH_SIZE = 8
 _RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
 
 
-class RawWaveformScorer(Scorer):
-    """What the raw-waveform scorers share: model files, batching, padding, full-length windows, training.
+class RawWaveformScorer(WindowScorer):
+    """What the raw-waveform scorers share: model files, the network on a batch of windows, training.
 
     Parameters
     ----------
     variant : the model variant (see the subclass).
     config : the model config (a mapping, or for RawNet2 a YAML/JSON file); None takes the variant's official one.
     device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-    batch_size : files, or full-length windows, per forward pass.
-    full_length : average over windows covering the whole file instead of the official single window.
+    batch_size : windows per forward pass.
+    crop : ``"none"`` (score the whole file) or ``"official"`` (the official single window), see
+        :mod:`rawnet.windows`.
 
     Attributes
     ----------
@@ -81,7 +79,7 @@ class RawWaveformScorer(Scorer):
 
     architecture: ClassVar[str]
     variants: ClassVar[tuple[str, ...]]
-    runtime_options: ClassVar[tuple[str, ...]] = ("device", "batch_size", "full_length")
+    runtime_options: ClassVar[tuple[str, ...]] = ("device", "batch_size", "crop")
     file_options: ClassVar[tuple[str, ...]] = ("variant", "config")
 
     def __init__(
@@ -91,13 +89,13 @@ class RawWaveformScorer(Scorer):
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        full_length: bool = False,
+        crop: str = "none",
     ):
         self.variant = variant
         self.config = config
         self.device = device
         self.batch_size = batch_size
-        self.full_length = full_length
+        self.crop = crop
 
     # -- what the subclasses say -------------------------------------------------------------------------------
     def _spec(self, nb_samp: int | None = None) -> ModelSpec:
@@ -146,6 +144,9 @@ class RawWaveformScorer(Scorer):
         model.load_state_dict(self._fitted().state_dict())
         return self._network(model).eval()
 
+    def ready(self) -> None:
+        self._fitted()
+
     def _fitted(self) -> nn.Module:
         model = getattr(self, "model_", None)
         if model is None:
@@ -166,20 +167,13 @@ class RawWaveformScorer(Scorer):
         self.model_ = model.to(self.device_).eval()
         self.network_ = self._network(self.model_)
         self.spec_ = spec
-        self.info_ = info
+        # Recognises published weights whatever file they came from (lfcc_gmm.cards holds their measured thresholds).
+        self.info_ = {**info, "fingerprint": state_fingerprint(state)}
 
     # -- scoring ------------------------------------------------------------------------------------------------
-    def model_inputs(self, signal: np.ndarray) -> np.ndarray:
-        """The float32 rows (n_windows, nb_samp) the model sees for a 16 kHz mono signal.
-
-        One repeat-padded/truncated row (the official evaluation input), or with ``full_length`` the windows
-        covering the whole signal (hop ``nb_samp``, the last aligned to the end).
-        """
-        nb_samp = self.nb_samp
-        signal = np.asarray(signal, dtype=np.float32)
-        if self.full_length:
-            return sliding_windows(signal, nb_samp, nb_samp)
-        return pad_or_truncate(signal, nb_samp)[None, :]
+    def score_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Output index 1 (bona fide) of the network for each float32 row, in one forward pass."""
+        return self._forward(np.asarray(windows, dtype=np.float32))[:, 1].astype(np.float64)
 
     def outputs(self, inputs: np.ndarray) -> np.ndarray:
         """The network's (n, 2) float32 outputs for (n, nb_samp) inputs, in batches of ``batch_size``."""
@@ -190,51 +184,10 @@ class RawWaveformScorer(Scorer):
         return np.concatenate(parts) if parts else np.empty((0, 2), np.float32)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        self._fitted()
         with torch.inference_mode():
             out = self.network_(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_))
         return out.float().cpu().numpy()
-
-    def _batches(self, signals: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(owner signal index per row, float32 rows) in batches of at most ``batch_size`` rows."""
-        owners: list[int] = []
-        rows: list[np.ndarray] = []
-        for index, signal in enumerate(signals):
-            for row in self.model_inputs(signal):
-                rows.append(row)
-                owners.append(index)
-                if len(rows) == self.batch_size:
-                    yield np.asarray(owners), np.stack(rows)
-                    owners, rows = [], []
-        if rows:
-            yield np.asarray(owners), np.stack(rows)
-
-    def _score(self, signals: Iterable[np.ndarray], n: int) -> np.ndarray:
-        totals = np.zeros(n)
-        counts = np.zeros(n)
-        for owners, batch in self._batches(signals):
-            np.add.at(totals, owners, self._forward(batch)[:, 1].astype(np.float64))
-            np.add.at(counts, owners, 1)
-        return totals / np.maximum(counts, 1)
-
-    def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """Output index 1 (bona fide) of each file's input; with ``full_length``, its mean over the file's windows.
-
-        Files are read one at a time as batches fill, so memory stays bounded however many are given.
-
-        Raises
-        ------
-        lfcc_gmm.audio.AudioError
-            for a file that cannot be read (the batch runner then scores file by file to isolate it).
-        """
-        self._fitted()
-        paths = list(paths)
-        return self._score((load_audio(path).signal for path in paths), len(paths))
-
-    def score_signals(self, signals: Sequence[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
-        """As :meth:`score_files` for in-memory mono signals (resampled to 16 kHz if at another rate)."""
-        self._fitted()
-        return self._score((resample(np.asarray(x, dtype=np.float64), sample_rate, 16000) for x in signals),
-                           len(signals))
 
     # -- training and files -------------------------------------------------------------------------------------
     def fit(
@@ -300,7 +253,7 @@ class RawWaveformScorer(Scorer):
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        full_length: bool = False,
+        crop: str = "none",
         **options: Any,
     ) -> RawWaveformScorer:
         """Read a model file of this toolkit (``best.pth``, or one written by :meth:`save`) or a bare state_dict.
@@ -310,7 +263,7 @@ class RawWaveformScorer(Scorer):
         path : the file, or a name of :data:`rawnet.weights.KNOWN_WEIGHTS` (``"aasist"``, ``"aasist-l"``,
             ``"aasist-asvspoof5"``: the copies bundled with the package); None for the scorer's default weights
             (AASIST: ``$ANTISPOOF_AASIST_WEIGHTS``, else the bundled ``aasist``).
-        device, batch_size, full_length : runtime settings, see the class.
+        device, batch_size, crop : runtime settings, see the class.
         **options : what a bare state_dict does not say (:attr:`file_options`: ``variant``, ``config``, ...); a
             model file of this toolkit describes its network and takes none.
         """
@@ -327,7 +280,7 @@ class RawWaveformScorer(Scorer):
                                       "cannot be given")
         else:
             spec = cls._spec_for_state_dict(weights.state_dict, path, **options)
-        scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, full_length=bool(full_length))
+        scorer = cls(**cls._params(spec), device=device, batch_size=batch_size, crop=check_crop(crop))
         scorer._install(spec, weights.state_dict, info)
         published = identify(path)
         if published is not None:
@@ -347,7 +300,7 @@ class RawNet2Scorer(RawWaveformScorer):
         (:func:`rawnet.rawnet2.load_config`).
     sinc_scale : band-edge scale of the fixed sinc filters (``"mel"``; ``icassp2021`` also ``"inverse-mel"``,
         ``"linear"``).
-    device, batch_size, full_length : see :class:`RawWaveformScorer`.
+    device, batch_size, crop : see :class:`RawWaveformScorer`.
 
     ``default_threshold`` is log(0.5): for ``asvspoof2021`` the score is log P(bona fide), so the threshold is the
     equal-posterior decision. For ``icassp2021`` (raw logits) an instance uses 0.0 instead, the sign of the bona
@@ -375,9 +328,9 @@ class RawNet2Scorer(RawWaveformScorer):
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        full_length: bool = False,
+        crop: str = "none",
     ):
-        super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
+        super().__init__(variant, config, device=device, batch_size=batch_size, crop=crop)
         self.sinc_scale = sinc_scale
         if self.output_kind == "logits":
             # The class attribute is the asvspoof2021 threshold; an icassp2021 instance shadows it on purpose
@@ -387,6 +340,14 @@ class RawNet2Scorer(RawWaveformScorer):
     @property
     def output_kind(self) -> str:
         return "log-softmax" if self.variant == "asvspoof2021" else "logits"
+
+    def threshold(self) -> Threshold:
+        """log 0.5 for a log-softmax output (the network's posterior of bona fide is one half), else 0 (the sign of
+        the bona fide logit); neither is calibrated."""
+        if self.output_kind == "log-softmax":
+            return Threshold(self.default_threshold, "log 0.5, where the network's posterior of bona fide is one "
+                                                     "half (not calibrated)")
+        return Threshold(self.default_threshold, "0, the sign of the bona fide logit (not calibrated)")
 
     def _spec(self, nb_samp: int | None = None) -> ModelSpec:
         return ModelSpec.create(self.architecture, self.variant, self.config, self.sinc_scale, nb_samp)
@@ -431,15 +392,17 @@ class AASISTScorer(RawWaveformScorer):
     variant : ``"aasist"`` or ``"aasist-l"``: the official config used when ``config`` is None, and the name of
         the weights :meth:`load` reads when given no path.
     config : an AASIST model config (mapping or JSON file) instead of the official one.
-    device, batch_size, full_length : see :class:`RawWaveformScorer`.
+    device, batch_size, crop : see :class:`RawWaveformScorer`.
 
     The score is the bona fide logit, unbounded and not calibrated (official: 5.24 for the bona fide
     ``LA_T_1272637``, -6.56 for an espeak clip). ``default_threshold`` is 0.0, the sign of that logit: it splits
     as the two-class argmax would up to a term the training never touches, because cross-entropy pushes the two
     logits of a softmax by equal and opposite amounts, so ``l1 = (l1 - l0) / 2 + (l1 + l0) / 2`` where only the
     first half (half the log-odds) is learnt and the second keeps the output layer's small random initialisation.
-    For operating points, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev
-    set.
+    :meth:`threshold` gives the verdict threshold: for the official AASIST and AASIST-L weights (recognised by
+    their tensors, :func:`rawnet.checkpoint.state_fingerprint`) their equal error rate point on the demo dev split,
+    measured in whole-file mode (``docs/models/aasist.md``); for other weights ``default_threshold``. For operating
+    points of your own, calibrate on labelled data (``antispoof calibrate``) or choose the threshold on a dev set.
 
     :meth:`load` reads a model file, an official state_dict (``AASIST.pth``, ``AASIST-L.pth``, or a
     ``.safetensors`` copy: the official config whose parameter shapes match, unless ``config=`` is given), a
@@ -463,12 +426,21 @@ class AASISTScorer(RawWaveformScorer):
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        full_length: bool = False,
+        crop: str = "none",
     ):
-        super().__init__(variant, config, device=device, batch_size=batch_size, full_length=full_length)
+        super().__init__(variant, config, device=device, batch_size=batch_size, crop=crop)
 
     def _spec(self, nb_samp: int | None = None) -> ModelSpec:
         return ModelSpec.create(self.architecture, self.variant, self.config, nb_samp=nb_samp)
+
+    def threshold(self) -> Threshold:
+        """For the official AASIST or AASIST-L weights, their equal error rate point on the demo dev split (whole
+        file, measured: :func:`lfcc_gmm.cards.official_aasist_threshold`); for any other weights 0, the sign of the
+        bona fide logit."""
+        info = getattr(self, "info_", {})
+        return official_aasist_threshold(info.get("fingerprint")) or Threshold(
+            self.default_threshold, "0, the sign of the bona fide logit (not calibrated; these are not the official "
+                                    "weights, whose measured threshold applies only to them)")
 
     @classmethod
     def _default_weights(

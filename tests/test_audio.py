@@ -12,6 +12,9 @@ import soundfile as sf
 from lfcc_gmm.audio import (
     AudioConversionWarning,
     AudioError,
+    decode_audio,
+    expand_audio_paths,
+    find_audio_files,
     iter_blocks,
     load_audio,
     resample,
@@ -163,3 +166,35 @@ def test_audio_error_survives_pickling_across_processes():
     error = pickle.loads(pickle.dumps(AudioError("/data/x.flac", "contains zero samples")))
     assert (error.path, error.reason, str(error)) == ("/data/x.flac", "contains zero samples",
                                                      "/data/x.flac: contains zero samples")
+
+
+def test_decode_audio_is_load_audio_of_the_same_bytes(tmp_path):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (12_000, 2))
+    sf.write(tmp_path / "s.flac", x, 22050, subtype="PCM_16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AudioConversionWarning)
+        loaded = load_audio(tmp_path / "s.flac")
+        decoded = decode_audio((tmp_path / "s.flac").read_bytes(), "upload")
+    np.testing.assert_array_equal(decoded.signal, loaded.signal)  # the same samples through the same conversion
+    assert decoded.conversions == loaded.conversions and decoded.source_rate == 22050
+    for data, reason in ((b"", "is empty"), (b"RIFF not really", "not a readable audio file")):
+        with pytest.raises(AudioError, match=reason) as caught:
+            decode_audio(data, "upload")
+        assert caught.value.path == "upload"
+
+
+def test_audio_files_below_a_folder(tmp_path):
+    for name in ("b/two.FLAC", "a.wav", "c/.hidden.wav", ".git/x.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / name, np.zeros(160), 16000, format="FLAC" if name.endswith("FLAC") else "WAV")
+    sf.write(tmp_path / "headerless_name", np.zeros(160), 16000, format="WAV")
+    (tmp_path / "readme.txt").write_text("no audio")
+    assert find_audio_files(tmp_path) == [tmp_path / "a.wav", tmp_path / "b" / "two.FLAC",
+                                          tmp_path / "headerless_name"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # A folder without audio stays itself, to fail as one entry of a batch; files keep their order.
+    assert expand_audio_paths([tmp_path / "readme.txt", empty, tmp_path / "b"]) == [
+        tmp_path / "readme.txt", empty, tmp_path / "b" / "two.FLAC"]
+    with pytest.raises(AudioError, match="is not a directory"):
+        find_audio_files(tmp_path / "a.wav")

@@ -203,7 +203,7 @@ def _official_logits(reference_dir, name) -> np.ndarray:
 @pytest.mark.slow  # four clips through each of the three networks
 @pytest.mark.parametrize("name", BUNDLED)
 def test_each_bundled_name_reproduces_the_official_outputs(name, reference_dir):
-    scorer = AASISTScorer.load(name, device="cpu", batch_size=4)  # the official single-window crop
+    scorer = AASISTScorer.load(name, device="cpu", batch_size=4, crop="official")
     from lfcc_gmm.audio import load_audio
 
     inputs = np.concatenate([scorer.model_inputs(load_audio(reference_dir / "lfcc" / "audio" / clip).signal)
@@ -224,17 +224,23 @@ def test_cli_scores_offline_with_an_empty_cache(reference_dir, tmp_path, monkeyp
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     clips = [reference_dir / "lfcc" / "audio" / clip for clip in ("LA_T_1272637.flac", "espeak_en.wav")]
-    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", *map(str, clips)])
+    official = ["--crop", "official", "--format", "json"]
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", *official, *map(str, clips)])
     assert result.exit_code == 0, result.output
-    expected = _official_logits(reference_dir, "aasist")[:2, 1]
-    assert f"{clips[0]}: bona fide (score {expected[0]:.4f}, threshold 0)" in result.output
-    assert f"{clips[1]}: spoof (score {expected[1]:.4f}, threshold 0)" in result.output
+    results = json.loads(result.stdout)
+    np.testing.assert_allclose([r["score"] for r in results], _official_logits(reference_dir, "aasist")[:2, 1],
+                               rtol=0, atol=LOGIT_TOLERANCE)
+    assert [r["verdict"] for r in results] == ["bona fide", "spoof"]
+    assert {r["mode"] for r in results} == {"official crop"}
 
-    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights", "aasist-asvspoof5", str(clips[1])])
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights", "aasist-asvspoof5", *official,
+                                       str(clips[1])])
     assert result.exit_code == 0, result.output
+    (espeak,) = json.loads(result.stdout)
+    np.testing.assert_allclose(espeak["score"], _official_logits(reference_dir, "aasist-asvspoof5")[1, 1], rtol=0,
+                               atol=LOGIT_TOLERANCE)
     # The ASVspoof 5 model calls the espeak clip bona fide (it generalises poorly outside its training data).
-    expected = _official_logits(reference_dir, "aasist-asvspoof5")[1, 1]
-    assert f"{clips[1]}: bona fide (score {expected:.4f}, threshold 0)" in result.output
+    assert espeak["verdict"] == "bona fide"
     assert not (tmp_path / "empty-home").exists()  # nothing was cached or downloaded
 
 

@@ -1,4 +1,5 @@
-"""The rawnet2 and aasist scorers: official parity through score_files, model files, odd inputs, full length."""
+"""The rawnet2 and aasist scorers: official parity through score_files (official crop), model files, odd inputs,
+whole-file windows and their speech-weighted mean."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from scipy.signal import resample_poly
 
 from cli.main import main
 from lfcc_gmm.audio import AudioConversionWarning, load_audio
+from lfcc_gmm.cards import official_aasist_threshold
 from lfcc_gmm.scorers import get_scorer
+from lfcc_gmm.segments import SegmentGrid
+from lfcc_gmm.speech import detect_speech
 from rawnet import weights
 from rawnet.aasist import CONFIGS
 from rawnet.rawnet2 import DEFAULT_CONFIGS, RawNet2
@@ -31,7 +35,10 @@ def audio_dir(reference_dir):
 
 
 def small_rawnet2(reference_dir, variant: str, **options) -> RawNet2Scorer:
+    """The reduced official RawNet2; the official crop unless ``crop`` says otherwise (the official outputs are
+    of the first window)."""
     folder = reference_dir / "rawnet2"
+    options.setdefault("crop", "official")
     return RawNet2Scorer.load(folder / f"rawnet2_{variant}_small.pth", config=folder / f"rawnet2_{variant}_small.json",
                               variant=variant, device="cpu", **options)
 
@@ -45,7 +52,8 @@ def test_registered_under_their_names():
     assert get_scorer("rawnet2") is RawNet2Scorer
     assert get_scorer("aasist") is AASISTScorer
     for cls in (RawNet2Scorer, AASISTScorer):
-        assert cls.runtime_options == ("device", "batch_size", "full_length")
+        assert cls.runtime_options == ("device", "batch_size", "crop")
+        assert cls().mode == "whole file" and cls(crop="official").mode == "official crop"
     assert RawNet2Scorer.default_threshold == pytest.approx(math.log(0.5))
     assert AASISTScorer.default_threshold == 0.0
 
@@ -96,7 +104,7 @@ def test_model_file_round_trip(rawnet2, audio_dir, tmp_path):
     fields = torch.load(path, weights_only=True)
     assert (fields["format"], fields["variant"], fields["sinc_scale"]) == ("antispoof-rawnet2", "asvspoof2021", "mel")
     assert fields["config"] == rawnet2.spec_.config and fields["epoch"] is None
-    again = RawNet2Scorer.load(path, batch_size=rawnet2.batch_size)
+    again = RawNet2Scorer.load(path, batch_size=rawnet2.batch_size, crop=rawnet2.crop)
     assert again.spec_ == rawnet2.spec_
     np.testing.assert_array_equal(again.score_files(files), rawnet2.score_files(files))
     with pytest.raises(CheckpointError, match="describes its network; config cannot be given"):
@@ -131,7 +139,7 @@ def test_device_auto_takes_cuda_when_present(rawnet2):
 def test_batch_size_does_not_change_scores(rawnet2, audio_dir):
     files = [audio_dir / n for n in ("LA_T_1272637.flac", "espeak_en.wav", "short_1377.wav")]
     one = RawNet2Scorer.load(rawnet2.info_["source"], config=rawnet2.spec_.config, variant="asvspoof2021",
-                             batch_size=1)
+                             batch_size=1, crop="official")
     # A row alone or in a batch of three: the same function, summed in another order.
     tolerance = order_tolerance(rawnet2.model_, torch.from_numpy(_inputs(rawnet2, files)))
     np.testing.assert_allclose(one.score_files(files), rawnet2.score_files(files), rtol=0, atol=tolerance)
@@ -196,18 +204,20 @@ def test_short_clip_is_repeat_padded_in_both_modes(reference_dir, odd_files):
     x = load_audio(odd_files["1s"]).signal
     by_hand = np.tile(x, 5)[:NB_SAMP][None, :]  # 16,000 samples x 5 >= 64,600
     official = small_rawnet2(reference_dir, "asvspoof2021")
-    full = small_rawnet2(reference_dir, "asvspoof2021", full_length=True)
+    whole = small_rawnet2(reference_dir, "asvspoof2021", crop="none")
     expected = official.outputs(by_hand)[0, 1]
-    # The same single row through the same batch-of-one forward pass: the same bits.
+    # The same single row through the same batch-of-one forward pass: the same bits. Whole-file mode has one
+    # window here, and one window's speech-weighted mean is its score.
     assert official.score_files([odd_files["1s"]])[0] == expected
-    assert full.score_files([odd_files["1s"]])[0] == expected
+    assert whole.score_files([odd_files["1s"]])[0] == expected
 
 
-def test_long_clip_official_window_and_full_length_mean(reference_dir, odd_files):
+def test_long_clip_official_window_and_whole_file_windows(reference_dir, odd_files):
     x = load_audio(odd_files["30s"]).signal
     assert x.size == 480_000
-    # Windows every 64,600 samples while they fit (7), then one ending at the last sample.
-    starts = [0, 64_600, 129_200, 193_800, 258_400, 323_000, 387_600, 415_400]
+    # Windows every 32,300 samples (50 % overlap) while they fit (13), then one ending at the last sample.
+    starts = [*range(0, 480_000 - NB_SAMP + 1, 32_300), 480_000 - NB_SAMP]
+    assert len(starts) == 14 and starts[-2] == 387_600
     windows = np.stack([x[s : s + NB_SAMP] for s in starts])
     official = small_rawnet2(reference_dir, "asvspoof2021", batch_size=3)
     per_window = official.outputs(windows)[:, 1].astype(np.float64)
@@ -215,21 +225,71 @@ def test_long_clip_official_window_and_full_length_mean(reference_dir, odd_files
     tolerance = order_tolerance(official.model_, torch.from_numpy(windows))
     assert official.score_files([odd_files["30s"]])[0] == pytest.approx(per_window[0], abs=tolerance)
 
-    full = small_rawnet2(reference_dir, "asvspoof2021", batch_size=3, full_length=True)
-    np.testing.assert_array_equal(full.model_inputs(x), windows.astype(np.float32))
+    whole = small_rawnet2(reference_dir, "asvspoof2021", batch_size=3, crop="none")
+    np.testing.assert_array_equal(whole.model_inputs(x), windows.astype(np.float32))
+    # The file score's windows lie over the speech, from 0.5 s (8,000 samples) before the first region to 0.5 s
+    # after the last, with the same 50 % overlap; each weighs by the share of its 64,600 samples that the detector
+    # calls speech, counted here sample by sample from the regions (an independent route to
+    # SpeechActivity.fraction).
+    speech = detect_speech(x, 16000)
+    first = max(0, math.floor(speech.regions[0][0] * 16000 - 8000))
+    last = min(x.size, math.ceil(speech.regions[-1][1] * 16000 + 8000))
+    starts = [*range(first, last - NB_SAMP + 1, 32_300)]
+    starts += [last - NB_SAMP] if starts[-1] != last - NB_SAMP else []
+    windows = np.stack([x[s : s + NB_SAMP] for s in starts])
+    per_window = official.outputs(windows)[:, 1].astype(np.float64)
+    is_speech = np.zeros(x.size, bool)
+    for start, end in speech.regions:
+        is_speech[round(start * 16000) : round(end * 16000)] = True
+    shares = np.array([is_speech[s : s + NB_SAMP].mean() for s in starts])
+    assert shares.min() > 0 and shares.max() <= 1
     short = official.outputs(official.model_inputs(load_audio(odd_files["1s"]).signal))[0, 1]
-    # Windows of several files share batches of 3 (the 1 s clip rides in the last one, with two 30 s windows);
-    # each file still gets the mean of its own windows.
-    scores = full.score_files([odd_files["30s"], odd_files["1s"]])
-    np.testing.assert_allclose(scores, [per_window.mean(), short], rtol=0, atol=tolerance)
+    # Windows of several files share batches of 3; each file still gets its own windows' weighted mean.
+    scores = whole.score_files([odd_files["30s"], odd_files["1s"]])
+    # The shares agree to the rounding of region edges to whole samples (one sample of 64,600 per edge).
+    weights_bound = 2 * len(speech.regions) / NB_SAMP * np.abs(per_window).max() / shares.sum() * len(starts)
+    np.testing.assert_allclose(scores, [np.dot(per_window, shares) / shares.sum(), short], rtol=0,
+                               atol=tolerance + weights_bound)
     assert np.ptp(per_window) > 1e-3  # the windows differ, so the mean is not trivially any one of them
+
+
+def test_whole_file_timeline_is_the_windows_and_other_grids_score_each_segment(reference_dir, odd_files):
+    whole = small_rawnet2(reference_dir, "asvspoof2021", batch_size=4, crop="none")
+    x = load_audio(odd_files["30s"]).signal
+    speech = detect_speech(x, 16000)
+    (timeline,) = whole.score_timelines([x], [speech], whole.default_grid())
+    windows = whole.model_inputs(x)
+    # The default grid is the model window with 50 % overlap: the segments are the windows the score is made of,
+    # at no extra cost (the very same forward passes).
+    assert [(round(s.start_s * 16000), round(s.end_s * 16000)) for s in timeline.segments] == [
+        (start, start + NB_SAMP) for start in [*range(0, 480_000 - NB_SAMP + 1, 32_300), 480_000 - NB_SAMP]]
+    tolerance = order_tolerance(whole.model_, torch.from_numpy(windows))
+    np.testing.assert_allclose([s.score for s in timeline.segments], whole.outputs(windows)[:, 1], rtol=0,
+                               atol=tolerance)
+    # A 2 s grid: each segment is shorter than the window, so it is scored as a file of its own, repeat-padded.
+    grid = SegmentGrid(2.0, 2.0)
+    (coarse,) = whole.score_timelines([x], [speech], grid)
+    # The same file windows, scored in other batches: another order of the same sums.
+    assert len(coarse.segments) == 15 and coarse.score == pytest.approx(timeline.score, abs=tolerance)
+    # A segment, as a file, is read from 0.5 s before its first speech to 0.5 s after its last.
+    pieces = []
+    for segment in coarse.segments[:3]:
+        a, b = round(segment.start_s * 16000), round(segment.end_s * 16000)
+        inside = [(p * 16000, q * 16000) for p, q in speech.regions if q * 16000 > a and p * 16000 < b]
+        pieces.append(x[max(a, math.floor(inside[0][0] - 8000)) : min(b, math.ceil(inside[-1][1] + 8000))])
+    np.testing.assert_allclose([s.score for s in coarse.segments[:3]],
+                               [whole.outputs(whole.model_inputs(p))[0, 1] for p in pieces], rtol=0, atol=tolerance)
+    # The official crop reads only the first window, and its timeline still shows the whole file.
+    official = small_rawnet2(reference_dir, "asvspoof2021", batch_size=4)
+    (cropped,) = official.score_timelines([x], [speech], official.default_grid())
+    assert cropped.score == cropped.segments[0].score and len(cropped.segments) == len(timeline.segments)
 
 
 # -- AASIST -------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def aasist(reference_dir) -> AASISTScorer:
-    return AASISTScorer.load(reference_dir / "aasist" / "AASIST.pth", device="cpu", batch_size=3)
+    return AASISTScorer.load(reference_dir / "aasist" / "AASIST.pth", device="cpu", batch_size=3, crop="official")
 
 
 @pytest.mark.slow
@@ -255,7 +315,7 @@ def test_aasist_reads_the_weights_cache(reference_dir, audio_dir, tmp_path, monk
         AASISTScorer.load(None, variant="aasist-l")
     (tmp_path / "weights").mkdir()
     shutil.copy(reference_dir / "aasist" / "AASIST-L.pth", tmp_path / "weights")
-    scorer = AASISTScorer.load(None, variant="aasist-l", device="cpu")
+    scorer = AASISTScorer.load(None, variant="aasist-l", device="cpu", crop="official")
     assert (scorer.spec_.variant, scorer.spec_.config) == ("aasist-l", CONFIGS["AASIST-L"])
     assert scorer.info_["source"] == str(tmp_path / "weights" / "AASIST-L.pth")
     expected = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())["AASIST-L.pth"]
@@ -275,13 +335,27 @@ def test_aasist_model_file_round_trip(aasist, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_score_prints_verdicts(reference_dir, audio_dir):
+def test_cli_score_prints_verdicts_and_reproduces_the_official_crop(reference_dir, audio_dir):
     clips = [audio_dir / "LA_T_1272637.flac", audio_dir / "espeak_en.wav"]
-    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights",
-                                       str(reference_dir / "aasist" / "AASIST.pth"), *map(str, clips)])
+    weights = str(reference_dir / "aasist" / "AASIST.pth")
+    expected = json.loads((reference_dir / "aasist" / "official_outputs.json").read_text())["AASIST.pth"]
+    threshold = official_aasist_threshold(AASISTScorer.load(weights).info_["fingerprint"])
+    assert threshold is not None  # the official weights are recognised, whatever file they come from
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights", weights, "--crop", "official",
+                                       *map(str, clips)])
     assert result.exit_code == 0, result.output
-    assert f"{clips[0]}: bona fide (score 5.2366, threshold 0)" in result.output
-    assert f"{clips[1]}: spoof (score -6.5591, threshold 0)" in result.output
+    assert (f"{clips[0]}: bona fide (score 5.2366 at or above the threshold {threshold.value:g}, "
+            f"{threshold.meaning}; official crop, 2.90 s") in result.stdout
+    assert f"{clips[1]}: spoof (score -6.5591 below the threshold {threshold.value:g}" in result.stdout
+    result = CliRunner().invoke(main, ["score", "--scorer", "aasist", "--weights", weights, "--crop", "official",
+                                       "--format", "json", *map(str, clips)])
+    assert result.exit_code == 0, result.output
+    objects = json.loads(result.stdout)
+    assert [o["mode"] for o in objects] == ["official crop"] * 2
+    # Parity with the official evaluation (kind 3: the toolkit's promise to the official outputs, 1e-4).
+    for obj, clip in zip(objects, clips, strict=True):
+        assert obj["score"] == pytest.approx(expected[clip.name]["score"], abs=1e-4)
+        assert obj["segments"][0]["score"] == obj["score"]
 
 
 # -- training -----------------------------------------------------------------------------------------------------

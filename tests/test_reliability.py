@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import os
 import pickle
 import re
@@ -208,19 +209,23 @@ def test_score_batch_names_every_converted_file(workspace, tmp_path):
 
 def test_score_verdicts_say_what_was_converted_and_why_a_file_failed(workspace):
     good, bad = workspace["good"], workspace["bad"]
-    names = ["stereo", "rate8000", "silence", "nan", "directory", "truncated"]
+    names = ["stereo", "rate8000", "silence", "nan", "directory", "truncated", "too_short"]
     paths = [good.get(n) or bad.get(n) for n in names]
-    result = invoke(*score_args(workspace, "--allow-failures"), *paths)
+    result = invoke(*score_args(workspace, "--allow-failures", "--format", "json"), *paths)
     assert result.exit_code == 0, result.output
-    lines = {line.split(": ", 1)[0]: line for line in result.stdout.splitlines()}
-    assert lines[str(good["stereo"])].endswith("  [averaged 2 channels to mono]")
-    assert lines[str(good["rate8000"])].endswith("  [resampled 8000 Hz -> 16000 Hz]")
-    assert re.fullmatch(rf"{re.escape(str(good['silence']))}: (bona fide|spoof) \(score -?\d+\.\d+, threshold 0\)",
-                        lines[str(good["silence"])])
-    for name in ("nan", "directory", "truncated"):
-        line = lines[str(bad[name])]
-        assert line.startswith(f"{bad[name]}: FAILED (") and line.count(str(bad[name])) == 1, line
-        assert re.search(BAD_CAUSES[name], line)
+    objects = {o["file"]: o for o in json.loads(result.stdout)}
+    assert list(objects) == [str(p) for p in paths]
+    assert "converted on load: averaged 2 channels to mono" in objects[str(good["stereo"])]["warnings"]
+    assert "converted on load: resampled 8000 Hz -> 16000 Hz" in objects[str(good["rate8000"])]["warnings"]
+    silence = objects[str(good["silence"])]
+    assert silence["verdict"] == "no speech" and np.isfinite(silence["score"])
+    for name in ("nan", "directory", "truncated", "too_short"):
+        failure = objects[str(bad[name])]
+        # The reason says what is wrong; the path is the object's file, never repeated in the reason.
+        assert re.search(BAD_CAUSES[name], failure["error"]) and str(bad[name]) not in failure["error"]
+        assert failure["verdict"] is None and failure["score"] is None
+    text = invoke(*score_args(workspace, "--allow-failures"), *paths).stdout
+    assert f"{bad['nan']}: FAILED (" in text and f"{good['silence']}: no speech (" in text
 
 
 def test_score_verdicts_exit_1_when_a_file_failed(workspace):
