@@ -172,6 +172,24 @@ def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions,
     return score_file(scorer, upload.path, upload.filename, options), time.perf_counter() - start
 
 
+def _describe(name: str, scorer: Scorer, default: bool) -> dict[str, Any]:
+    """What ``GET /v1/scorers`` says about a served scorer: its threshold and what it means, how it reads a file,
+    and the summary of its model card (None for a plug-in, which brings its own documentation)."""
+    from lfcc_gmm.cards import model_card
+
+    threshold = scorer.threshold()
+    try:
+        card = model_card(name)
+        summary: dict[str, Any] | None = {"title": card.title, "summary": card.summary, "facts": dict(card.facts)}
+    except KeyError:
+        summary = None
+    return {"name": name, "default": default, "description": scorer.description,
+            "threshold": None if threshold is None else threshold.value,
+            "threshold_meaning": None if threshold is None else threshold.meaning,
+            "mode": scorer.mode, "window_s": scorer.window_s, "live_segments": scores_windows(scorer),
+            "card": summary}
+
+
 def _score_stream(scorer: Scorer, signal: np.ndarray, subtype: str, directory: str,
                   options: ScoreOptions) -> dict[str, Any]:
     """The result of a finished stream: its samples spooled as a WAV file and scored as an upload of it is."""
@@ -286,13 +304,7 @@ def create_app(settings: ServiceSettings, scorers: dict[str, Scorer] | None = No
     @app.get("/v1/scorers", summary="The served scorers, their thresholds and what they are")
     async def list_scorers(request: Request) -> list[dict[str, Any]]:
         state.authorize(request.headers.get("authorization"))
-        out = []
-        for spec in settings.scorers:
-            loaded = state.scorers.get(spec.name)
-            out.append({"name": spec.name, "default": spec.name == state.default, "loaded": loaded is not None,
-                        "threshold": None if loaded is None else loaded.default_threshold,
-                        "description": None if loaded is None else loaded.description})
-        return out
+        return [_describe(name, scorer, name == state.default) for name, scorer in state.scorers.items()]
 
     @app.get("/healthz", summary="Alive (the process answers)")
     async def healthz() -> dict[str, str]:

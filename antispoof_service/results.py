@@ -1,12 +1,14 @@
 """The one adapter from (scorer, audio, options) to the result object the service answers with.
 
 Everything the service returns for a recording comes from :func:`score_file` (an upload, and a finished stream
-spooled as a WAV file) and :func:`score_window` (a live segment of a stream), so that swapping the library function
-behind them changes every answer at once.
+spooled as a WAV file), which calls the function behind ``antispoof score --format json``
+(:func:`lfcc_gmm.analysis.analyse_files`), and :func:`score_window` (a live segment of a stream, on the same grid
+as the segments of an upload).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -15,8 +17,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from lfcc_gmm.audio import AudioError, load_audio
+from lfcc_gmm.analysis import analyse_files
 from lfcc_gmm.scorers import Scorer
+from lfcc_gmm.speech import detect_speech
+from lfcc_gmm.verdicts import Threshold
 
 from .errors import ServiceError, bad_audio, bad_parameter
 
@@ -37,6 +41,10 @@ class ScoreOptions:
     def __post_init__(self) -> None:
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise bad_parameter(f"threshold must be a finite number, got {self.threshold}")
+
+    def verdict_threshold(self) -> Threshold | None:
+        """The :class:`~lfcc_gmm.verdicts.Threshold` to decide with; None: the scorer's own."""
+        return None if self.threshold is None else Threshold(self.threshold, "given with the request")
 
 
 def check_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> None:
@@ -62,28 +70,25 @@ def check_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> N
 
 def score_file(scorer: Scorer, path: str | os.PathLike, name: str,
                options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
-    """The result object of the audio file at ``path``, named ``name`` (its ``file``).
+    """The result object of the audio file at ``path``, named ``name`` (its ``file``): what ``antispoof score
+    --format json`` prints for that file, from the same function (:func:`lfcc_gmm.analysis.analyse_files`).
 
     Raises
     ------
     ServiceError
-        400 (``undecodable-audio``) when the samples cannot be decoded, naming ``name``.
+        400 (``unscorable-audio``) when the file cannot be decoded or scored, with the reason the command line
+        gives in the result's ``error``, naming ``name``.
     """
-    try:
-        audio = load_audio(path, SAMPLE_RATE, warn=False)
-    except AudioError as exc:
-        raise bad_audio(name, exc.reason) from exc
-    score = float(scorer.score_files([path])[0])
-    threshold = scorer.default_threshold if options.threshold is None else options.threshold
-    verdict = None if threshold is None else ("bona fide" if score >= threshold else "spoof")
-    return {"file": name, "scorer": scorer.name, "verdict": verdict, "score": score, "threshold": threshold,
-            "mode": "whole file", "duration_s": audio.duration, "speech_s": None,
-            "warnings": [f"converted on load: {note}" for note in audio.conversions], "segments": []}
+    (result,) = analyse_files(scorer, [path], threshold=options.verdict_threshold())
+    if result.error is not None:
+        raise ServiceError(400, "unscorable-audio", f"{name}: {result.error}")
+    return dataclasses.replace(result, file=name).to_dict()
 
 
 def stream_grid(scorer: Scorer) -> tuple[int, int]:
-    """(length, hop) in samples of a stream's windows: the deep models' input window with 50 % overlap."""
-    return 64600, 32300
+    """(length, hop) in samples of a stream's windows: the scorer's segment grid (its model window with 50 %
+    overlap), the grid of an upload's segments."""
+    return scorer.default_grid().samples(SAMPLE_RATE)
 
 
 def scores_windows(scorer: Scorer) -> bool:
@@ -93,5 +98,8 @@ def scores_windows(scorer: Scorer) -> bool:
 
 
 def score_window(scorer: Scorer, window: np.ndarray) -> float:
-    """The score of one window of a stream (float64 mono at 16 kHz, :func:`stream_grid` long)."""
-    return float(scorer.score_signals([window], SAMPLE_RATE)[0])
+    """The score of one window of a stream (float64 mono at 16 kHz, :func:`stream_grid` long): the window alone on
+    the scorer's grid, which for a model that reads windows (AASIST, RawNet2) is its segment of the recording."""
+    speech = detect_speech(window, SAMPLE_RATE)
+    (timeline,) = scorer.score_timelines([window], [speech], scorer.default_grid(), SAMPLE_RATE)
+    return float(timeline.segments[0].score)

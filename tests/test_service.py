@@ -49,13 +49,19 @@ def _errors_in(log: str) -> list[str]:
 
 
 # -- the routes ---------------------------------------------------------------------------------------------------
-def test_health_readiness_scorers_and_openapi(service):
+def test_health_readiness_scorers_and_openapi(service, service_files):
     assert service.get("/healthz")[0] == 200
     status, _, body = service.get("/readyz")
     assert status == 200 and json.loads(body)["scorers"] == ["lfcc-gmm"]
     status, _, body = service.get("/v1/scorers")
     (listed,) = json.loads(body)
-    assert status == 200 and listed["name"] == "lfcc-gmm" and listed["default"] and listed["loaded"]
+    assert status == 200 and (listed["name"], listed["default"], listed["mode"]) == ("lfcc-gmm", True, "whole file")
+    from lfcc_gmm.cards import model_card
+    from lfcc_gmm.scorers import load_scorer
+
+    threshold = load_scorer("lfcc-gmm", service_files["model"]).threshold()
+    assert (listed["threshold"], listed["threshold_meaning"]) == (threshold.value, threshold.meaning)
+    assert listed["card"]["title"] == model_card("lfcc-gmm").title
     schema = json.loads(service.get("/openapi.json")[2])
     assert {"/v1/score", "/v1/scorers", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/v1/score"]["post"]["requestBody"]["content"]

@@ -36,9 +36,8 @@ def both(service_files, tmp_path_factory):
 
 
 def cli_results(scorer: str, paths: list, model=None) -> list[dict]:
-    command = [*ANTISPOOF, "score", "--scorer", scorer, "--format", "json", *map(str, paths)]
-    if model is not None:
-        command[5:5] = ["--model", str(model)]
+    model_args = [] if model is None else ["--model", str(model)]
+    command = [*ANTISPOOF, "score", "--scorer", scorer, *model_args, "--format", "json", *map(str, paths)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
