@@ -3,7 +3,7 @@
 // and draws the result. Everything here is served by the service itself.
 
 const $ = (id) => document.getElementById(id);
-const state = { segments: [], threshold: null, duration: 0, recorder: null };
+const state = { segments: [], threshold: null, duration: 0, recorder: null, thresholds: {} };
 
 function authHeaders() {
   const key = $("api-key").value.trim();
@@ -20,6 +20,7 @@ async function loadScorers() {
     const response = await fetch("/v1/scorers", { headers: authHeaders() });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+    body.forEach((s) => { state.thresholds[s.name] = s.threshold; });
     $("scorer").replaceChildren(...body.map((s) => {
       const option = new Option(s.name + (s.threshold === null ? "" : " (threshold " + s.threshold + ")"), s.name);
       option.selected = s.default;
@@ -32,6 +33,7 @@ async function loadScorers() {
 
 function resetResult(name) {
   state.segments = [];
+  state.threshold = null;
   state.duration = 0;
   $("result").hidden = false;
   $("file-name").textContent = name ? "for " + name : "";
@@ -125,6 +127,7 @@ async function upload(file) {
 async function startRecording() {
   showError("");
   resetResult("the microphone");
+  state.threshold = state.thresholds[$("scorer").value] ?? null;  // drawn while the segments arrive
   const media = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false,
                                                                      noiseSuppression: false, autoGainControl: false } });
   const context = new AudioContext({ sampleRate: 16000 });
