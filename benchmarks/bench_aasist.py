@@ -4,8 +4,14 @@ The baseline below transcribes, step by step, what the official ``models/AASIST.
 mode, reading the same official weights from the state_dict: it clones the sinc filter bank on every call and
 applies it with a direct ``conv1d`` (the official ``CONV`` builds the bank once, in ``__init__``), uses NCHW
 tensors, separate batch norms, ``max_pool2d``, and evaluates the discarded pre-activation ``bn1``/SELU of every
-residual block. Both paths get the same padded reference clips; their logits must agree to 1e-4 before any timing
-is printed. Medians of interleaved runs, torch threads fixed (2 by default).
+residual block. Beside it: the module with its measured fast paths off (*plain*: the official order of
+operations, what :func:`rawnet.tuning.fast_paths_off` runs), the default (*ours*: the fused or the official encoder
+and the graph layers on one thread or torch's count, whichever is faster as timed on the calls), and the model
+exported to ONNX (:mod:`rawnet.export`) run by ONNX Runtime on as many threads (*onnxruntime*; needs the
+``export`` extra). The plain module is timed twice: *A/A*, plain against plain again, is what noise alone makes of
+a ratio, the band against which *vs plain* (plain / ours) is read. All get the same padded reference clips; their
+logits must agree to 1e-4 with the official outputs before any timing is printed. Medians of interleaved runs,
+threads fixed (2 by default).
 
 Run from the repository root: ``python benchmarks/bench_aasist.py [--quick]``. Needs ``../shared/reference``
 (or ``ANTISPOOF_REFERENCE_DIR``); without it the script says so and exits.
@@ -25,13 +31,16 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from common import REFERENCE_DIR, competing_processes
+from common import REFERENCE_DIR, competing_processes, machine_summary, paired_ratio
 
 from rawnet.aasist import AASIST
 from rawnet.functional import pad_or_truncate
 from rawnet.sinc import band_edges, sinc_filters
+from rawnet.tuning import FastestChoice, fast_paths_off
 
 TOLERANCE = 1e-4
+#: Calls before the timing: the measured choice's warm-up, every candidate timed `rounds` times (two per fast path).
+WARM_UP_CALLS = 2 * FastestChoice().rounds
 CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
 
 State = dict[str, torch.Tensor]
@@ -138,11 +147,27 @@ def timed(fn: Callable[..., object], *args: object) -> float:
     return time.perf_counter() - start
 
 
+def onnx_runner(model: AASIST, nb_samp: int, threads: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A function running ``model`` exported to ONNX through onnxruntime, or None without the export extra."""
+    try:
+        import onnxruntime
+
+        from rawnet.export import onnx_program
+        from rawnet.onnx_format import INPUT_NAME
+    except ImportError:
+        return None
+    exported = onnx_program(model, torch.zeros(2, nb_samp))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(exported.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 1 only, 3 runs")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--runs", type=int, default=None, help="timed runs per case (default 7, quick 3)")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per case (default 9, quick 3)")
     parser.add_argument("--competing", type=int, default=0,
                         help="other processes kept busy during the timing (a shared machine); default 0")
     args = parser.parse_args()
@@ -151,17 +176,20 @@ def main() -> None:
         print(f"skipped: official AASIST reference files not found at {folder} (set ANTISPOOF_REFERENCE_DIR)")
         return
     torch.set_num_threads(args.threads)
-    runs = args.runs or (3 if args.quick else 7)
+    runs = args.runs or (3 if args.quick else 9)
     batches = (1,) if args.quick else (1, 8)
     expected = json.loads((folder / "official_outputs.json").read_text())
     load = f"{args.competing} other busy process(es)" if args.competing else "nothing else running"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load}, {runs} timed runs per case")
+    print(f"Machine: {machine_summary()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load}, {runs} timed runs per case "
+          f"(ours after {WARM_UP_CALLS} warm-up calls, its re-timings of slower candidates included); vs plain = "
+          "plain / ours and A/A = plain / plain again: median and quartiles of the ratios of calls made moments apart")
     with competing_processes(args.competing):
         for weights in ("AASIST.pth", "AASIST-L.pth"):
-            compare(folder / weights, expected[weights], batches, runs)
+            compare(folder / weights, expected[weights], batches, runs, args.threads)
 
 
-def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int) -> None:
+def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int, threads: int) -> None:
     """Check ours against the transcription and the official logits, then time both in alternation."""
     weights = path.name
     folder = path.parent
@@ -172,27 +200,43 @@ def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int) -> 
     kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
     band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
     clips = [pad_or_truncate(sf.read(audio / name, dtype="float64")[0], config["nb_samp"]) for name in CLIPS]
+    runners: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "official": lambda x: official_forward(state, config, band_pass, x),
+        "plain": lambda x: plain(model, x),
+        "ours": model,
+        "plain again": lambda x: plain(model, x),
+    }
+    onnx = onnx_runner(model, config["nb_samp"], threads)
+    if onnx is not None:
+        runners["onnxruntime"] = onnx
     for batch in batches:
         x = torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])).float()
-        with torch.inference_mode():
-            official, ours = official_forward(state, config, band_pass, x), model(x)
-        diff = (official - ours).abs().max().item()
         want = torch.tensor([expected[CLIPS[i % len(CLIPS)]]["logits"] for i in range(batch)])
-        diff_json = (ours - want).abs().max().item()
-        if diff > TOLERANCE or diff_json > TOLERANCE:
-            sys.exit(
-                f"{weights} batch {batch}: logits differ by {diff:.2e} (transcription), {diff_json:.2e} (JSON)"
-            )
-        t_official, t_ours = [], []
+        with torch.inference_mode():
+            for _ in range(WARM_UP_CALLS):
+                model(x)
+            diffs = {name: (run(x) - want).abs().max().item() for name, run in runners.items()}
+        if max(diffs.values()) > TOLERANCE:
+            sys.exit(f"{weights} batch {batch}: logits differ from official_outputs.json by {diffs}")
+        times: dict[str, list[float]] = {name: [] for name in runners}
         with torch.inference_mode():
             for _ in range(runs):
-                t_official.append(timed(official_forward, state, config, band_pass, x))
-                t_ours.append(timed(model, x))
-        official_s, ours_s = statistics.median(t_official), statistics.median(t_ours)
-        print(
-            f"{weights:13s} batch {batch}: official {official_s:.3f} s, ours {ours_s:.3f} s, "
-            f"speed-up {official_s / ours_s:.2f}x (max |diff| {diff:.1e}, vs official_outputs.json {diff_json:.1e})"
-        )
+                for name, run in runners.items():
+                    times[name].append(timed(run, x))
+        t = {name: statistics.median(values) for name, values in times.items()}
+        line = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in t.items())
+        ratios = ", ".join(f"{name} {t['official'] / t[name]:.2f}x" for name in t
+                           if name not in ("official", "plain again"))
+        against_plain = paired_ratio(times["plain"], times["ours"])
+        noise = paired_ratio(times["plain"], times["plain again"])
+        print(f"{weights:13s} batch {batch}: {line}; speed-up vs official: {ratios}; vs plain {against_plain}, "
+              f"A/A {noise} (max |diff| vs official_outputs.json {max(diffs.values()):.1e})")
+
+
+def plain(model: AASIST, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` with the measured fast paths off."""
+    with fast_paths_off():
+        return model(x)
 
 
 if __name__ == "__main__":

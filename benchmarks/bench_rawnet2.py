@@ -4,7 +4,11 @@ The baseline below transcribes what the official forward computes on every call:
 filter by filter (NumPy sinc on a float32 support, copied into a float32 tensor), applies them by a direct
 ``conv1d``, and in the 2021 baseline also evaluates the discarded pre-activation of every residual block. It is
 timed twice: without autograd, and with it, as the official main.py scores (its ``produce_evaluation_file`` calls
-the model in eval mode but not under ``torch.no_grad``). Both paths use the same random weights and inputs; their
+the model in eval mode but not under ``torch.no_grad``). Beside it: the module with its measured fast paths off
+(*plain*: FFT sinc, ``nn.GRU`` on torch's threads, what :func:`rawnet.tuning.fast_paths_off` runs) and the default
+(*ours*: each fast path the fastest of its candidates as timed on the calls, the plain ones among them). The plain
+module is timed twice, as *plain* and *plain again*: the ratio of the two (*A/A*) is what noise alone makes of a
+ratio, the band against which *vs plain* (plain / ours) is read. All use the same random weights and inputs; their
 outputs must agree to 1e-4 before any timing is printed.
 
 Run from the repository root: ``python benchmarks/bench_rawnet2.py [--quick]``.
@@ -20,12 +24,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import competing_processes
+from common import competing_processes, machine_summary, paired_ratio
 
-from rawnet.rawnet2 import VARIANTS, RawNet2
+from rawnet.rawnet2 import SINC_LAYOUTS, VARIANTS, RawNet2
 from rawnet.sinc import band_edges
+from rawnet.tuning import FastestChoice, fast_paths_off
 
 TOLERANCE = 1e-4
+#: Calls before the timing: the measured choice's warm-up, every candidate timed `rounds` times (the GRU has four).
+WARM_UP_CALLS = 4 * FastestChoice().rounds
 
 
 def official_sinc_filters(edges: np.ndarray, kernel_size: int, sample_rate: int = 16000) -> torch.Tensor:
@@ -97,7 +104,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # Batch 1 gets many repeats (its timings on a shared VM spread widely); batch 8 few: one official icassp2021
     # call takes seconds on 2 cores.
-    repeats = {1: 3} if args.quick else {1: 25, 8: 3}
+    repeats = {1: 3} if args.quick else {1: 25, 8: 5}
     batches = tuple(repeats)
 
     with competing_processes(args.competing):
@@ -114,59 +121,81 @@ def in_inference_mode(fn: Callable[[], object]) -> Callable[[], object]:
     return wrapped
 
 
-def forward_on_callers_threads(model: RawNet2, x: torch.Tensor) -> torch.Tensor:
-    """``model(x)`` with the GRU on torch's current thread count instead of the timed choice."""
-    model.recurrent_threads = None
-    try:
+def plain(model: RawNet2, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` with the measured fast paths off."""
+    with fast_paths_off():
         return model(x)
-    finally:
-        model.recurrent_threads = "auto"
+
+
+def first_ranked(choice: FastestChoice, batch: int) -> dict[object, object]:
+    """The candidate ``choice`` ranks first, by key, for the keys of a batch of ``batch``."""
+    ranked = {}
+    for key, timings in choice.samples.items():
+        if key[0] == batch or key[:2] == ("front end", batch):
+            ranked[key] = choice.fastest(key, list(timings))
+    return ranked
+
+
+def choices(model: RawNet2, x: torch.Tensor) -> str:
+    """The GRU, sinc and front-end candidates the timing ranks first for ``x`` (e.g. ``split/2t, fft``)."""
+    ranked = {**first_ranked(model._choice, x.shape[0]), **first_ranked(model.sinc_conv._choice, x.shape[0])}
+    gru = next(c for c in ranked.values() if isinstance(c, tuple))
+    sinc = next(c for c in ranked.values() if c in ("direct", "fft"))
+    front = [c for c in ranked.values() if c in ("batch", "items")]
+    return f"{gru[0]}/{gru[1]}t, {sinc}" + (f", {front[0]}" if front else "")
 
 
 def run(batches: tuple[int, ...], repeats: dict[int, int], competing: int) -> None:
     counts = ", ".join(f"batch {b}: {repeats[b]}" for b in batches)
     load = f"{competing} other busy process(es) competing for the cores" if competing else "nothing else running"
+    print(f"Machine: {machine_summary()}\n")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, {load}; median seconds per call of "
-        f"{counts} timed repeats, all four alternating. *official*: the official computation without autograd; "
+        f"{counts} timed repeats, all five alternating. *official*: the official computation without autograd; "
         "*as scored*: the same with autograd on, as the official main.py scores (it calls the model without "
-        "torch.no_grad); *ours, caller's threads*: fixed filters, FFT sinc, GRU product split over torch's "
-        "threads; *ours*: the default, the GRU on 1 thread or torch's count, whichever its timing finds faster. "
-        "Speed-up = official / ours (without autograd on both sides), of the medians and of the best times (the "
-        "best times suffer less from other load on a shared machine); *vs as scored* = as scored / ours.\n"
+        "torch.no_grad); *plain*: the module with its measured fast paths off (fixed filters, FFT sinc, nn.GRU on "
+        "torch's threads); *ours*: the default, every fast path the fastest of its candidates (sinc: FFT or "
+        "direct; at batch > 1 the front end batched or item by item; GRU: nn.GRU or the split recurrence, on "
+        f"torch's count or one thread) as timed on the calls, after its {WARM_UP_CALLS} warm-up calls; *mean* "
+        "includes its re-timings of slower candidates. Speed-up = official / ours (without autograd on both sides), "
+        "of the medians and of the best times (the best times suffer less from other load on a shared machine); "
+        "*vs plain* = plain / ours and *A/A* = plain / plain again, the median and quartiles of the ratios of "
+        "calls made moments apart (A/A shows the noise); *chosen* = the candidates ranked first.\n"
     )
     print(
-        "| variant | batch | official s | as scored s | ours, caller's threads s | ours s | speed-up | "
-        "best-time speed-up | vs as scored | max diff |"
+        "| variant | batch | official s | as scored s | plain s | ours s | ours mean s | speed-up | "
+        "best-time speed-up | vs plain | A/A | chosen | max diff |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for seed, variant in enumerate(VARIANTS):
         torch.manual_seed(seed)
         model = RawNet2(variant=variant).eval()
         randomize_batchnorm(model, seed)
         config = model.config
-        edges = band_edges(config["filts"][0], layout=variant)
+        edges = band_edges(config["filts"][0], layout=SINC_LAYOUTS[variant])
         for batch in batches:
             x = 0.1 * torch.randn(batch, config["nb_samp"], generator=torch.Generator().manual_seed(batch))
             with torch.inference_mode():
                 reference = official_forward(model, edges, x)
-                outputs = (model(x), forward_on_callers_threads(model, x))
+                outputs = [plain(model, x)] + [model(x) for _ in range(WARM_UP_CALLS)]
             diff = max((reference - output).abs().max().item() for output in outputs)
             if not diff <= TOLERANCE:
                 raise SystemExit(f"{variant}, batch {batch}: outputs differ by {diff:.3g} > {TOLERANCE}")
             fns = {
                 "official": in_inference_mode(lambda: official_forward(model, edges, x)),  # noqa: B023
                 "as-scored": lambda: official_forward(model, edges, x),  # noqa: B023
-                "callers-threads": in_inference_mode(lambda: forward_on_callers_threads(model, x)),  # noqa: B023
+                "plain": in_inference_mode(lambda: plain(model, x)),  # noqa: B023
                 "ours": in_inference_mode(lambda: model(x)),  # noqa: B023
+                "plain again": in_inference_mode(lambda: plain(model, x)),  # noqa: B023
             }
             times = paired_times(fns, repeats[batch])
             t = {name: statistics.median(values) for name, values in times.items()}
             best = min(times["official"]) / min(times["ours"])
             print(
-                f"| {variant} | {batch} | {t['official']:.3f} | {t['as-scored']:.3f} | {t['callers-threads']:.3f} | "
-                f"{t['ours']:.3f} | {t['official'] / t['ours']:.2f}x | {best:.2f}x | "
-                f"{t['as-scored'] / t['ours']:.2f}x | {diff:.1e} |"
+                f"| {variant} | {batch} | {t['official']:.3f} | {t['as-scored']:.3f} | {t['plain']:.3f} | "
+                f"{t['ours']:.3f} | {statistics.mean(times['ours']):.3f} | {t['official'] / t['ours']:.2f}x | "
+                f"{best:.2f}x | {paired_ratio(times['plain'], times['ours'])} | "
+                f"{paired_ratio(times['plain'], times['plain again'])} | {choices(model, x)} | {diff:.1e} |"
             )
 
 

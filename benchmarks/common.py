@@ -133,16 +133,20 @@ def write_clip(folder: Path, file_id: str, spoof: bool, attack: str, rng: np.ran
     return Trial(file_id, "spoof" if spoof else "bonafide", attack if spoof else "-", path=path)
 
 
-def machine_summary() -> str:
-    """One Markdown paragraph: CPU, cores, memory, OS and library versions."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), e.g. "AMD EPYC" or "Intel(R) Xeon(R) Platinum 8488C"."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_summary() -> str:
+    """One Markdown paragraph: CPU, cores, memory, OS and library versions."""
+    cpu = cpu_name()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
     for name in ("numpy", "scipy", "sklearn", "soundfile", "joblib", "torch"):
@@ -176,3 +180,12 @@ def competing_processes(n: int) -> Iterator[None]:
         for worker in workers:
             worker.terminate()
             worker.join()
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> str:
+    """Median and quartiles of the per-repeat ratios of two lists of times taken in alternation, e.g.
+    ``"1.12x (1.05-1.20)"``: each ratio compares two calls made moments apart, so a change of load between
+    repeats cancels out, and the quartiles show how far the ratio of two such calls scatters."""
+    ratios = np.asarray(numerator) / np.asarray(denominator)
+    low, mid, high = np.percentile(ratios, [25, 50, 75])
+    return f"{mid:.2f}x ({low:.2f}-{high:.2f})"

@@ -5,7 +5,9 @@ Markdown section; this collects them under a header naming the machine and libra
 that fails is reported in the file and makes this exit non-zero; the others still run.
 
 Usage: ``python benchmarks/run_all.py [--quick] [--only NAME ...] [--output PATH]``. With ``--only``, the
-sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone.
+sections of the other benchmarks already in the output file are kept, so one benchmark can be re-run alone. The
+deep models' CPU sections are titled with the CPU's model name, and those measured on another CPU are always kept:
+their speed-ups differ between CPU vendors.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine_summary
+from common import cpu_name, machine_summary
 
 HERE = Path(__file__).resolve().parent
+
+#: Sections whose results depend on the CPU model: titled with its name, one section per CPU measured.
+PER_CPU = ("RawNet2 CPU inference", "AASIST CPU inference")
 
 #: (script, extra arguments, title, what it shows). Order: cheap and core first.
 BENCHMARKS: list[tuple[str, list[str], str, str]] = [
@@ -53,6 +58,9 @@ BENCHMARKS: list[tuple[str, list[str], str, str]] = [
 ]
 
 
+PER_CPU_TITLES = {title for _, _, title, _ in BENCHMARKS if title.startswith(PER_CPU)}
+
+
 def run(script: str, extra: list[str], quick: bool) -> tuple[str, bool, float]:
     command = [sys.executable, str(HERE / script), *extra] + (["--quick"] if quick else [])
     start = time.perf_counter()
@@ -75,7 +83,7 @@ def previous_sections(path: Path) -> dict[str, str]:
     current: str | None = None
     for line in path.read_text().splitlines(keepends=True):
         heading = line[3:].strip() if line.startswith("## ") else None
-        if heading in titles:
+        if heading in titles or (heading or "").split(" — ")[0] in PER_CPU_TITLES:
             current = heading
             sections[current] = ""
         if current is not None:
@@ -89,9 +97,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts (e.g. bench_lfcc)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    kept = previous_sections(args.output) if args.only else {}
+    previous = previous_sections(args.output)
+    kept = previous if args.only else {}
     sections, failed = [], []
     for script, extra, title, target in BENCHMARKS:
+        if title in PER_CPU_TITLES:
+            base, title = title, f"{title} — {cpu_name()}"
+            sections += [text.rstrip("\n") + "\n" for t, text in previous.items() if t.startswith(f"{base} — ")
+                         and t != title]
         if args.only and Path(script).stem not in args.only and script not in args.only:
             if title in kept:
                 sections.append(kept[title].rstrip("\n") + "\n")

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from lfcc_gmm.scorers import load_scorer
-from rawnet.catalog import ARCHITECTURES
+from rawnet.catalog import AASIST_VARIANTS, ARCHITECTURES, RAWNET2_VARIANTS
 from rawnet.weights import KNOWN_WEIGHTS, PRETRAINED_DIR, cache_dir, fetch, source_url, weights_file, weights_status
 
+from .demo import DEMO_CORPUS
 from .options import EXISTING_FILE, MODEL_FILE_OR_WEIGHTS, NEW_FILE
 
 
@@ -112,41 +113,65 @@ def path_command(name: str) -> None:
     click.echo(str(weights_file(name)))
 
 
+#: The demo corpus clips the export is checked on when no --check-audio is given (a bona fide and a spoof).
+EXPORT_CHECK_CLIPS = ("DEMO_E_0001.flac", "DEMO_E_0002.flac")
+
+
 @click.command("export")
 @click.option("--scorer", "scorer_name", required=True, type=click.Choice(ARCHITECTURES),
               help="Which network the checkpoint holds.")
 @click.option("--model", "--weights", "model_path", type=MODEL_FILE_OR_WEIGHTS,
               help="Model file (best.pth of `antispoof train`), official state_dict, or bundled weights by name "
                    "(aasist, aasist-l, aasist-asvspoof5). AASIST: default the bundled weights of --variant.")
-@click.option("-o", "--output", required=True, type=NEW_FILE, help="TorchScript archive to write (e.g. model.pt).")
-@click.option("--variant", help="Bare state_dicts only: rawnet2 asvspoof2021|icassp2021 (told by shape for the "
-                                "official sizes); aasist aasist|aasist-l (which bundled weights to use).")
+@click.option("--format", "export_format", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="onnx: an ONNX graph with a dynamic batch axis, which ONNX Runtime runs without torch.")
+@click.option("-o", "--output", required=True, type=NEW_FILE, help="File to write (e.g. model.onnx).")
+@click.option("--variant", help=f"Bare state_dicts only: rawnet2 {'|'.join(RAWNET2_VARIANTS)} (asvspoof2021 and "
+                                "icassp2021 are told by shape for the official sizes); aasist "
+                                f"{'|'.join(AASIST_VARIANTS)} (which bundled weights to use).")
 @click.option("--config", type=EXISTING_FILE,
               help="Bare state_dicts of a non-official size: the model config (YAML/JSON).")
-def export_command(scorer_name: str, model_path: Path | None, output: Path, variant: str | None,
-                   config: Path | None) -> None:
-    """Export a RawNet2 or AASIST network as a TorchScript archive, for serving without antispoof.
+@click.option("--check-audio", "check_audio", multiple=True, type=EXISTING_FILE,
+              help="Audio file the export is checked on (repeatable).  [default: two clips of the demo corpus]")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata written, with the check, as JSON.")
+def export_command(scorer_name: str, model_path: Path | None, export_format: str, output: Path,
+                   variant: str | None, config: Path | None, check_audio: tuple[Path, ...], as_json: bool) -> None:
+    """Export a RawNet2 or AASIST network as ONNX, for scoring without torch.
 
     \b
-    The archive maps float32 (batch, nb_samp) 16 kHz waveforms, repeat-padded or
-    truncated to nb_samp, to (batch, 2) outputs; index 1 is bona fide (the score).
-    nb_samp, the variant, config and output kind are stored inside, in antispoof.json:
-      extra = {"antispoof.json": ""}
-      net = torch.jit.load("model.pt", _extra_files=extra)
+    The graph maps float32 (batch, nb_samp) 16 kHz waveforms, repeat-padded or
+    truncated to nb_samp, to (batch, 2) outputs; index 1 is bona fide (the score,
+    for RawNet2 asvspoof5 the softmax probability). Before the file is written,
+    ONNX Runtime runs the graph on real audio at batch 1 and at the batch of all
+    check clips, and its outputs must equal the torch network's within a float32
+    bound; the largest difference is printed. nb_samp, the variant, config and
+    output kind are stored in the model's metadata (key "antispoof"):
+      s = onnxruntime.InferenceSession("model.onnx")
+      meta = json.loads(s.get_modelmeta().custom_metadata_map["antispoof"])
+      scores = s.run(None, {"waveform": batch})[0][:, 1]
 
     \b
     Examples:
-      antispoof export --scorer aasist -o aasist.pt                 # bundled AASIST
-      antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.pt
+      antispoof export --scorer aasist --format onnx -o aasist.onnx        # bundled AASIST
+      antispoof export --scorer rawnet2 --model runs/rn2/best.pth -o rawnet2.onnx
     """
-    from rawnet.export import export_torchscript
+    from rawnet.export import export_onnx
     from rawnet.scorers import RawWaveformScorer
 
+    if not check_audio:
+        check_audio = tuple(DEMO_CORPUS / "flac" / name for name in EXPORT_CHECK_CLIPS)
+        if not all(path.is_file() for path in check_audio):
+            raise click.UsageError(f"the demo corpus is not at {DEMO_CORPUS}: give --check-audio FILE")
     scorer = load_scorer(scorer_name, model_path, device="cpu", variant=variant, config=config)
     if not isinstance(scorer, RawWaveformScorer):  # the registry name may belong to a plug-in
         raise click.ClickException(f"scorer {scorer_name!r} ({type(scorer).__name__}) is not a RawNet2/AASIST network")
-    metadata = export_torchscript(scorer, output)
+    metadata = export_onnx(scorer, output, check_audio)
+    if as_json:
+        click.echo(json.dumps(metadata, indent=1))
     network = metadata["variant"] if metadata["variant"].startswith(metadata["architecture"]) else \
         f"{metadata['architecture']} {metadata['variant']}"
-    click.echo(f"Wrote {output}: {network}, input (batch, {metadata['nb_samp']}), output {metadata['output']} "
-               "(index 1 = bona fide).", err=True)
+    check = metadata["check"]
+    click.echo(f"Wrote {output}: {network}, input (batch, {metadata['nb_samp']}), output {metadata['output_kind']} "
+               f"(index 1 = bona fide). ONNX Runtime vs torch on {len(check['audio'])} clip(s), batch "
+               f"{' and '.join(map(str, check['batch_sizes']))}: max difference {check['max_abs_difference']:.1e} "
+               f"(float32 bound {check['tolerance']:.1e}).", err=True)

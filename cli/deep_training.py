@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from lfcc_gmm.scorers import create_scorer
-from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, SINC_SCALES
+from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, SINC_SCALES, Recipe
 
 from .options import (
     EXISTING_FILE,
@@ -33,25 +33,37 @@ def _number(value: float) -> str:
     return f"{value:.0e}".replace("e-0", "e-")
 
 
+def quoted_default(architecture: str, show: Callable[[Recipe], str]) -> str:
+    """The recipe value ``show`` picks, as the help quotes it: the first variant's, then the variants that differ,
+    e.g. ``"32; asvspoof5: 128"``."""
+    shown = {variant: show(recipe) for variant, recipe in RECIPES[architecture].items()}
+    first = next(iter(shown.values()))
+    return "; ".join([first, *(f"{variant}: {value}" for variant, value in shown.items() if value != first)])
+
+
 def recipe_options(architecture: str, crop: str) -> Callable:
-    """Options shared by both commands; their default (None) is the recipe's value, quoted in the help."""
-    recipe = RECIPES[architecture]
+    """Options shared by both commands; their default (None) is the variant's recipe value, quoted in the help."""
+
+    def default(show: Callable[[Recipe], str]) -> str:
+        return f"[default: {quoted_default(architecture, show)}]"
+
     return stack_options(
         click.option("-o", "--output", "run_dir", required=True, type=NEW_DIR,
                      help="Run directory: run.json, checkpoint.pth (every epoch), best.pth, metrics.csv/json."),
         click.option("--epochs", type=click.IntRange(min=1),
-                     help=f"Passes over the data.  [default: {recipe.epochs}]"),
+                     help=f"Passes over the data.  {default(lambda r: str(r.epochs))}"),
         click.option("--batch-size", type=click.IntRange(min=1),
-                     help=f"Examples per step (per process under torchrun).  [default: {recipe.batch_size}]"),
+                     help=f"Examples per step (per process under torchrun).  {default(lambda r: str(r.batch_size))}"),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-                     help=f"Adam learning rate.  [default: {_number(recipe.lr)}]"),
+                     help=f"Adam learning rate.  {default(lambda r: _number(r.lr))}"),
         click.option("--weight-decay", type=click.FloatRange(min=0),
-                     help=f"Adam weight decay.  [default: {_number(recipe.weight_decay)}]"),
+                     help=f"Adam weight decay.  {default(lambda r: _number(r.weight_decay))}"),
         click.option("--nb-samp", type=click.IntRange(min=1),
                      help="Input length in samples (stored in the model config).  [default: the config's]"),
         click.option("--random-crop/--no-random-crop", default=None,
-                     help=f"Train on random nb_samp windows rather than the first nb_samp samples.  "
-                          f"[default: {'on' if recipe.random_crop else 'off'}, {crop}]"),
+                     help="Train on random nb_samp windows rather than the first nb_samp samples.  "
+                          f"[default: {quoted_default(architecture, lambda r: 'on' if r.random_crop else 'off')}, "
+                          f"{crop}]"),
         augment_option("On-the-fly augmentation of training examples, e.g. 'rawboost:5' or "
                        "'noise,reverb,rawboost' (one drawn per example; see lfcc_gmm.augment.Augmenter)."),
         device_option("auto = CUDA when available.", default="auto", show_default=True),
@@ -120,22 +132,25 @@ def _train(name: str, params: dict[str, Any], options: dict[str, Any]) -> None:
 @input_options
 @dev_options("Dev protocol scored after every epoch; best.pth is the epoch with the lowest dev EER.")
 @click.option("--variant", type=click.Choice(RAWNET2_VARIANTS), default="asvspoof2021", show_default=True,
-              help="asvspoof2021: the 2021 challenge baseline; icassp2021: Tak et al. 2021.")
+              help="asvspoof2021: the 2021 challenge baseline; icassp2021: Tak et al. 2021; asvspoof5: the ASVspoof 5 "
+                   "baseline (scored, and its dev EER ranked, by the softmax probability, as the official code does).")
 @click.option("--sinc-scale", type=click.Choice(SINC_SCALES), default="mel", show_default=True,
               help="Band edges of the fixed sinc filters (inverse-mel and linear: icassp2021 only).")
 @click.option("--config", "config_path", type=EXISTING_FILE,
               help="Model config, YAML or JSON (the official model_config_RawNet.yaml works as it is).  "
                    "[default: the variant's official full config]")
-@recipe_options("rawnet2", crop="as the official baseline")
+@recipe_options("rawnet2", crop="as the official baselines")
 def train_rawnet2(variant, sinc_scale, config_path, **options) -> None:
-    """Train RawNet2 with the ASVspoof 2021 LA baseline recipe.
+    """Train RawNet2 with the official recipe of its variant.
 
     \b
     Recipe: Adam (lr 1e-4, weight decay 1e-4), batch 32, 100 epochs, cross-entropy
     weighted 0.1 spoof / 0.9 bona fide, the first nb_samp samples of each file (64,600,
-    ~4 s, in the 2021 config), repeated when shorter. Options override single settings.
-    A checkpoint is written after every epoch; --resume continues exactly. Under
-    torchrun, one process per GPU.
+    ~4 s, in the 2021 config), repeated when shorter: the ASVspoof 2021 LA baseline.
+    --variant asvspoof5 trains as the ASVspoof 5 baseline: batch 128, a random
+    64,000-sample window of each file. Options override single settings. A checkpoint
+    is written after every epoch; --resume continues exactly. Under torchrun, one
+    process per GPU.
 
     \b
     Examples:
@@ -143,6 +158,8 @@ def train_rawnet2(variant, sinc_scale, config_path, **options) -> None:
           --audio-dir LA/ASVspoof2019_LA_train/flac --dev-protocol ASVspoof2019.LA.cm.dev.trl.txt \\
           --dev-audio-dir LA/ASVspoof2019_LA_dev/flac -o runs/rawnet2
       torchrun --nproc_per_node 4 $(which antispoof) train rawnet2 --list train.csv -o runs/r2 --augment rawboost:5
+      antispoof train rawnet2 --variant asvspoof5 --list asvspoof5_train.csv \\
+          --dev-list asvspoof5_dev.csv -o runs/rawnet2-asvspoof5
     """
     _train("rawnet2", {"variant": variant, "config": config_path, "sinc_scale": sinc_scale}, options)
 

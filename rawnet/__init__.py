@@ -1,4 +1,4 @@
-"""antispoof deep plug-in: RawNet2 (both official variants) and AASIST in PyTorch.
+"""antispoof deep plug-in: RawNet2 (the three official variants) and AASIST in PyTorch.
 
 This is the only package of the toolkit that imports torch. Public names load on first use.
 """

@@ -4,11 +4,13 @@ Module and parameter names equal the official ``models/AASIST.py`` ones, so ``AA
 load with ``strict=True``; the fixed sinc filters are not part of the state_dict. The forward returns logits
 (batch, 2), bona fide = index 1.
 
-Training, autograd and GPUs use the official order of operations. CPU inference (eval mode without autograd)
-computes the same function faster: batch norms folded into the preceding convolutions, channels-last
-convolutions, no discarded pre-activations, and the encoder pulled through time segments so that no intermediate
-tensor exceeds 16 MB. The official forward allocates about 0.8 GB of fresh tensors per 4 s clip (66 MB each in the
-first block); on CPU the page faults on that memory cost more than the convolutions.
+Training, autograd, GPUs, tracing and export (ONNX, TorchScript, ``torch.export``) use the official order of
+operations. CPU inference (eval mode without autograd) can compute the same function faster: batch norms folded
+into the preceding convolutions, channels-last convolutions, no discarded pre-activations, and the encoder pulled
+through time segments so that no intermediate tensor exceeds 16 MB. The official forward allocates about 0.8 GB of
+fresh tensors per 4 s clip (66 MB each in the first block); on CPU the page faults on that memory cost more than
+the convolutions. Which encoder runs, and on how many threads the graph layers run, is chosen by timing the real
+calls (:mod:`rawnet.tuning`), the official computation among the candidates.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 from rawnet.checkpoint import ConfigError, load_state_dict_file, read_config_file, require_keys
 from rawnet.sinc import SincConv
 from rawnet.threads import intra_op_threads
+from rawnet.tuning import FastestChoice, cpu_inference
 
 # The published model configs (clovaai/aasist config/AASIST.conf and AASIST-L.conf, "model_config").
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -328,17 +331,31 @@ class AASIST(nn.Module):
     ----------
     model_config : the official ``model_config`` (see :data:`CONFIGS`, or the reference ``AASIST.json``).
     freq_aug : in training mode, zero a random run of up to 19 sinc channels per batch (official ``Freq_aug``).
+    graph_threads : intra-op threads for the graph layers in CPU inference (eval mode, no autograd): a few
+        hundred tiny ops, where a second thread mostly adds synchronisation. ``"auto"`` runs them on torch's count
+        or on one thread, whichever is faster as timed on the real calls; an integer fixes the count; ``None``
+        keeps torch's count.
 
     Input (batch, samples) float32, normally ``nb_samp`` = 64,600 samples; output logits (batch, 2), bona fide =
     index 1. Dropout and the frequency mask act only in training mode.
+
+    Threads: with ``graph_threads`` other than None, forward sets torch's intra-op thread count for the graph
+    layers and restores the previous count when they are done, also on error
+    (:func:`rawnet.threads.intra_op_threads`). torch's count is process-wide: build models that several Python
+    threads run at once with ``graph_threads=None``, which never changes it.
     """
 
-    def __init__(self, model_config: Mapping[str, Any], freq_aug: bool = False):
+    def __init__(self, model_config: Mapping[str, Any], freq_aug: bool = False,
+                 graph_threads: int | str | None = "auto"):
         super().__init__()
+        if not (graph_threads in (None, "auto") or (type(graph_threads) is int and graph_threads > 0)):
+            raise ValueError(f"graph_threads must be 'auto', None or a positive integer, got {graph_threads!r}")
         config = validate_config(model_config)
         self.config = config
         self.nb_samp = int(config.get("nb_samp", 64600))
         self.freq_aug = freq_aug
+        self.graph_threads = graph_threads
+        self._choice = FastestChoice()
         filts, gat_dims = config["filts"], config["gat_dims"]
         pool_ratios, temperatures = config["pool_ratios"], config["temperatures"]
 
@@ -408,9 +425,6 @@ class AASIST(nn.Module):
             raise ValueError(f"{weights_path}: does not fit the AASIST config: {err}") from err
         return model.eval()
 
-    def _cpu_inference(self, x: Tensor) -> bool:
-        return not (self.training or torch.is_grad_enabled()) and x.device.type == "cpu"
-
     def _front_end(self, x: Tensor) -> Tensor:
         """(batch, samples) → |sinc conv| max-pooled (3, 3): (batch, 1, n_sinc // 3, (samples - K + 1) // 3)."""
         x = self.conv_time(x.unsqueeze(1))
@@ -424,10 +438,16 @@ class AASIST(nn.Module):
         shortest = 3**7 + self.conv_time.kernel_size - 1
         if x.dim() != 2 or x.shape[1] < shortest:
             raise ValueError(f"AASIST expects waveforms of shape (batch, >= {shortest} samples), got {tuple(x.shape)}")
-        if not self._cpu_inference(x):
-            return self.encoder(F.selu(self.first_bn(self._front_end(x))))
-        # CPU inference, one item at a time: every intermediate stays small enough to be reused, not re-faulted.
-        return torch.cat([self._infer_encoder(x[i : i + 1]) for i in range(x.shape[0])])
+        if not cpu_inference(self, x):
+            return self._official_encoder(x)
+        # CPU inference, one item at a time on either path: every intermediate stays small enough to be reused, not
+        # re-faulted, and trying the official path on a large batch cannot exhaust the memory.
+        with self._choice.timed(("encoder", *x.shape), ("official", "fused")) as path:
+            encode_item = self._official_encoder if path == "official" else self._infer_encoder
+            return torch.cat([encode_item(x[i : i + 1]) for i in range(x.shape[0])])
+
+    def _official_encoder(self, x: Tensor) -> Tensor:
+        return self.encoder(F.selu(self.first_bn(self._front_end(x))))
 
     @torch.no_grad()
     def _infer_encoder(self, x: Tensor) -> Tensor:
@@ -489,9 +509,10 @@ class AASIST(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """The last hidden layer fed to ``out_layer``: (batch, samples) → (batch, 5 · gat_dims[1])."""
         e = self.encode(x)
-        # The graph layers are a few hundred tiny ops: on CPU a second thread only adds synchronisation, which
-        # on a busy machine costs more than the whole graph computation.
-        with intra_op_threads(1 if self._cpu_inference(x) else None):
+        if not cpu_inference(self, x) or self.graph_threads is None:
+            return self._graph_embedding(e)
+        counts = (torch.get_num_threads(), 1) if self.graph_threads == "auto" else (int(self.graph_threads),)
+        with self._choice.timed(("graph", x.shape[0]), counts) as n, intra_op_threads(n):
             return self._graph_embedding(e)
 
     def _graph_embedding(self, e: Tensor) -> Tensor:

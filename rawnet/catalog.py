@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 #: Networks the trainer builds and model files describe (``format`` ``"antispoof-<architecture>"``).
 ARCHITECTURES = ("rawnet2", "aasist")
-#: ``asvspoof2021``: the ASVspoof 2021 challenge baseline; ``icassp2021``: Tak et al., ICASSP 2021.
-RAWNET2_VARIANTS = ("asvspoof2021", "icassp2021")
+#: ``asvspoof2021``: the ASVspoof 2021 challenge baseline; ``icassp2021``: Tak et al., ICASSP 2021; ``asvspoof5``:
+#: the ASVspoof 5 organisers' baseline (``asvspoof-challenge/asvspoof5`` ``Baseline-RawNet2``).
+RAWNET2_VARIANTS = ("asvspoof2021", "icassp2021", "asvspoof5")
 #: AASIST variants as the command line, model files and the weights cache name them → the official config names.
 AASIST_VARIANTS = {"aasist": "AASIST", "aasist-l": "AASIST-L"}
 #: Band-edge scales of RawNet2's fixed sinc filters (``asvspoof2021`` has only ``mel``).
@@ -64,11 +65,36 @@ class Recipe:
             raise ValueError(f"class_weights must be two non-negative numbers, got {self.class_weights}")
 
 
-#: The official recipes. RawNet2: ASVspoof 2021 LA baseline (main.py: Adam, constant lr, the first 64,600 samples
-#: of every training file). AASIST: clovaai/aasist AASIST.conf (Adam amsgrad off, cosine per step to 5e-6,
-#: random 64,600-sample windows). Both: weighted cross-entropy [0.1 spoof, 0.9 bona fide], shuffled, last
-#: incomplete batch dropped.
-RECIPES: dict[str, Recipe] = {
-    "rawnet2": Recipe(epochs=100, batch_size=32, lr=1e-4, weight_decay=1e-4, random_crop=False),
-    "aasist": Recipe(epochs=100, batch_size=24, lr=1e-4, weight_decay=1e-4, scheduler="cosine", lr_min=5e-6),
+_RAWNET2_2021 = Recipe(epochs=100, batch_size=32, lr=1e-4, weight_decay=1e-4, random_crop=False)
+_AASIST = Recipe(epochs=100, batch_size=24, lr=1e-4, weight_decay=1e-4, scheduler="cosine", lr_min=5e-6)
+
+#: The official recipe of each architecture's variants. RawNet2 ``asvspoof2021`` and ``icassp2021``: the ASVspoof
+#: 2021 LA baseline main.py (Adam, constant lr, batch 32, the first 64,600 samples of every training file).
+#: ``asvspoof5``: the ASVspoof 5 baseline Main_RawNet2_baseline.py (the same Adam, batch 128, a random 64,000-sample
+#: window of every file, ``pad_random``). AASIST and AASIST-L: clovaai/aasist AASIST.conf (Adam amsgrad off, cosine
+#: per step to 5e-6, batch 24, random 64,600-sample windows). All: 100 epochs, weighted cross-entropy [0.1 spoof,
+#: 0.9 bona fide], shuffled, last incomplete batch dropped.
+RECIPES: dict[str, dict[str, Recipe]] = {
+    "rawnet2": {
+        "asvspoof2021": _RAWNET2_2021,
+        "icassp2021": _RAWNET2_2021,
+        "asvspoof5": Recipe(epochs=100, batch_size=128, lr=1e-4, weight_decay=1e-4, random_crop=True),
+    },
+    "aasist": dict.fromkeys(AASIST_VARIANTS, _AASIST),
 }
+
+
+def official_recipe(architecture: str, variant: str) -> Recipe:
+    """The recipe the official code trains ``variant`` of ``architecture`` with (:data:`RECIPES`).
+
+    Raises
+    ------
+    ValueError
+        for an unknown architecture or variant.
+    """
+    if architecture not in RECIPES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    recipes = RECIPES[architecture]
+    if variant not in recipes:
+        raise ValueError(f"unknown {architecture} variant {variant!r}; expected one of {tuple(recipes)}")
+    return recipes[variant]

@@ -9,7 +9,8 @@ plain Python values and tensors, written by :func:`write_model_file` and read by
 
 ==============  ===============================================================================================
 ``format``      ``"antispoof-rawnet2"`` or ``"antispoof-aasist"``
-``variant``     RawNet2: ``"asvspoof2021"`` or ``"icassp2021"``; AASIST: ``"aasist"`` or ``"aasist-l"``
+``variant``     RawNet2: ``"asvspoof2021"``, ``"icassp2021"`` or ``"asvspoof5"``; AASIST: ``"aasist"`` or
+                ``"aasist-l"``
 ``sinc_scale``  RawNet2 only: ``"mel"``, ``"inverse-mel"`` or ``"linear"`` (the fixed sinc filters are rebuilt
                 from it; they are not in the state_dict)
 ``config``      the model config (dict); ``config["nb_samp"]`` is the input length it was trained on

@@ -1,57 +1,69 @@
-"""TorchScript export of a ``rawnet2`` or ``aasist`` scorer's network, for serving without this toolkit.
+"""ONNX export of a ``rawnet2`` or ``aasist`` scorer's network, for scoring without torch (ONNX Runtime).
 
-The network is traced (:func:`torch.jit.trace`), not scripted: ``torch.jit.script`` rejects both models in
-torch 2.13 (RawNet2 looks its blocks up by name with ``getattr``, the sinc layer keeps a Python dict of cached filter
-spectra, and AASIST's graph pooling uses Python-level shape arithmetic). The trace records the forward pass of a
-(2, nb_samp) example: the batch size stays free, the input length is fixed to ``nb_samp`` (the sinc layer's FFT
-plan and the pooling sizes depend on it). The traced module is built from a fresh CPU copy of the network, so the
-filter spectra are computed inside the graph from the filters buffer (they follow ``.to(device)``), and it is
-checked against the eager network, on a batch of another size, before it is written.
+The graph maps float32 waveforms ``waveform`` (batch, nb_samp), 16 kHz mono, repeat-padded or truncated as
+:meth:`rawnet.scorers.RawWaveformScorer.model_inputs` does, to ``output`` (batch, 2), class 1 bona fide: the
+scorer's outputs, so for RawNet2 ``asvspoof5`` the softmax (its official score). The batch axis is dynamic; the
+input length is fixed at nb_samp, which the sinc layer and the pooling sizes depend on.
 
-The archive maps float32 (batch, nb_samp) waveforms (16 kHz mono, repeat-padded or truncated as
-:meth:`rawnet.scorers.RawWaveformScorer.model_inputs` does) to (batch, 2) outputs, index 1 bona fide. Its extra file
-``antispoof.json`` records ``nb_samp``, the architecture, variant and config, the output kind and the threshold::
+The graph comes from torch's ``torch.export``-based ONNX exporter, which sees the models' plain operations (the
+measured CPU fast paths, FFT convolution and custom GRU among them, are never traced: :mod:`rawnet.tuning`). Before
+it is written it is checked: ONNX Runtime runs it on real audio at batch 1 and at the batch of all check clips, and
+its largest difference to the torch network, as the scorer runs it, must stay within
+:func:`rawnet.precision.order_tolerance`.
+TorchScript, the earlier export, is gone: ``torch.jit.trace`` is deprecated in torch 2.13.
 
-    extra = {"antispoof.json": ""}
-    module = torch.jit.load("model.pt", _extra_files=extra)
-    meta = json.loads(extra["antispoof.json"])
+The names, and the metadata stored in the file (nb_samp, the architecture, variant and config, what the outputs
+are, the default threshold and the export check), are those of :mod:`rawnet.onnx_format`, which reads them without
+torch. With onnxruntime alone::
+
+    import json, onnxruntime
+    session = onnxruntime.InferenceSession("model.onnx")
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["antispoof"])
+    scores = session.run(None, {"waveform": batch})[0][:, 1]
+
+(:func:`rawnet.onnx_format.decode_metadata` also checks the format and its version.)
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from lfcc_gmm import __version__
 from lfcc_gmm.atomic import atomic_write
-from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE
+from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE, load_audio
+from rawnet.onnx_format import BONAFIDE_INDEX, FORMAT, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME, encode_metadata
+from rawnet.precision import order_tolerance
 from rawnet.scorers import RawWaveformScorer
 
-EXTRA_FILE = "antispoof.json"
-FORMAT = "antispoof-torchscript"
-#: Largest difference allowed between the traced and the eager network on the check input.
-CHECK_TOLERANCE = 1e-5
+
+class ExportCheckError(ValueError):
+    """The exported graph's outputs differ from the torch network's beyond the float32 bound."""
 
 
 def export_metadata(scorer: RawWaveformScorer) -> dict[str, Any]:
-    """What the archive records about the network (JSON-compatible)."""
+    """What the exported file records about the network (JSON-compatible)."""
     spec = scorer.spec_
     return {
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         **{k: v for k, v in spec.to_dict().items() if k != "format"},
         "architecture": spec.architecture,
         "nb_samp": spec.nb_samp,
         "sample_rate": DEFAULT_SAMPLE_RATE,
-        "input": "float32 (batch, nb_samp) waveform, repeat-padded or truncated to nb_samp",
-        "output": scorer.output_kind,
-        "bonafide_index": 1,
+        "input": f"{INPUT_NAME}: float32 (batch, nb_samp) waveform, repeat-padded or truncated to nb_samp",
+        "output": f"{OUTPUT_NAME}: float32 (batch, 2), class {BONAFIDE_INDEX} bona fide",
+        "output_kind": scorer.output_kind,
+        "bonafide_index": BONAFIDE_INDEX,
         "default_threshold": scorer.default_threshold,
         "epoch": scorer.info_.get("epoch"),
         "source": scorer.info_.get("source"),
@@ -60,65 +72,106 @@ def export_metadata(scorer: RawWaveformScorer) -> dict[str, Any]:
     }
 
 
-def trace_network(scorer: RawWaveformScorer) -> torch.jit.ScriptModule:
-    """The scorer's network traced on the CPU in eval mode, checked against the eager network.
-
-    Raises
-    ------
-    RuntimeError
-        when the traced module's outputs differ from the eager ones by more than :data:`CHECK_TOLERANCE`.
-    """
-    network = scorer.cpu_network()
-    rng = np.random.default_rng(0)
-    example = torch.from_numpy((0.1 * rng.standard_normal((2, scorer.nb_samp))).astype(np.float32))
-    # A batch of another size than the example's shows the trace did not freeze the batch size.
-    check = torch.from_numpy((0.1 * rng.standard_normal((1, scorer.nb_samp))).astype(np.float32))
-    with warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export, and the shape checks in the models' forward become
-        # constants of the trace; both are expected here, and the trace is verified numerically below instead.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # Traced with autograd on: AASIST's no-grad inference path loops over the batch items in Python, which a
-        # trace would freeze to the example's batch size; its autograd path is the same function, batch-agnostic.
-        traced = torch.jit.trace(network, example, check_trace=False)
-        with torch.no_grad():
-            expected, got = network(check), traced(check)
-    difference = float((expected - got).abs().max()) if expected.shape == got.shape else float("inf")
-    if not difference <= CHECK_TOLERANCE:
-        raise RuntimeError(f"the traced {scorer.name} network differs from the eager one by {difference:g}")
-    return traced
+def check_inputs(scorer: RawWaveformScorer, audio: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The float32 model inputs (one row per file, as the scorer pads or truncates) of the check clips."""
+    if not audio:
+        raise ValueError("the export check needs at least one audio file")
+    return np.concatenate([scorer.model_inputs(load_audio(path).signal)[:1] for path in audio])
 
 
-def export_torchscript(scorer: RawWaveformScorer, path: str | os.PathLike) -> dict[str, Any]:
-    """Write the scorer's network as a TorchScript archive with its metadata, atomically; returns the metadata."""
-    traced = trace_network(scorer)
-    metadata = export_metadata(scorer)
-    with atomic_write(path, "wb") as handle, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(traced, handle, _extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
-    return metadata
-
-
-def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.jit.ScriptModule,
-                                                                                     dict[str, Any]]:
-    """Read an archive written by :func:`export_torchscript`: (module in eval mode, metadata).
-
-    Raises
-    ------
-    ValueError
-        when the file is not an antispoof TorchScript archive.
-    """
-    extra = {EXTRA_FILE: ""}
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what torch's exporter reports about its own internals (nothing about the exported model)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(Path(path)), map_location=device, _extra_files=extra)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a TorchScript archive ({exc})") from exc
-    try:
-        metadata = json.loads(extra[EXTRA_FILE])
-    except json.JSONDecodeError:
-        metadata = None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: a TorchScript archive without antispoof metadata ({EXTRA_FILE})")
-    return module.eval(), metadata
+            warnings.filterwarnings("ignore", message=".*_check_is_size will be removed", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)", category=FutureWarning)
+            # nn.GRU re-creates its list of flat weights during tracing; the weights exported are its parameters.
+            # (RawNet2 asvspoof5 is exported inside its scoring network, where the GRU is self.0.gru.)
+            warnings.filterwarnings("ignore", message=r"The tensor attributes self\.(0\.)?gru\._flat_weights")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def onnx_program(network: nn.Module, example: torch.Tensor) -> Any:
+    """``network`` exported by torch's ONNX exporter with a dynamic batch axis (an ``onnx.ModelProto``).
+
+    ``example`` must have at least 2 rows: an example batch of 1 would fix the batch size.
+    """
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            network,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+        raise RuntimeError("torch.onnx.export returned no program")
+    return program.model_proto
+
+
+def onnx_session(model: Any) -> Any:
+    """An ONNX Runtime CPU session (``onnxruntime.InferenceSession``) for an ``onnx.ModelProto``."""
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def export_onnx(
+    scorer: RawWaveformScorer, path: str | os.PathLike, check_audio: Sequence[str | os.PathLike]
+) -> dict[str, Any]:
+    """Write the scorer's network as an ONNX model with its metadata, checked first; returns the metadata.
+
+    Parameters
+    ----------
+    scorer : a fitted ``rawnet2`` or ``aasist`` scorer.
+    path : the ``.onnx`` file to write (atomically: nothing is left on failure).
+    check_audio : audio files the check runs on (their first window each); two or more also check a batch.
+
+    Returns
+    -------
+    dict
+        the metadata written; its ``check`` holds ``max_abs_difference`` (ONNX Runtime vs torch), the
+        ``tolerance`` it had to meet, the files and the batch sizes.
+
+    Raises
+    ------
+    ExportCheckError
+        when ONNX Runtime's outputs differ from torch's by more than the tolerance (nothing is written).
+    """
+    network = scorer.cpu_network()
+    inputs = check_inputs(scorer, check_audio)
+    batch = torch.from_numpy(inputs)
+    with torch.inference_mode():
+        expected = network(batch).numpy()
+    tolerance = order_tolerance(network, batch)
+    model = onnx_program(network, batch if len(batch) > 1 else batch.repeat(2, 1))
+    session = onnx_session(model)
+    got = {n: session.run(None, {INPUT_NAME: inputs[:n]})[0] for n in (1, len(inputs))}
+    difference = max(float(np.abs(out - expected[: len(out)]).max()) for out in got.values())
+    if not difference <= tolerance:
+        raise ExportCheckError(
+            f"{path}: the ONNX graph's outputs differ from the torch network's by {difference:.3g}, more than the "
+            f"float32 bound {tolerance:.3g}; nothing was written"
+        )
+    metadata = export_metadata(scorer)
+    metadata["check"] = {
+        "max_abs_difference": difference,
+        "tolerance": tolerance,
+        "audio": [str(Path(p)) for p in check_audio],
+        "batch_sizes": sorted(got),
+    }
+    entry = model.metadata_props.add()
+    entry.key, entry.value = encode_metadata(metadata)
+    with atomic_write(path, "wb") as handle:
+        handle.write(model.SerializeToString())
+    return metadata

@@ -1,14 +1,19 @@
-"""RawNet2 for spoofing detection, both official variants (SPEC §5).
+"""RawNet2 for spoofing detection, the three official variants (SPEC §5 and §9).
 
 ``asvspoof2021`` is the ASVspoof 2021 challenge baseline (log-softmax output, and a residual block whose first
 convolution reads the block input, so the pre-activation is computed for nothing); ``icassp2021`` is Tak et al.,
-ICASSP 2021 (raw logits, pre-activation used). Module and parameter names equal the official ones, so official
-state_dicts load with ``strict=True``; the sinc filters are fixed and not part of the state_dict.
+ICASSP 2021 (raw logits, pre-activation used); ``asvspoof5`` is the ASVspoof 5 organisers' baseline
+(``asvspoof-challenge/asvspoof5`` ``Baseline-RawNet2``): the 2021 topology and sinc front end with the
+pre-activation used, 64,000-sample input, logits out, and the official score the softmax probability of class 1.
+Module and parameter names equal the official ones, so official state_dicts load with ``strict=True``; the sinc
+filters are fixed and not part of the state_dict. The variants' names and training recipes are listed in the
+torch-free :mod:`rawnet.catalog`.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -21,9 +26,11 @@ from rawnet.catalog import RAWNET2_VARIANTS as VARIANTS
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
 from rawnet.gru import GRULayer, gru_last_output, gru_layers
 from rawnet.sinc import SincConv
-from rawnet.threads import ThreadCountTuner, intra_op_threads
+from rawnet.threads import intra_op_threads
+from rawnet.tuning import FastestChoice, cpu_inference
 
-# `model:` sections of the official configs (model_config_RawNet.yaml of the 2021 baseline; Tak et al.'s release).
+# `model:` sections of the official configs (model_config_RawNet.yaml of the 2021 baseline; Tak et al.'s release);
+# the ASVspoof 5 baseline hard-codes its architecture in model.py and its input length in data_utils_RawNet2.py.
 ASVSPOOF2021_CONFIG: dict[str, Any] = {
     "nb_samp": 64600,
     "first_conv": 1024,
@@ -47,7 +54,19 @@ ICASSP2021_CONFIG: dict[str, Any] = {
     "nb_gru_layer": 3,
     "nb_classes": 2,
 }
-DEFAULT_CONFIGS = {"asvspoof2021": ASVSPOOF2021_CONFIG, "icassp2021": ICASSP2021_CONFIG}
+ASVSPOOF5_CONFIG: dict[str, Any] = {**ASVSPOOF2021_CONFIG, "nb_samp": 64000}
+DEFAULT_CONFIGS = {"asvspoof2021": ASVSPOOF2021_CONFIG, "icassp2021": ICASSP2021_CONFIG, "asvspoof5": ASVSPOOF5_CONFIG}
+
+#: Band-edge layout of each variant's sinc filters (:func:`rawnet.sinc.band_edges`).
+SINC_LAYOUTS = {"asvspoof2021": "asvspoof2021", "icassp2021": "icassp2021", "asvspoof5": "asvspoof2021"}
+
+#: What ``RawNet2.forward`` returns for each variant.
+OUTPUTS = {"asvspoof2021": "log-softmax", "icassp2021": "logits", "asvspoof5": "logits"}
+#: What the variant's official evaluation scores with (class 1 of it), see :func:`scoring_network`.
+SCORE_OUTPUTS = {"asvspoof2021": "log-softmax", "icassp2021": "logits", "asvspoof5": "softmax"}
+#: The decision threshold on that score: the equal-posterior point log(0.5) and 0.5 for log-probabilities and
+#: probabilities; for raw logits 0, the sign of the bona fide logit (see rawnet.scorers.AASISTScorer).
+DEFAULT_THRESHOLDS = {"asvspoof2021": math.log(0.5), "icassp2021": 0.0, "asvspoof5": 0.5}
 
 _POSITIVE_INT_KEYS = ("nb_samp", "first_conv", "nb_fc_node", "gru_node", "nb_gru_layer", "nb_classes")
 REQUIRED_KEYS = (*_POSITIVE_INT_KEYS, "in_channels", "filts", "blocks")
@@ -138,7 +157,7 @@ class ResidualBlock(nn.Module):
         self.mp = nn.MaxPool1d(3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The baseline computes bn1/LeakyReLU and then throws them away; skipping them changes no output.
+        # The 2021 baseline computes bn1/LeakyReLU and then throws them away; skipping them changes no output.
         out = x if self.first or self.conv_reads_input else self.lrelu(self.bn1(x))
         out = self.conv2(self.lrelu(self.bn2(self.conv1(out))))
         identity = self.conv_downsample(x) if hasattr(self, "conv_downsample") else x
@@ -151,19 +170,25 @@ class RawNet2(nn.Module):
     Parameters
     ----------
     config : model settings (see :func:`load_config`); ``None`` takes the official full config of ``variant``.
-    variant : ``"asvspoof2021"`` or ``"icassp2021"``.
+    variant : ``"asvspoof2021"``, ``"icassp2021"`` or ``"asvspoof5"``.
     sinc_scale : band-edge scale of the sinc filters; ``"mel"``, or for ``icassp2021`` also ``"inverse-mel"``
         or ``"linear"``.
     sinc_method : how the sinc filters are applied, see :class:`rawnet.sinc.SincConv`.
-    recurrent_threads : intra-op threads for the GRU in CPU inference (eval mode, no autograd), where the
-        recurrence runs as :func:`rawnet.gru.gru_last_output` with its product split over threads. ``"auto"``
-        times one thread against torch's current count on the real calls and keeps the faster
-        (:class:`rawnet.threads.ThreadCountTuner`): on an idle 2-core machine two threads halve the recurrence,
-        on a busy one every step would wait for the descheduled thread (benchmarks/bench_rawnet2.py). An
-        integer fixes the count; ``None`` leaves torch's setting. Outputs agree to float rounding for any choice.
+    recurrent_threads : intra-op threads for the GRU in CPU inference (eval mode, no autograd). There the GRU runs
+        as ``nn.GRU`` or as :func:`rawnet.gru.gru_last_output` (its product split over threads), whichever is faster
+        as timed on the real calls (:class:`rawnet.tuning.FastestChoice`): the split wins on an idle AMD EPYC,
+        ``nn.GRU`` on an Intel Xeon. ``"auto"`` also times both on one thread: on a busy machine every step of a
+        two-thread recurrence waits for the descheduled thread. An integer runs the GRU on that many threads;
+        ``None`` keeps torch's count. Outputs agree to float rounding for any choice.
 
-    ``forward(x)`` takes (batch, samples) float32 and returns (batch, nb_classes): log-softmax for
-    ``asvspoof2021``, logits for ``icassp2021``. Class 1 is bona fide.
+    ``forward(x)`` takes (batch, samples) float32 and returns (batch, nb_classes), class 1 bona fide: log-softmax
+    for ``asvspoof2021``, logits for ``icassp2021`` and ``asvspoof5`` (whose official evaluation scores with their
+    softmax: :func:`scoring_network`).
+
+    Threads: with ``recurrent_threads`` other than None, forward sets torch's intra-op thread count for the GRU
+    and restores the previous count when the GRU is done, also on error (:func:`rawnet.threads.intra_op_threads`).
+    torch's count is process-wide: build models that several Python threads run at once with
+    ``recurrent_threads=None``, which never changes it.
     """
 
     def __init__(
@@ -182,11 +207,13 @@ class RawNet2(nn.Module):
         self.config = validate_config(DEFAULT_CONFIGS[variant] if config is None else config)
         self.variant = variant
         self.recurrent_threads = recurrent_threads
-        self._thread_tuner = ThreadCountTuner()
+        self._choice = FastestChoice()
         self._packed_gru: tuple[tuple, list[GRULayer]] | None = None
         cfg = self.config
         filts = cfg["filts"]
-        self.sinc_conv = SincConv(filts[0], cfg["first_conv"], layout=variant, scale=sinc_scale, method=sinc_method)
+        self.sinc_conv = SincConv(
+            filts[0], cfg["first_conv"], layout=SINC_LAYOUTS[variant], scale=sinc_scale, method=sinc_method
+        )
         self.first_bn = nn.BatchNorm1d(filts[0])
         self.selu = nn.SELU()
         channels: list[tuple[int, int]] = []
@@ -214,41 +241,70 @@ class RawNet2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"RawNet2 expects input of shape (batch, samples), got {tuple(x.shape)}")
-        x = self.sinc_conv(x.unsqueeze(1))
-        x = self.selu(self.first_bn(F.max_pool1d(torch.abs(x), 3)))
+        x = self._front_end(x)
         for i in range(self.n_blocks):
             x = getattr(self, f"block{i}")(x)
             # Filter-wise feature-map scaling: x * s + s with s = sigmoid(fc(mean over time)).
             scale = torch.sigmoid(getattr(self, f"fc_attention{i}")(F.adaptive_avg_pool1d(x, 1).flatten(1)))
             scale = scale.unsqueeze(-1)
             x = x * scale + scale
-        x = self.selu(self.bn_before_gru(x)).transpose(1, 2)
-        x = self._recurrent_inference(x) if self._cpu_inference(x) else self.gru(x)[0][:, -1]
+        x = self._recurrence(self.selu(self.bn_before_gru(x)).transpose(1, 2))
         x = self.fc2_gru(self.fc1_gru(x))
-        if self.variant == "asvspoof2021":
-            return F.log_softmax(x, dim=1)
-        return x
+        return F.log_softmax(x, dim=1) if OUTPUTS[self.variant] == "log-softmax" else x
 
-    def _cpu_inference(self, x: torch.Tensor) -> bool:
-        grad_or_trace = self.training or torch.is_grad_enabled() or torch.jit.is_tracing()
-        return x.device.type == "cpu" and not grad_or_trace
+    def _front_end(self, x: torch.Tensor) -> torch.Tensor:
+        """|sinc conv| → max-pool 3 → BN → SELU: (batch, samples) → (batch, filts[0], steps)."""
+        if x.shape[0] == 1 or not cpu_inference(self, x):
+            return self._front_end_batch(x)
+        # Item by item, the intermediates (20 x 63,576 values a clip in the official configs) stay small enough for
+        # the allocator to reuse rather than page-fault fresh memory on every call; whichever is faster.
+        with self._choice.timed(("front end", *x.shape), ("batch", "items")) as how:
+            if how == "batch":
+                return self._front_end_batch(x)
+            return torch.cat([self._front_end_batch(x[i : i + 1]) for i in range(x.shape[0])])
+
+    def _front_end_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.selu(self.first_bn(F.max_pool1d(torch.abs(self.sinc_conv(x.unsqueeze(1))), 3)))
+
+    def _recurrence(self, x: torch.Tensor) -> torch.Tensor:
+        """The GRU's last output, (batch, gru_node), for (batch, time, features) input."""
+        if not cpu_inference(self, x):
+            return self.gru(x)[0][:, -1]
+        callers = torch.get_num_threads()
+        threads = self.recurrent_threads
+        counts = (callers, 1) if threads == "auto" else (callers if threads is None else int(threads),)
+        candidates = [(path, n) for n in counts for path in ("nn.GRU", "split")]
+        with self._choice.timed(tuple(x.shape[:2]), candidates) as (path, n), intra_op_threads(n):
+            if path == "nn.GRU":
+                return self.gru(x)[0][:, -1]
+            # Split by the caller's count whatever the pick: the pick decides how many threads share the parts,
+            # not how the sums are grouped.
+            return gru_last_output(x, self._gru_layers(), callers)
 
     def _gru_layers(self) -> list[GRULayer]:
         """The GRU weights laid out for inference, rebuilt whenever a weight is replaced or changed in place."""
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.gru.parameters())
+        parameters = list(self.gru.parameters())
+        if any(p.is_inference() for p in parameters):
+            # Weights made under torch.inference_mode keep no version counter, so a kept copy could not notice an
+            # in-place change: lay them out afresh (its cost is timed with the candidate).
+            return gru_layers(self.gru)
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in parameters)
         if self._packed_gru is None or self._packed_gru[0] != key:
             self._packed_gru = (key, gru_layers(self.gru))
         return self._packed_gru[1]
 
-    def _recurrent_inference(self, x: torch.Tensor) -> torch.Tensor:
-        """The GRU's last output, (batch, gru_node), for (batch, time, features) input, on the chosen threads."""
-        layers = self._gru_layers()
-        # The split of the product follows the caller's thread count, not the tuner's pick: the pick then only
-        # decides how many threads share the parts, not how the sums are grouped.
-        n_parts = torch.get_num_threads()
-        threads = self.recurrent_threads
-        if isinstance(threads, str):  # "auto"
-            with self._thread_tuner.timed_threads(x.shape[0], (1, n_parts)):
-                return gru_last_output(x, layers, n_parts)
-        with intra_op_threads(threads):
-            return gru_last_output(x, layers, n_parts)
+
+def score_head(variant: str) -> nn.Module:
+    """What the official evaluation of ``variant`` applies to the network's outputs before it reads class 1
+    (:data:`SCORE_OUTPUTS`): a softmax for ``asvspoof5``, so class 1 is P(bona fide); nothing for the others."""
+    return nn.Softmax(dim=1) if SCORE_OUTPUTS[variant] == "softmax" else nn.Identity()
+
+
+def scoring_network(model: RawNet2) -> nn.Module:
+    """``model`` followed by its variant's :func:`score_head`; ``model`` itself where the head does nothing.
+
+    Scorers, the export and the trainer's dev EER rank trials by class 1 of this network's output, as the official
+    evaluation of each variant does.
+    """
+    head = score_head(model.variant)
+    return model if isinstance(head, nn.Identity) else nn.Sequential(model, head)

@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -34,9 +34,10 @@ from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorers import ScorerOptionError
 from lfcc_gmm.verdicts import Threshold
 from rawnet.aasist import AASIST
-from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, RECIPES, Recipe
+from rawnet.catalog import AASIST_VARIANTS, RAWNET2_VARIANTS, Recipe, official_recipe
 from rawnet.checkpoint import CheckpointError, read_weights_file, state_fingerprint, write_model_file
 from rawnet.data import Augment
+from rawnet.rawnet2 import DEFAULT_THRESHOLDS, SCORE_OUTPUTS, RawNet2, scoring_network
 from rawnet.spec import ConfigSource, ModelSpec, model_config
 from rawnet.training import resolve_device, train
 from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
@@ -129,7 +130,7 @@ class RawWaveformScorer(WindowScorer):
 
     @property
     def output_kind(self) -> str:
-        """``"logits"`` or ``"log-softmax"``: what the two outputs (and so the score) are."""
+        """``"logits"``, ``"log-softmax"`` or ``"softmax"``: what the two outputs (and so the score) are."""
         return "logits"
 
     # -- properties ---------------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ class RawWaveformScorer(WindowScorer):
         trials : labelled training trials.
         run_dir : the run directory (checkpoints, metrics, ``best.pth``); None trains in a temporary directory
             that is removed afterwards (not possible under torchrun, where every rank must see the same folder).
-        recipe : optimisation settings; default the official recipe of the architecture.
+        recipe : optimisation settings; default the official recipe of the variant.
         nb_samp : input length to train on (recorded in the model's config); default the config's.
         augment : on-the-fly augmentation of training examples: an :class:`lfcc_gmm.augment.Augmenter` spec such
             as ``"rawboost:5"``, or any ``augment(signal, seed) -> signal``.
@@ -218,7 +219,7 @@ class RawWaveformScorer(WindowScorer):
         """
         spec = self._spec(nb_samp)
         overrides = {k: options.pop(k) for k in list(options) if k in _RECIPE_FIELDS}
-        recipe = dataclasses.replace(recipe or RECIPES[spec.architecture],
+        recipe = dataclasses.replace(recipe or official_recipe(spec.architecture, spec.variant),
                                      **{k: v for k, v in overrides.items() if v is not None})
         options["augment"] = Augmenter(augment) if isinstance(augment, str) else augment
         if run_dir is None:
@@ -290,31 +291,33 @@ class RawWaveformScorer(WindowScorer):
 
 
 class RawNet2Scorer(RawWaveformScorer):
-    """RawNet2 (SPEC §5), either official variant.
+    """RawNet2 (SPEC §5, §9), any official variant.
 
     Parameters
     ----------
     variant : ``"asvspoof2021"`` (ASVspoof 2021 baseline; its output is a log-softmax, so the score is
-        log P(bona fide)) or ``"icassp2021"`` (Tak et al.; the score is the bona fide logit).
+        log P(bona fide)), ``"icassp2021"`` (Tak et al.; the score is the bona fide logit) or ``"asvspoof5"``
+        (ASVspoof 5 baseline; the score is the softmax P(bona fide), as its official evaluation computes it).
     config : None for the variant's official full config, a mapping, or a YAML/JSON file
         (:func:`rawnet.rawnet2.load_config`).
     sinc_scale : band-edge scale of the fixed sinc filters (``"mel"``; ``icassp2021`` also ``"inverse-mel"``,
         ``"linear"``).
     device, batch_size, crop : see :class:`RawWaveformScorer`.
 
-    ``default_threshold`` is log(0.5): for ``asvspoof2021`` the score is log P(bona fide), so the threshold is the
-    equal-posterior decision. For ``icassp2021`` (raw logits) an instance uses 0.0 instead, the sign of the bona
-    fide logit (see :class:`AASISTScorer` for why that approximates the argmax).
+    ``default_threshold`` is the equal-posterior decision where the score is a posterior: log(0.5) for
+    ``asvspoof2021`` (log P(bona fide)), 0.5 for ``asvspoof5`` (P(bona fide)). For ``icassp2021`` (raw logits) it
+    is 0.0, the sign of the bona fide logit (see :class:`AASISTScorer` for why that approximates the argmax).
 
     :meth:`load` reads a model file or a bare official state_dict. For a bare state_dict the variant is told by the
-    first BatchNorm's channels where the official full configs are unambiguous (20: ``asvspoof2021``, 128:
-    ``icassp2021``) and the config is that official one; any other network needs ``config=`` (mapping or YAML/JSON
-    file) and ``variant=``. ``sinc_scale=`` defaults to ``"mel"``, the only scale the official models build.
+    first BatchNorm's channels (20: ``asvspoof2021``, 128: ``icassp2021``; an ``asvspoof5`` state_dict has the
+    ``asvspoof2021`` shapes, so it needs ``variant="asvspoof5"``) and the config is that official one; any other
+    network needs ``config=`` (mapping or YAML/JSON file) and ``variant=``. ``sinc_scale=`` defaults to ``"mel"``,
+    the only scale the official models build.
     """
 
     name: ClassVar[str] = "rawnet2"
-    description: ClassVar[str] = ("RawNet2 on raw waveforms (ASVspoof 2021 baseline or ICASSP 2021); torch, "
-                                  "CUDA when available")
+    description: ClassVar[str] = ("RawNet2 on raw waveforms (ASVspoof 2021 or ASVspoof 5 baseline, ICASSP 2021); "
+                                  "torch, CUDA when available")
     default_threshold: ClassVar[float] = math.log(0.5)
     architecture: ClassVar[str] = "rawnet2"
     variants: ClassVar[tuple[str, ...]] = RAWNET2_VARIANTS
@@ -332,14 +335,18 @@ class RawNet2Scorer(RawWaveformScorer):
     ):
         super().__init__(variant, config, device=device, batch_size=batch_size, crop=crop)
         self.sinc_scale = sinc_scale
-        if self.output_kind == "logits":
-            # The class attribute is the asvspoof2021 threshold; an icassp2021 instance shadows it on purpose
+        if variant in DEFAULT_THRESHOLDS:
+            # The class attribute is the asvspoof2021 threshold; other variants shadow it on purpose
             # (Scorer declares it a ClassVar, which mypy does not let an instance set).
-            self.default_threshold = 0.0  # type: ignore[misc]
+            self.default_threshold = DEFAULT_THRESHOLDS[variant]  # type: ignore[misc]
 
     @property
     def output_kind(self) -> str:
-        return "log-softmax" if self.variant == "asvspoof2021" else "logits"
+        return SCORE_OUTPUTS[self.variant]
+
+    @staticmethod
+    def _network(model: nn.Module) -> nn.Module:
+        return scoring_network(cast(RawNet2, model))
 
     def threshold(self) -> Threshold:
         """log 0.5 for a log-softmax output (the network's posterior of bona fide is one half), else 0 (the sign of
@@ -369,7 +376,8 @@ class RawNet2Scorer(RawWaveformScorer):
         first_bn = state.get("first_bn.weight")
         if first_bn is None or "fc2_gru.weight" not in state:
             raise CheckpointError(f"{path}: not a RawNet2 state_dict (no first_bn/fc2_gru weights)")
-        by_channels = {model_config(cls.architecture, name)["filts"][0]: name for name in RAWNET2_VARIANTS}
+        # Where variants share the shapes (asvspoof5 has asvspoof2021's), the one listed first is assumed.
+        by_channels = {model_config(cls.architecture, name)["filts"][0]: name for name in reversed(RAWNET2_VARIANTS)}
         channels = int(first_bn.shape[0])
         variant = variant or by_channels.get(channels)
         if variant is None:

@@ -2,7 +2,9 @@
 
 The official models rebuild their sinc filters on every forward call although the filters never change; here
 they are built once, in NumPy, bit-identical to the official float32 filters, and applied either by a direct
-convolution or by an overlap-save FFT convolution (much faster for long kernels).
+convolution or by an overlap-save FFT convolution (much faster for long kernels). In CPU inference the ``"auto"``
+method runs whichever of the two its timing finds faster (:mod:`rawnet.tuning`); traced or exported, the layer is
+always the direct convolution, since complex FFT tensors do not export.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawnet.catalog import SINC_SCALES as SCALES
+from rawnet.tuning import FastestChoice, cpu_inference, is_exporting
 
 LAYOUTS = ("asvspoof2021", "icassp2021")
 METHODS = ("auto", "direct", "fft")
 
 # The official constructions sample the mel axis from the 257 bins of a 512-point FFT.
 _N_GRID = 257
-# Measured on 2 CPU cores: FFT about 5x faster than conv1d for 20 x 1,025 taps, no faster for 70-128 x 129 taps.
+# Outside measured CPU inference (training, autograd, GPUs): FFT for kernels of at least this length. Measured on 2
+# CPU cores: FFT about 5x faster than conv1d for 20 x 1,025 taps, no faster for 70-128 x 129 taps.
 _FFT_MIN_KERNEL = 256
 # Complex values per FFT chunk (2 MiB in complex64). With 8 MiB chunks the intermediates were fresh memory on every
 # call: RawNet2's front end then spent more time in page faults (about 3,000 per clip) than in the FFTs.
@@ -136,7 +140,6 @@ def fft_correlate(x: torch.Tensor, spectra: torch.Tensor, kernel_size: int, bloc
     # Circular correlation of a block is exact for its first `hop` outputs, which never wrap around.
     frames = F.pad(x[:, 0], (0, (n_blocks - 1) * hop + block - length)).unfold(-1, block, hop)
     # A few blocks at a time: the (batch, blocks, filters, bins) product of a whole input would not stay in cache.
-    # No loop over the batch, so that a traced graph still takes any batch size.
     step = max(1, _FFT_CHUNK // (batch * n_filters * spectra.shape[1]))
     out = torch.empty(batch, n_filters, n_blocks, hop, dtype=torch.result_type(x, spectra.real), device=x.device)
     for start in range(0, n_blocks, step):
@@ -154,10 +157,14 @@ class SincConv(nn.Module):
     kernel_size : filter length; an even length is made odd (+1), as in the official code.
     sample_rate : sampling rate in Hz.
     layout, scale : band-edge construction, see :func:`band_edges`.
-    method : ``"direct"`` (``F.conv1d``), ``"fft"`` (overlap-save FFT) or ``"auto"`` (FFT for long kernels).
+    method : ``"direct"`` (``F.conv1d``), ``"fft"`` (overlap-save FFT) or ``"auto"``: in CPU inference (eval mode,
+        no autograd) the faster of the two as timed on the calls of each input shape
+        (:class:`rawnet.tuning.FastestChoice`), elsewhere :attr:`resolved_method`.
 
     The filters are a non-persistent buffer: they are not part of the state_dict, like in the official models.
-    Input (batch, 1, samples) → output (batch, out_channels, samples - kernel_size + 1).
+    Input (batch, 1, samples) → output (batch, out_channels, samples - kernel_size + 1). Traced or exported (ONNX,
+    TorchScript, ``torch.export``) the layer is the direct convolution whatever the method: the same function,
+    without complex tensors.
     """
 
     # Registered as a buffer in __init__; declared so that type checkers see a Tensor, not Tensor | Module.
@@ -187,6 +194,7 @@ class SincConv(nn.Module):
         filters = torch.from_numpy(sinc_filters(edges, kernel_size, sample_rate)).to(torch.float32)
         self.register_buffer("filters", filters.unsqueeze(1), persistent=False)
         self._spectra: dict[tuple, torch.Tensor] = {}
+        self._choice = FastestChoice()
 
     def extra_repr(self) -> str:
         return (
@@ -196,7 +204,7 @@ class SincConv(nn.Module):
 
     @property
     def resolved_method(self) -> str:
-        """The method ``forward`` uses: ``"direct"`` or ``"fft"``."""
+        """The method ``forward`` uses outside timed CPU inference: ``"direct"`` or ``"fft"``."""
         if self.method != "auto":
             return self.method
         return "fft" if self.kernel_size >= _FFT_MIN_KERNEL else "direct"
@@ -219,7 +227,15 @@ class SincConv(nn.Module):
             raise ValueError(
                 f"SincConv input has {x.shape[-1]} samples, fewer than the kernel size {self.kernel_size}"
             )
-        if self.resolved_method == "direct":
+        if is_exporting():
+            return F.conv1d(x, self.filters)
+        if self.method == "auto" and cpu_inference(self, x):
+            with self._choice.timed(tuple(x.shape), ("direct", "fft")) as method:
+                return self._correlate(x, method)
+        return self._correlate(x, self.resolved_method)
+
+    def _correlate(self, x: torch.Tensor, method: str) -> torch.Tensor:
+        if method == "direct":
             return F.conv1d(x, self.filters)
         block = fft_block_length(self.kernel_size)
         return fft_correlate(x, self._filter_spectra(block), self.kernel_size, block)

@@ -23,7 +23,7 @@ from rawnet.aasist import load_config as load_aasist_config
 from rawnet.catalog import AASIST_VARIANTS, ARCHITECTURES, RAWNET2_VARIANTS
 from rawnet.checkpoint import CheckpointError, load_strictly, read_weights_file
 from rawnet.rawnet2 import DEFAULT_CONFIGS as RAWNET2_CONFIGS
-from rawnet.rawnet2 import RawNet2
+from rawnet.rawnet2 import RawNet2, score_head
 from rawnet.rawnet2 import load_config as load_rawnet2_config
 
 #: A model config: a mapping, or a YAML/JSON file (RawNet2's official YAML, AASIST's official ``.conf``).
@@ -57,7 +57,7 @@ class ModelSpec:
     Attributes
     ----------
     architecture : ``"rawnet2"`` or ``"aasist"``.
-    variant : RawNet2 ``"asvspoof2021"``/``"icassp2021"``; AASIST ``"aasist"``/``"aasist-l"``.
+    variant : RawNet2 ``"asvspoof2021"``/``"icassp2021"``/``"asvspoof5"``; AASIST ``"aasist"``/``"aasist-l"``.
     config : model config (RawNet2 keys as :func:`rawnet.rawnet2.load_config`; AASIST as the official JSON).
     sinc_scale : RawNet2's sinc band-edge scale.
     """
@@ -103,6 +103,11 @@ class ModelSpec:
         if self.architecture == "rawnet2":
             return RawNet2(self.config, variant=self.variant, sinc_scale=self.sinc_scale)
         return AASIST(self.config)
+
+    def score_head(self) -> nn.Module:
+        """What the official evaluation applies to the network's outputs before it reads class 1, the score: a
+        softmax for RawNet2 ``asvspoof5`` (:func:`rawnet.rawnet2.score_head`), nothing for the others."""
+        return score_head(self.variant) if self.architecture == "rawnet2" else nn.Identity()
 
     def to_dict(self) -> dict[str, Any]:
         """The model-file fields that describe the network (JSON-compatible)."""

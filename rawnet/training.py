@@ -4,7 +4,9 @@ Any model mapping float32 (batch, samples) to (batch, 2) trains here; class 1 is
 official weighted cross-entropy, ``F.cross_entropy(output, label, weight=[spoof, bona fide])``, applied to the
 output as it is: for logits (RawNet2 ``icassp2021``, AASIST) that is weighted cross-entropy, and for the log-softmax
 of RawNet2 ``asvspoof2021`` it is the weighted NLL of those log-probabilities, the same value, because
-``log_softmax(log_softmax(z)) == log_softmax(z)``. The dev score of a trial is output index 1, as the scorers use.
+``log_softmax(log_softmax(z)) == log_softmax(z)``. The dev score of a trial is class 1 of the output after the
+variant's :meth:`~rawnet.spec.ModelSpec.score_head`, as the scorers and the official evaluation rank trials: for
+RawNet2 ``asvspoof5`` the softmax probability (its official code ranks by it), elsewhere output index 1 as it is.
 
 Run directory (only rank 0 writes; every file is replaced atomically)::
 
@@ -47,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.metrics import compute_eer
 from lfcc_gmm.protocols import Trial
-from rawnet.catalog import DEVICES, RECIPES, Recipe
+from rawnet.catalog import DEVICES, Recipe, official_recipe
 from rawnet.checkpoint import CheckpointError, load_weights, read_torch_file, write_model_file
 from rawnet.data import (
     BONAFIDE_LABEL,
@@ -327,21 +329,22 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, weights, device, a
 
 
 @torch.no_grad()
-def _dev_pass(model, loader, weights, device, amp, report) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (output index 1) and weighted losses of the examples of this process's shard, in loader order."""
+def _dev_pass(model, head, loader, weights, device, amp, report) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (class 1 after the score ``head``) and weighted losses of the examples of this process's shard, in
+    loader order."""
     model.eval()
     scores, losses = [], []
     for step, (x, y) in enumerate(loader, start=1):
         output, y = _forward(model, x, y, device, amp)
-        scores.append(output[:, BONAFIDE_LABEL].cpu())
+        scores.append(head(output)[:, BONAFIDE_LABEL].cpu())
         losses.append(F.cross_entropy(output, y, weight=weights, reduction="none").cpu())
         report(step)
     return torch.cat(scores).double().numpy(), torch.cat(losses).double().numpy()
 
 
-def _evaluate(model, loader, weights, device, amp, report, env: _Distributed) -> tuple[float, float]:
+def _evaluate(model, head, loader, weights, device, amp, report, env: _Distributed) -> tuple[float, float]:
     """Dev loss (weighted mean cross-entropy) and EER over the whole dev set, gathered from every process."""
-    scores, losses = _dev_pass(model, loader, weights, device, amp, report)
+    scores, losses = _dev_pass(model, head, loader, weights, device, amp, report)
     shards: list[Any] = [(shard_indices(loader), scores, losses)]
     if env.active:
         shards = [None] * env.world_size
@@ -447,7 +450,7 @@ def train(
     spec : the model to build.
     train_trials : labelled trials with paths, both classes.
     run_dir : the run directory (created; see the module docstring).
-    recipe : optimisation settings; default ``RECIPES[spec.architecture]``.
+    recipe : optimisation settings; default the official recipe of the variant (:func:`rawnet.catalog.official_recipe`).
     dev_trials : labelled trials scored after every epoch; best.pth is then chosen on their EER.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     amp : float16 autocast with gradient scaling (CUDA only; ignored with a warning on the CPU).
@@ -465,7 +468,7 @@ def train(
     -------
     TrainResult
     """
-    recipe = RECIPES[spec.architecture] if recipe is None else recipe
+    recipe = official_recipe(spec.architecture, spec.variant) if recipe is None else recipe
     run_dir = Path(run_dir)
     init_weights = None if init_weights is None else resolve_weights(init_weights)
     _check_classes(train_trials, "training")
@@ -535,7 +538,7 @@ def train(
             dev_loss = dev_eer = None
             if dev_loader is not None:
                 report = _report(tell, f"epoch {number}/{recipe.epochs} dev", len(dev_loader))
-                dev_loss, dev_eer = _evaluate(module, dev_loader, weights, device, amp, report, env)
+                dev_loss, dev_eer = _evaluate(module, spec.score_head(), dev_loader, weights, device, amp, report, env)
             row = {"epoch": number, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                    "dev_loss": dev_loss, "dev_eer": dev_eer, "lr": lr, "seconds": time.perf_counter() - began}
             state.history.append(row)

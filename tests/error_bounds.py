@@ -10,7 +10,8 @@ loops within 4).
 
 The functions below turn these rules into elementwise bounds for the computations whose results the tests compare
 across summation orders: the LFCC (either precision), the GMM log-likelihood of :mod:`lfcc_gmm.gmm`, its EM
-statistics and the LFCC-GMM score. For deep networks, :func:`order_tolerance` measures the rounding instead.
+statistics and the LFCC-GMM score. For deep networks, :func:`rawnet.precision.order_tolerance` measures the
+rounding instead.
 """
 
 from __future__ import annotations
@@ -241,31 +242,3 @@ def assert_within(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray | 
         f"{err_msg} element {worst}: {actual[worst]!r} vs {expected[worst]!r}, "
         f"difference {abs(actual[worst] - expected[worst]):.3g} exceeds its bound {excess[worst]:.3g} times"
     )
-
-
-#: How many times one float32 evaluation's measured rounding error two evaluations may differ by (see order_tolerance).
-ORDER_FACTOR = 16
-
-
-def order_tolerance(model, inputs, call=None) -> float:
-    """Tolerance for two float32 evaluations of ``call(model, inputs)`` (default ``model(inputs)``) that sum in other
-    orders: batches, threads, kernels, a fused inference path, a traced module.
-
-    ORDER_FACTOR times the largest rounding error of this evaluation, measured against a float64 copy of the model
-    on the same inputs, and at least 4 ulps of the largest output. An a posteriori estimate rather than a worst-case
-    bound, which for a deep network is orders of magnitude looser than any useful test: two orders perform the same
-    operations, so their errors are of one size; their difference is at most the sum of the two, and the largest
-    error of a few outputs varies between orders by a factor of a few. The measurement runs on the kernels of the
-    machine at hand, so the tolerance follows them.
-    """
-    import copy
-
-    import torch
-
-    call = call or (lambda module, x: module(x))
-    inputs = inputs.float()
-    with torch.no_grad():
-        single = call(model, inputs).double()
-        exact = call(copy.deepcopy(model).double(), inputs.double())
-    error = float((single - exact).abs().max())
-    return max(ORDER_FACTOR * error, 4 * 2 * U32 * float(exact.abs().max()))

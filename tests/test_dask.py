@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from error_bounds import ORDER_FACTOR, U32, statistics_order_bound
+from error_bounds import U32, statistics_order_bound
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
@@ -27,6 +27,7 @@ from lfcc_gmm.audio import AudioConversionWarning
 from lfcc_gmm.baseline import LFCCGMMScorer
 from lfcc_gmm.extraction import extract_features
 from lfcc_gmm.protocols import Trial
+from rawnet.precision import FLOOR_EPSILONS, ORDER_FACTOR
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] not installed: pip install antispoof[dask]")
 from lfcc_gmm import distributed as cluster_backend  # noqa: E402
@@ -115,9 +116,9 @@ def assert_equal_to_rounding(ours: dict[str, np.ndarray], theirs: dict[str, np.n
     Sharded EM sums one set of statistics per shard where the local fit sums chunk after chunk, and the float32
     E-step products then round differently: another order of the same float32 computation, held to ORDER_FACTOR
     times the local fit's own float32 error (``errors``, from float32_em_errors; relative for weights and
-    variances, in standard deviations for the means), as error_bounds.order_tolerance does for networks.
+    variances, in standard deviations for the means), as rawnet.precision.order_tolerance does for networks.
     """
-    floor = 4 * 2 * U32
+    floor = FLOOR_EPSILONS * 2 * U32
     for key in ("bonafide", "spoof"):
         for name in ("weights", "covariances"):
             tolerance = max(ORDER_FACTOR * errors[f"{key}_{name}"], floor)

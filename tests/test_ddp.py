@@ -15,10 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import synthetic_corpus
-from error_bounds import U32, gamma, order_tolerance
+from error_bounds import U32, gamma
 
 from lfcc_gmm.metrics import compute_eer
 from rawnet.data import WaveformDataset
+from rawnet.precision import order_tolerance
 from rawnet.spec import load_model_file
 
 CONFIG = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],

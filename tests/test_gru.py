@@ -1,13 +1,12 @@
-"""GRU inference with a thread-split recurrent product, and the timed choice of thread count."""
+"""GRU inference with a thread-split recurrent product."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from error_bounds import order_tolerance
 
 from rawnet.gru import gru_last_output, gru_layers
-from rawnet.threads import ThreadCountTuner
+from rawnet.precision import order_tolerance
 
 
 def _last_output(gru: torch.nn.GRU, x: torch.Tensor) -> torch.Tensor:
@@ -74,61 +73,3 @@ def test_unsupported_grus_and_inputs_are_refused():
         gru_last_output(torch.zeros(1, 0, 5), layers)
     with pytest.raises(ValueError, match=r"\(batch, time >= 1, features\)"):
         gru_last_output(torch.zeros(10, 5), layers)
-
-
-def test_tuner_times_each_count_then_keeps_the_fastest_and_re_times_the_others_less_and_less_often():
-    tuner = ThreadCountTuner(explore_every=4, max_explore_every=8)
-    seconds = {1: 3.0, 2: 1.0}
-    chosen = []
-    for _ in range(40):
-        n = tuner.choose("b1", (2, 1))
-        chosen.append(n)
-        tuner.record("b1", n, seconds[n])
-    # Calls 1 and 2 time each count once; then the faster, and the slower one again after 4 calls, then after
-    # 8 (it stayed slower), then every 8 (the longest interval).
-    assert [i + 1 for i, n in enumerate(chosen) if n == 1] == [1, 6, 14, 22, 30, 38]
-    assert tuner.seconds == {("b1", 1): 3.0, ("b1", 2): 1.0}
-    # A key of its own starts again; one candidate is always chosen.
-    assert tuner.choose("b8", (2, 1)) == 1
-    assert [tuner.choose("solo", (2,)) for _ in range(9)] == [2] * 9
-
-
-def test_tuner_re_times_soon_again_after_the_ranking_changes():
-    tuner = ThreadCountTuner(explore_every=2, max_explore_every=64)
-    tuner.record("k", 1, 2.0)
-    tuner.record("k", 2, 1.0)
-    chosen = []
-    for _ in range(5):
-        chosen.append(tuner.choose("k", (1, 2)))
-        tuner.record("k", chosen[-1], 1.0)
-    assert chosen == [2, 1, 2, 2, 2]  # the re-timing confirmed the ranking: the interval doubled to 4
-    # The next re-timing finds one thread much faster now (the machine got busy): it becomes the fastest and the
-    # interval is back to 2.
-    n = tuner.choose("k", (1, 2))
-    assert n == 1
-    tuner.record("k", n, 0.1)
-    assert tuner.seconds[("k", 1)] < tuner.seconds[("k", 2)]
-    assert [tuner.choose("k", (1, 2)) for _ in range(2)] == [1, 2]
-
-
-def test_tuner_follows_a_change_of_load():
-    tuner = ThreadCountTuner(explore_every=2)
-    tuner.record("k", 1, 2.0)
-    tuner.record("k", 2, 1.0)
-    # Two threads become slow (a busy machine): the running average soon ranks one thread first.
-    for _ in range(3):
-        tuner.record("k", 2, 8.0)
-    assert tuner.seconds[("k", 2)] == pytest.approx(7.125)
-    assert tuner.choose("k", (1, 2)) == 1
-
-
-def test_timed_threads_sets_and_restores_the_count_and_skips_failed_calls():
-    tuner = ThreadCountTuner()
-    previous = torch.get_num_threads()
-    with tuner.timed_threads("k", (1, previous)) as n:
-        assert n == 1 and torch.get_num_threads() == 1
-    assert torch.get_num_threads() == previous
-    assert set(tuner.seconds) == {("k", 1)}
-    with pytest.raises(RuntimeError), tuner.timed_threads("k", (1, 2)):
-        raise RuntimeError("boom")
-    assert set(tuner.seconds) == {("k", 1)} and torch.get_num_threads() == previous

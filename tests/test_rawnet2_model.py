@@ -1,31 +1,31 @@
-"""RawNet2 (both official variants), the sinc front end and the fixed-length waveform views."""
+"""RawNet2 (the three official variants), the sinc front end and the fixed-length waveform views."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections import deque
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from error_bounds import order_tolerance
+import torch.nn.functional as F
 from scipy.signal import correlate
 
 from rawnet.checkpoint import ConfigError, load_state_dict_file
 from rawnet.functional import pad_or_truncate, random_crop_or_pad, sliding_windows
-from rawnet.rawnet2 import (
-    ASVSPOOF2021_CONFIG,
-    VARIANTS,
-    RawNet2,
-    load_config,
-)
+from rawnet.precision import order_tolerance
+from rawnet.rawnet2 import ASVSPOOF2021_CONFIG, VARIANTS, RawNet2, load_config, scoring_network
 from rawnet.sinc import SincConv, band_edges, sinc_filters
+from rawnet.tuning import fast_paths_off
 
 FS = 16000
 # Parity with outputs the official code computed elsewhere (other kernels, another order): the accuracy the README
 # promises, far above the float32 rounding of either evaluation (order_tolerance: about 1e-7 here).
 PARITY_ATOL = 1e-4
+#: The variants with reduced reference checkpoints in reference/rawnet2/ (asvspoof5 has its own folder).
+REFERENCE_2021 = ("asvspoof2021", "icassp2021")
 
 
 # --------------------------------------------------------------------------- parity with the official code
@@ -65,7 +65,7 @@ def test_official_outputs(reference_dir, official, variant, sinc_method):
     np.testing.assert_allclose(out[:, 1], [cases[name]["score"] for name in names], rtol=0, atol=PARITY_ATOL)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", REFERENCE_2021)
 def test_state_dict_keys_and_shapes_match_official(reference_dir, variant):
     official_state = load_state_dict_file(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.pth")
     config = load_config(reference_dir / "rawnet2" / f"rawnet2_{variant}_small.json")
@@ -86,7 +86,7 @@ def test_strict_loading_rejects_missing_and_unexpected_keys(reference_dir):
 
 def test_full_configs_parameter_counts(reference_dir):
     full = json.loads((reference_dir / "rawnet2" / "official_outputs.json").read_text())["full_param_counts"]
-    for variant in VARIANTS:
+    for variant in REFERENCE_2021:
         assert RawNet2.default_config(variant) == full[variant]["config"]
         model = RawNet2(variant=variant)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -143,12 +143,134 @@ def test_output_kind_per_variant():
     with torch.no_grad():
         log_probs = RawNet2(SMALL, "asvspoof2021").eval()(x)
         logits = RawNet2(SMALL, "icassp2021").eval()(x)
-    assert log_probs.shape == logits.shape == (3, 2)
+        asvspoof5 = RawNet2(SMALL, "asvspoof5").eval()
+        logits5, probabilities = asvspoof5(x), scoring_network(asvspoof5)(x)
+    assert log_probs.shape == logits.shape == logits5.shape == probabilities.shape == (3, 2)
     torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(3))
     assert not torch.allclose(logits.exp().sum(dim=1), torch.ones(3))
+    assert not torch.allclose(logits5.exp().sum(dim=1), torch.ones(3))
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(3))
+    network = scoring_network(asvspoof5)
+    assert network[0] is asvspoof5 and isinstance(network[1], torch.nn.Softmax) and network[1].dim == 1
+    icassp = RawNet2(SMALL, "icassp2021")
+    assert scoring_network(icassp) is icassp
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+# --------------------------------------------------------------------------- the ASVspoof 5 baseline variant
+
+#: The official ASVspoof 5 RawNet2 (asvspoof-challenge/asvspoof5 Baseline-RawNet2/model.py hard-codes it) and its
+#: 64,000-sample evaluation input (data_utils_RawNet2.pad), as reference/rawnet2/asvspoof5/README.md quotes them.
+ASVSPOOF5_ARCHITECTURE = {
+    "nb_samp": 64000,
+    "first_conv": 1024,
+    "in_channels": 1,
+    "filts": [20, [20, 20], [20, 128], [128, 128]],
+    "blocks": [2, 4],
+    "nb_fc_node": 1024,
+    "gru_node": 1024,
+    "nb_gru_layer": 3,
+    "nb_classes": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def asvspoof5_reference(reference_dir):
+    folder = reference_dir / "rawnet2" / "asvspoof5"
+    official = json.loads((folder / "official_outputs.json").read_text())
+    names = sorted(official["outputs"])
+    audio = np.stack([
+        pad_or_truncate(sf.read(reference_dir / "lfcc" / "audio" / name, dtype="float64")[0], 64000) for name in names
+    ])
+    return {
+        "config": {**official["config"], "nb_samp": 64000},
+        "state": load_state_dict_file(folder / "rawnet2_asvspoof5_small.pth"),
+        "inputs": torch.from_numpy(audio).to(torch.float32),
+        "logits": np.array([official["outputs"][name]["logits"] for name in names]),
+        "scores": np.array([official["outputs"][name]["score"] for name in names]),
+        "n_params": official["n_params"],
+    }
+
+
+def _asvspoof5_model(reference, variant: str = "asvspoof5", **options) -> RawNet2:
+    model = RawNet2(reference["config"], variant, **options)
+    model.load_state_dict(reference["state"], strict=True)
+    return model.eval()
+
+
+def test_asvspoof5_default_config_is_the_official_architecture():
+    assert RawNet2.default_config("asvspoof5") == ASVSPOOF5_ARCHITECTURE
+    model = RawNet2(variant="asvspoof5")
+    # The 2021 architecture: the same parameters (17,621,410 trainable, SPEC §5), only the wiring differs.
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 17_621_410
+    assert model.sinc_conv.kernel_size == 1025
+    np.testing.assert_array_equal(model.sinc_conv.filters.numpy(), RawNet2(variant="asvspoof2021").sinc_conv.filters)
+
+
+@pytest.mark.parametrize("sinc_method", ["direct", "fft"])
+def test_asvspoof5_official_outputs(asvspoof5_reference, sinc_method):
+    reference = asvspoof5_reference
+    model = _asvspoof5_model(reference, sinc_method=sinc_method)
+    inputs = reference["inputs"]
+    tolerance = order_tolerance(model, inputs)
+    with torch.no_grad():
+        logits = model(inputs).numpy()
+        scores = scoring_network(model)(inputs).numpy()[:, 1]
+        one_at_a_time = np.concatenate([model(row[None]).numpy() for row in inputs])
+    np.testing.assert_allclose(logits, reference["logits"], rtol=0, atol=tolerance)
+    np.testing.assert_allclose(one_at_a_time, reference["logits"], rtol=0, atol=tolerance)
+    np.testing.assert_allclose(scores, reference["scores"], rtol=0, atol=tolerance)
+    # The clips' logits differ by ~1e-5 only (random weights): the bound must be far tighter to mean anything.
+    assert tolerance < 0.01 * np.ptp(reference["logits"][:, 0])
+
+
+def test_asvspoof5_blocks_read_their_pre_activation(asvspoof5_reference):
+    """Reading the block input as the 2021 baseline does moves the logits far outside the float32 bound."""
+    reference = asvspoof5_reference
+    inputs = reference["inputs"]
+    model = _asvspoof5_model(reference)
+    as_2021 = _asvspoof5_model(reference, "asvspoof2021")
+    with torch.no_grad():
+        log_probs_2021 = as_2021(inputs).numpy()
+    expected = torch.log_softmax(torch.from_numpy(reference["logits"]), dim=1).numpy()
+    assert np.abs(log_probs_2021 - expected).max() > 100 * order_tolerance(model, inputs)
+
+
+def test_asvspoof5_loads_the_official_state_dict_strictly(asvspoof5_reference):
+    reference = asvspoof5_reference
+    model = RawNet2(reference["config"], "asvspoof5")
+    ours = model.state_dict()
+    assert list(ours) == list(reference["state"])
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in reference["state"].items()}
+    assert sum(p.numel() for p in model.parameters()) == reference["n_params"]
+    missing = {k: v for k, v in reference["state"].items() if k != "block3.0.bn1.running_var"}
+    with pytest.raises(RuntimeError, match=r"Missing key.*block3\.0\.bn1\.running_var"):
+        model.load_state_dict(missing, strict=True)
+    with pytest.raises(RuntimeError, match=r"Unexpected key.*Sinc_conv\.band_pass"):
+        model.load_state_dict({**reference["state"], "Sinc_conv.band_pass": torch.zeros(20, 1025)}, strict=True)
+
+
+def test_asvspoof5_training_step(asvspoof5_reference):
+    """Training mode: logits for the weighted cross-entropy, gradients reach every bn1, a step lowers the loss."""
+    reference = asvspoof5_reference
+    torch.manual_seed(0)
+    model = _asvspoof5_model(reference).train()
+    inputs, labels = reference["inputs"], torch.tensor([1, 0, 0, 1])
+    weights = torch.tensor([0.1, 0.9])
+    out = model(inputs)
+    assert out.shape == (4, 2)
+    loss = F.cross_entropy(out, labels, weight=weights)
+    loss.backward()
+    for i in range(1, 6):
+        grad = getattr(model, f"block{i}")[0].bn1.weight.grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().max() > 0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    optimizer.step()
+    with torch.no_grad():
+        assert F.cross_entropy(model(inputs), labels, weight=weights) < loss
+
+
+@pytest.mark.parametrize("variant", REFERENCE_2021)
 def test_official_outputs_one_clip_at_a_time(reference_dir, official, variant):
     # Batch 1 takes the embedding-bag recurrence (rawnet.gru), larger batches a matrix product.
     model = _small_model(reference_dir, variant)
@@ -176,10 +298,23 @@ def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged(batch):
     assert torch.get_num_threads() == threads
 
 
+def _prefer_gru_path(model: RawNet2, x: torch.Tensor, path: str) -> None:
+    """Time every GRU candidate on inputs like ``x``, then make ``path`` ("nn.GRU" or "split") the fastest."""
+    choice = model._choice
+    with torch.no_grad():
+        for _ in range(4):  # the warm-up takes the four candidates in turn
+            model(x)
+    for timings in choice.samples.values():
+        for candidate in timings:
+            seconds = 0.0 if candidate in ((path, n) for n in range(1, 1024)) else 1.0
+            timings[candidate] = deque([seconds] * choice.rounds, maxlen=choice.window)
+
+
 def test_inference_and_autograd_paths_agree_and_follow_new_weights():
     torch.manual_seed(0)
     model = RawNet2(SMALL).eval()
     x = torch.randn(1, 4000)
+    _prefer_gru_path(model, x, "split")
     with torch.no_grad():
         first = model(x)  # packs the GRU weights for inference
     other = RawNet2(SMALL).eval()
@@ -189,6 +324,68 @@ def test_inference_and_autograd_paths_agree_and_follow_new_weights():
     autograd = model(x)  # autograd on: nn.GRU itself
     torch.testing.assert_close(inference, autograd.detach(), rtol=0, atol=order_tolerance(model, x))
     assert not torch.allclose(first, inference)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_gru_candidate_is_timed_and_the_fastest_runs(batch, monkeypatch):
+    torch.manual_seed(0)
+    model = RawNet2(SMALL).eval()
+    x = torch.randn(batch, 4000)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        reference = model(x)  # the first untimed candidate: plain nn.GRU on torch's count
+        outputs = [model(x) for _ in range(4)]
+    expected = {("nn.GRU", threads), ("split", threads), ("nn.GRU", 1), ("split", 1)}
+    if batch > 1:  # the front end, batched or item by item
+        expected |= {"batch", "items"}
+    assert {candidate for timings in model._choice.samples.values() for candidate in timings} == expected
+    assert torch.get_num_threads() == threads
+    for output in outputs:
+        torch.testing.assert_close(output, reference, rtol=0, atol=1e-6)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a slower candidate ran")
+
+    _prefer_gru_path(model, x, "nn.GRU")
+    monkeypatch.setattr("rawnet.rawnet2.gru_last_output", fail)
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+    monkeypatch.undo()
+    _prefer_gru_path(model, x, "split")
+    monkeypatch.setattr(model.gru, "forward", fail)
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+
+
+def test_deterministic_algorithms_take_the_plain_path(monkeypatch):
+    torch.manual_seed(0)
+    model = RawNet2(SMALL).eval()
+    x = torch.randn(1, 4000)
+    monkeypatch.setattr("rawnet.rawnet2.gru_last_output", lambda *a, **k: pytest.fail("custom recurrence ran"))
+    monkeypatch.setattr("rawnet.sinc.fft_correlate", lambda *a, **k: pytest.fail("FFT convolution ran"))
+    with torch.no_grad(), fast_paths_off():
+        first = model(x)
+        assert all(torch.equal(model(x), first) for _ in range(5))
+    assert not model._choice.samples and not model.sinc_conv._choice.samples
+
+
+def test_model_built_under_inference_mode():
+    """Its weights are inference tensors without version counters: the packed GRU copy is rebuilt every call."""
+    torch.manual_seed(0)
+    reference = RawNet2(SMALL).eval()
+    x = torch.randn(1, 4000)
+    with torch.inference_mode():
+        model = RawNet2(SMALL).eval()
+        model.load_state_dict(reference.state_dict())
+        _prefer_gru_path(model, x, "split")
+        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-6)
+        # Inference tensors can only change inside inference mode, in place: the next forward follows.
+        model.gru.weight_hh_l0.mul_(2)
+        with torch.no_grad():
+            reference.gru.weight_hh_l0.mul_(2)
+        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-6)
 
 
 def test_bad_arguments():
@@ -366,8 +563,7 @@ def test_sinc_conv_fft_equals_direct_equals_float64(n_filters, kernel, lengths):
             np.testing.assert_allclose(out, reference, rtol=0, atol=tolerance)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-def test_sinc_conv_fft_gradient_and_trace_with_another_batch_size():
+def test_sinc_conv_fft_gradient_and_export_with_another_batch_size():
     direct = SincConv(20, 1025, method="direct")
     fft = SincConv(20, 1025, method="fft")
     x = torch.randn(2, 1, 5000, generator=torch.Generator().manual_seed(0))
@@ -380,11 +576,14 @@ def test_sinc_conv_fft_gradient_and_trace_with_another_batch_size():
         (module(leaf) * weights).sum().backward()
         grads.append(leaf.grad)
     torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-5 * grads[0].abs().max().item())
-    # The export path traces with one batch size and serves others: no batch-dependent Python control flow.
+    # Exported, the FFT layer is the direct convolution (complex FFT tensors do not export) with a free batch size.
+    program = torch.export.export(SincConv(20, 1025, method="fft").eval(), (x,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    ops = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert any("conv1d" in op or "convolution" in op for op in ops) and not any("fft" in op for op in ops)
+    x3 = torch.randn(3, 1, 5000, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        traced = torch.jit.trace(SincConv(20, 1025, method="fft"), x, check_trace=False)
-        x3 = torch.randn(3, 1, 5000, generator=torch.Generator().manual_seed(2))
-        torch.testing.assert_close(traced(x3), direct(x3), rtol=0, atol=1e-5 * direct(x3).abs().max().item())
+        torch.testing.assert_close(program.module()(x3), direct(x3), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------- fixed-length views

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from error_bounds import TRANSCENDENTAL_ULPS, U32, order_tolerance
+from error_bounds import TRANSCENDENTAL_ULPS, U32
 from scipy.signal import resample_poly
 
 from cli.main import main
@@ -23,8 +23,10 @@ from lfcc_gmm.segments import SegmentGrid
 from lfcc_gmm.speech import detect_speech
 from rawnet import weights
 from rawnet.aasist import CONFIGS
+from rawnet.precision import order_tolerance
 from rawnet.rawnet2 import DEFAULT_CONFIGS, RawNet2
 from rawnet.scorers import AASISTScorer, CheckpointError, RawNet2Scorer
+from rawnet.tuning import fast_paths_off
 
 NB_SAMP = 64600
 
@@ -78,6 +80,26 @@ def test_rawnet2_reduced_checkpoints_match_official_outputs(reference_dir, audio
         assert (scorer.output_kind, scorer.default_threshold) == ("logits", 0.0)
 
 
+def test_rawnet2_asvspoof5_scores_are_the_official_softmax(reference_dir, audio_dir, tmp_path):
+    folder = reference_dir / "rawnet2" / "asvspoof5"
+    official = json.loads((folder / "official_outputs.json").read_text())
+    config = {**official["config"], "nb_samp": 64000}
+    scorer = RawNet2Scorer.load(folder / "rawnet2_asvspoof5_small.pth", config=config, variant="asvspoof5",
+                                device="cpu", batch_size=3)
+    assert (scorer.nb_samp, scorer.output_kind, scorer.default_threshold) == (64000, "softmax", 0.5)
+    names = sorted(official["outputs"])
+    scores = scorer.score_files([audio_dir / name for name in names])
+    inputs = np.concatenate([scorer.model_inputs(load_audio(audio_dir / name).signal) for name in names])
+    tolerance = order_tolerance(scorer.cpu_network(), torch.from_numpy(inputs))
+    np.testing.assert_allclose(scores, [official["outputs"][n]["score"] for n in names], rtol=0, atol=tolerance)
+    # A model file keeps the variant, so the softmax and the threshold come back with it.
+    scorer.save(tmp_path / "asvspoof5.pth")
+    again = RawNet2Scorer.load(tmp_path / "asvspoof5.pth", device="cpu")
+    assert (again.spec_.variant, again.output_kind, again.default_threshold) == ("asvspoof5", "softmax", 0.5)
+    # A bare state_dict has the asvspoof2021 shapes: without variant= it is read as that variant.
+    assert RawNet2Scorer.load(folder / "rawnet2_asvspoof5_small.pth", config=config).spec_.variant == "asvspoof2021"
+
+
 def test_bare_state_dict_of_unofficial_size_asks_for_a_config(reference_dir):
     with pytest.raises(CheckpointError, match=r"rawnet2_asvspoof2021_small\.pth.*16 channels.*20 \(asvspoof2021\), "
                                               r"128 \(icassp2021\); give the config and the variant"):
@@ -106,7 +128,8 @@ def test_model_file_round_trip(rawnet2, audio_dir, tmp_path):
     assert fields["config"] == rawnet2.spec_.config and fields["epoch"] is None
     again = RawNet2Scorer.load(path, batch_size=rawnet2.batch_size, crop=rawnet2.crop)
     assert again.spec_ == rawnet2.spec_
-    np.testing.assert_array_equal(again.score_files(files), rawnet2.score_files(files))
+    with fast_paths_off():  # the same weights on the fixed path: the same bits
+        np.testing.assert_array_equal(again.score_files(files), rawnet2.score_files(files))
     with pytest.raises(CheckpointError, match="describes its network; config cannot be given"):
         RawNet2Scorer.load(path, config={"nb_samp": 1})
     fields["format"] = "antispoof-aasist"
@@ -184,10 +207,11 @@ def test_lossless_re_encodings_give_the_same_score(rawnet2, odd_files):
     names = ("original", "pcm24", "float")
     inputs = [rawnet2.model_inputs(load_audio(odd_files[k]).signal) for k in names]
     assert all(np.array_equal(inputs[0], other) for other in inputs[1:])
-    # ... and each file alone goes through the same kernels in the same order: the same bits. (Rows of one batch
-    # need not: a kernel may sum a row by its position in the batch, which test_batch_size_does_not_change_scores
-    # bounds.)
-    scores = [rawnet2.score_files([odd_files[k]])[0] for k in names]
+    # ... and each file alone, on the fixed path (the measured ones may differ between calls), goes through the
+    # same kernels in the same order: the same bits. (Rows of one batch need not: a kernel may sum a row by its
+    # position in the batch, which test_batch_size_does_not_change_scores bounds.)
+    with fast_paths_off():
+        scores = [rawnet2.score_files([odd_files[k]])[0] for k in names]
     assert scores[0] == scores[1] == scores[2]
 
 
@@ -205,11 +229,12 @@ def test_short_clip_is_repeat_padded_in_both_modes(reference_dir, odd_files):
     by_hand = np.tile(x, 5)[:NB_SAMP][None, :]  # 16,000 samples x 5 >= 64,600
     official = small_rawnet2(reference_dir, "asvspoof2021")
     whole = small_rawnet2(reference_dir, "asvspoof2021", crop="none")
-    expected = official.outputs(by_hand)[0, 1]
-    # The same single row through the same batch-of-one forward pass: the same bits. Whole-file mode has one
-    # window here, and one window's speech-weighted mean is its score.
-    assert official.score_files([odd_files["1s"]])[0] == expected
-    assert whole.score_files([odd_files["1s"]])[0] == expected
+    # The same single row through the same batch-of-one forward pass on the fixed path: the same bits. Whole-file
+    # mode has one window here, and one window's speech-weighted mean is its score.
+    with fast_paths_off():
+        expected = official.outputs(by_hand)[0, 1]
+        assert official.score_files([odd_files["1s"]])[0] == expected
+        assert whole.score_files([odd_files["1s"]])[0] == expected
 
 
 def test_long_clip_official_window_and_whole_file_windows(reference_dir, odd_files):
@@ -371,10 +396,11 @@ def test_fit_trains_through_the_shared_trainer(tiny_corpus, tmp_path):
     best = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
     assert (scorer.info_["epoch"], scorer.info_["dev_eer"]) == (best["epoch"], best["dev_eer"])
     assert all(torch.equal(v, best["state_dict"][k]) for k, v in scorer.model_.state_dict().items())
-    scores = scorer.score_files([t.path for t in tiny_corpus])
     scorer.save(tmp_path / "model.pth")
-    np.testing.assert_array_equal(RawNet2Scorer.load(tmp_path / "model.pth", batch_size=4).score_files(
-        [t.path for t in tiny_corpus]), scores)
+    again = RawNet2Scorer.load(tmp_path / "model.pth", batch_size=4)
+    with fast_paths_off():  # the same weights on the fixed path: the same bits
+        np.testing.assert_array_equal(again.score_files([t.path for t in tiny_corpus]),
+                                      scorer.score_files([t.path for t in tiny_corpus]))
 
 
 def test_in_memory_signals_score_as_their_files(reference_dir):
@@ -383,10 +409,13 @@ def test_in_memory_signals_score_as_their_files(reference_dir):
     scorer = AASISTScorer.load(reference_dir / "aasist" / "AASIST-L.pth", batch_size=3)
     paths = [reference_dir / "lfcc" / "audio" / name for name in ("LA_T_1272637.flac", "espeak_en.wav")]
     signals = [sf.read(p, dtype="float64")[0] for p in paths]
-    # The same samples, the same rows, the same batches: the same bits.
-    np.testing.assert_array_equal(scorer.score_signals(signals), scorer.score_files(paths))
-    # At another rate the signal is resampled first, as load_audio would.
+    # The same samples, the same rows, the same batches, the fixed path (the measured ones may differ between
+    # calls): the same bits.
     from scipy.signal import resample_poly
 
-    at_8k = resample_poly(signals[0], 1, 2)
-    assert scorer.score_signals([at_8k], sample_rate=8000)[0] == scorer.score_signals([resample_poly(at_8k, 2, 1)])[0]
+    with fast_paths_off():
+        np.testing.assert_array_equal(scorer.score_signals(signals), scorer.score_files(paths))
+        # At another rate the signal is resampled first, as load_audio would.
+        at_8k = resample_poly(signals[0], 1, 2)
+        resampled = scorer.score_signals([resample_poly(at_8k, 2, 1)])[0]
+        assert scorer.score_signals([at_8k], sample_rate=8000)[0] == resampled

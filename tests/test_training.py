@@ -21,10 +21,11 @@ from error_bounds import TRANSCENDENTAL_ULPS, U32, U64
 
 from cli.deep_training import train_aasist, train_rawnet2
 from lfcc_gmm.metrics import compute_eer
-from rawnet.catalog import RECIPES, Recipe
+from rawnet.catalog import RAWNET2_VARIANTS, RECIPES, Recipe, official_recipe
 from rawnet.data import WaveformDataset
+from rawnet.rawnet2 import scoring_network
 from rawnet.spec import ModelSpec, load_model_file, model_config
-from rawnet.training import RunDirError, make_optimizer, resolve_device, train
+from rawnet.training import RunDirError, _dev_pass, make_optimizer, resolve_device, train
 
 TINY_RAWNET2 = {"nb_samp": 8000, "first_conv": 65, "in_channels": 1, "filts": [4, [4, 4], [4, 8], [8, 8]],
                 "blocks": [2, 4], "nb_fc_node": 8, "gru_node": 8, "nb_gru_layer": 1, "nb_classes": 2}
@@ -71,12 +72,47 @@ def dev_scores(model, trials) -> np.ndarray:
 
 
 def test_recipes_are_the_official_ones():
-    r2, aasist = RECIPES["rawnet2"], RECIPES["aasist"]
-    assert (r2.lr, r2.weight_decay, r2.batch_size, r2.epochs) == (1e-4, 1e-4, 32, 100)
-    assert (r2.scheduler, r2.random_crop, r2.class_weights) == ("constant", False, (0.1, 0.9))
-    assert (aasist.lr, aasist.weight_decay, aasist.batch_size, aasist.epochs) == (1e-4, 1e-4, 24, 100)
-    assert (aasist.scheduler, aasist.lr_min, aasist.betas, aasist.random_crop) == ("cosine", 5e-6, (0.9, 0.999), True)
-    assert aasist.class_weights == (0.1, 0.9)
+    # ASVspoof 2021 LA baseline main.py (Tak et al.'s release trains alike).
+    for variant in ("asvspoof2021", "icassp2021"):
+        r2 = official_recipe("rawnet2", variant)
+        assert (r2.lr, r2.weight_decay, r2.batch_size, r2.epochs) == (1e-4, 1e-4, 32, 100)
+        assert (r2.scheduler, r2.random_crop, r2.class_weights) == ("constant", False, (0.1, 0.9))
+    # ASVspoof 5 Main_RawNet2_baseline.py: batch 128, pad_random windows; the same Adam and loss.
+    r5 = official_recipe("rawnet2", "asvspoof5")
+    assert (r5.lr, r5.weight_decay, r5.batch_size, r5.epochs) == (1e-4, 1e-4, 128, 100)
+    assert (r5.scheduler, r5.random_crop, r5.class_weights, r5.drop_last) == ("constant", True, (0.1, 0.9), True)
+    for variant in ("aasist", "aasist-l"):
+        aasist = official_recipe("aasist", variant)
+        assert (aasist.lr, aasist.weight_decay, aasist.batch_size, aasist.epochs) == (1e-4, 1e-4, 24, 100)
+        assert (aasist.scheduler, aasist.lr_min, aasist.betas, aasist.random_crop) == ("cosine", 5e-6, (0.9, 0.999),
+                                                                                      True)
+        assert aasist.class_weights == (0.1, 0.9)
+    assert set(RECIPES["rawnet2"]) == set(RAWNET2_VARIANTS)
+    with pytest.raises(ValueError, match="unknown rawnet2 variant 'aasist'"):
+        official_recipe("rawnet2", "aasist")
+    with pytest.raises(ValueError, match="unknown architecture 'gmm'"):
+        official_recipe("gmm", "asvspoof2021")
+
+
+def test_asvspoof5_dev_scores_are_the_softmax_probability():
+    """The dev pass ranks asvspoof5 trials by softmax(output)[:, 1], as the official code does, not by the logit:
+    two trials whose bona fide logits and probabilities rank them in opposite orders show which one was used."""
+    logits = torch.tensor([[0.0, 1.0], [-5.0, 0.5], [3.0, 2.0]])  # P(bona fide) 0.73, 0.996, 0.27
+    labels = torch.tensor([0, 1, 0])
+    weights = torch.tensor([0.1, 0.9])
+    loader = [(logits, labels)]  # the identity "network" outputs its input
+    for variant, expected in (("asvspoof5", torch.softmax(logits, dim=1)[:, 1]), ("icassp2021", logits[:, 1])):
+        head = rawnet2(variant).score_head()
+        scores, losses = _dev_pass(torch.nn.Identity(), head, loader, weights, torch.device("cpu"), False,
+                                   lambda step: None)
+        np.testing.assert_array_equal(scores, expected.double().numpy())
+        # The loss is the weighted cross-entropy of the raw outputs whatever the score.
+        np.testing.assert_array_equal(losses, F.cross_entropy(logits, labels, weight=weights,
+                                                              reduction="none").double().numpy())
+    # The bona fide trial ranks above both spoofs by probability and below both by its logit: EER 0 against 1.
+    probability = torch.softmax(logits, dim=1)[:, 1].numpy()
+    assert compute_eer(probability[[1]], probability[[0, 2]])[0] == 0
+    assert compute_eer(logits[[1], 1].numpy(), logits[[0, 2], 1].numpy())[0] == 1
 
 
 def test_cosine_schedule_steps_per_batch_to_lr_min():
@@ -288,7 +324,7 @@ def test_model_files_are_checked(tmp_path):
 def test_aasist_resume_reproduces_dropout(data, tmp_path):
     # AASIST's dropout draws from torch's global generator: only the checkpointed RNG state makes this exact.
     spec = ModelSpec("aasist", "aasist", dict(TINY_AASIST))
-    recipe = dataclasses.replace(RECIPES["aasist"], epochs=2, batch_size=4)
+    recipe = dataclasses.replace(official_recipe("aasist", "aasist"), epochs=2, batch_size=4)
     trials = data[0][:4]  # one batch per epoch
     straight = train(spec, trials, tmp_path / "a", recipe, device="cpu", seed=5)
     with pytest.raises(Interrupt):
@@ -348,12 +384,36 @@ def test_cli_trains_rawnet2_and_resumes(cli, data, tmp_path):
     saved = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
     assert saved["config"] == TINY_RAWNET2  # --nb-samp overrides the file's 64600
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["recipe"] == {**dataclasses.asdict(RECIPES["rawnet2"]), "epochs": 1, "batch_size": 4, "lr": 1e-3,
+    assert run["recipe"] == {**dataclasses.asdict(official_recipe("rawnet2", "asvspoof2021")), "epochs": 1,
+                             "batch_size": 4, "lr": 1e-3,
                              "betas": [0.9, 0.999], "class_weights": [0.1, 0.9]}
     resumed = cli("rawnet2", *common, "--epochs", 2, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "epoch 2: train loss" in resumed.output and "epoch 1:" not in resumed.output
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
+
+
+def test_cli_trains_rawnet2_asvspoof5_with_its_recipe(cli, data, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"model": TINY_RAWNET2}))
+    train_list, dev_list = write_list(tmp_path / "train.csv", data[0]), write_list(tmp_path / "dev.csv", data[1])
+    result = cli("rawnet2", "--variant", "asvspoof5", "--list", train_list, "--dev-list", dev_list, "-o",
+                 tmp_path / "run", "--config", config, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
+                 "--workers", 0)
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    # The ASVspoof 5 baseline's recipe (random windows), not the 2021 baselines' (first samples).
+    assert run["recipe"] == {**dataclasses.asdict(official_recipe("rawnet2", "asvspoof5")), "epochs": 1,
+                             "batch_size": 4, "betas": [0.9, 0.999], "class_weights": [0.1, 0.9]}
+    assert run["recipe"]["random_crop"] is True
+    model, info = load_model_file(tmp_path / "run" / "best.pth")
+    assert (info["variant"], info["config"]) == ("asvspoof5", TINY_RAWNET2)
+    # The dev EER is that of the official score, the softmax probability of the best model.
+    scores = dev_scores(scoring_network(model), data[1])
+    keys = np.array([t.key for t in data[1]])
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert compute_eer(scores[keys == "bonafide"], scores[keys == "spoof"])[0] == pytest.approx(info["dev_eer"],
+                                                                                            abs=1e-12)
 
 
 def test_cli_usage_errors(cli, data, tmp_path):
@@ -367,18 +427,19 @@ def test_cli_usage_errors(cli, data, tmp_path):
     assert result.exit_code == 2 and "--augment" in result.output
 
 
-@pytest.mark.parametrize("command", [train_rawnet2, train_aasist])
-def test_cli_help_quotes_the_recipe(command):
+@pytest.mark.parametrize(("command", "quoted"), [
+    (train_rawnet2, {"epochs": "100", "batch_size": "32; asvspoof5: 128", "lr": "1e-4", "weight_decay": "1e-4",
+                     "random_crop": "off; asvspoof5: on"}),
+    (train_aasist, {"epochs": "100", "batch_size": "24", "lr": "1e-4", "weight_decay": "1e-4", "random_crop": "on"}),
+])
+def test_cli_help_quotes_the_recipe(command, quoted):
     # The help quotes the recipes (the options' defaults from rawnet.catalog, the prose by hand): keep in step.
-    recipe = RECIPES[command.name]
-    quoted = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": f"{recipe.lr:.0e}".replace("e-0", "e-"),
-              "weight_decay": f"{recipe.weight_decay:.0e}".replace("e-0", "e-")}
     helps = {param.name: param.help for param in command.params}
     for name, value in quoted.items():
-        assert f"[default: {value}]" in helps[name], name
-    crop = "on" if recipe.random_crop else "off"
-    assert f"[default: {crop}," in helps["random_crop"]
-    assert f"lr {quoted['lr']}" in command.help and f"batch {recipe.batch_size}" in command.help
+        assert f"[default: {value}" + ("," if name == "random_crop" else "]") in helps[name], name
+    for recipe in RECIPES[command.name].values():
+        assert f"lr {recipe.lr:.0e}".replace("e-0", "e-") in command.help
+        assert f"batch {recipe.batch_size}" in command.help
 
 
 def test_cli_module_does_not_import_torch():
