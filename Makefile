@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 AASIST_WEIGHTS ?=
 DEMO_ARGS ?= $(if $(AASIST_WEIGHTS),--weights $(AASIST_WEIGHTS))
 
-.PHONY: install codec-libs demo test lint bench notebook docs model-cards clean
+.PHONY: install codec-libs browser demo test lint bench notebook docs model-cards clean
 
 install: $(STAMP)
 
@@ -22,31 +22,44 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[rawnet,dev]"
-	@$(MAKE) --no-print-directory codec-libs
+	$(BIN)/python -m pip install --quiet -e ".[rawnet,serve,dev]"
+	@$(MAKE) --no-print-directory codec-libs browser
 	touch $(STAMP)
 
-# The AMR-WB and Speex codec conditions call the reference libraries, which PyAV's wheels lack; the package says
-# which are missing (lfcc_gmm/lossy_codecs.py). Run as root where apt-get exists (Debian/Ubuntu), this installs
-# them, refreshing the package lists only when the first try fails; when it cannot (no network, not root, no apt),
-# a note says what to install and nothing fails: those conditions are refused, saying why, and their tests skip.
-MISSING_CODEC_LIBS ?= $(BIN)/python -c "from lfcc_gmm.lossy_codecs import missing_system_packages as m; print(*m())"
+# System packages some features need, installed with apt-get as root where it exists (Debian/Ubuntu), refreshing the
+# package lists only when the first try fails; when it cannot (no network, not root, no apt), a note says what to
+# install and nothing fails: the features say what they miss and their tests skip.
+# $(call apt-packages,COMMAND PRINTING THE MISSING PACKAGES,WHAT NEEDS THEM,WHAT TO INSTALL ELSEWHERE)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	-o DPkg::Lock::Timeout=120
-
-codec-libs:
-	@missing="$$($(MISSING_CODEC_LIBS))"; \
+define apt-packages
+	@missing="$$($(1))"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    { $(APT_INSTALL) $$missing || { apt-get update -qq && $(APT_INSTALL) $$missing; }; } >/dev/null 2>&1 \
-	        && echo "installed $$missing (AMR-WB and Speex codec conditions)" && exit 0; \
-	    echo "note: apt-get could not install $$missing (no network or package lists?); the AMR-WB and Speex" \
-	         "codec conditions stay unavailable until they are installed (then: make codec-libs)" >&2; \
+	        && echo "installed $$missing ($(2))" && exit 0; \
+	    echo "note: apt-get could not install $$missing (no network or package lists?); $(2) stay unavailable" \
+	         "until they are installed (then: make $@)" >&2; \
 	else \
-	    echo "note: $$missing not installed: the AMR-WB and Speex codec conditions need them" \
-	         "(Debian/Ubuntu, as root: apt-get install $$missing; elsewhere your system's libvo-amrwbenc and" \
-	         "libspeex)" >&2; \
+	    echo "note: $$missing not installed: $(2) need them (Debian/Ubuntu, as root: apt-get install $$missing;" \
+	         "elsewhere $(3))" >&2; \
 	fi
+endef
+
+# The AMR-WB and Speex codec conditions call the reference libraries, which PyAV's wheels lack; the package says
+# which are missing (lfcc_gmm/lossy_codecs.py). Without them those conditions are refused, saying why.
+MISSING_CODEC_LIBS ?= $(BIN)/python -c "from lfcc_gmm.lossy_codecs import missing_system_packages as m; print(*m())"
+
+codec-libs:
+	$(call apt-packages,$(MISSING_CODEC_LIBS),the AMR-WB and Speex codec conditions,your system's libvo-amrwbenc and libspeex)
+
+# The tests of `antispoof serve`'s web page drive a real headless Chromium through chromedriver (selenium); the
+# browser is never downloaded at run time.
+MISSING_BROWSER ?= for p in chromium:chromium chromedriver:chromium-driver; do \
+	command -v $${p%%:*} >/dev/null 2>&1 || printf '%s ' $${p\#*:}; done
+
+browser:
+	$(call apt-packages,$(MISSING_BROWSER),the web page tests of antispoof serve,Chromium and its chromedriver)
 
 demo: install
 	$(BIN)/antispoof demo $(DEMO_ARGS)
@@ -59,7 +72,7 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[rawnet,dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[rawnet,serve,dev,bench]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

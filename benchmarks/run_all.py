@@ -56,6 +56,9 @@ BENCHMARKS: list[tuple[str, list[str], str, str]] = [
     ("bench_whole_file.py", [], "Whole-file scoring and segment timelines",
      "issue 18: AASIST over a 60 s file ≥ 12× real time (≤ 5 s) on 2 cores, beside the official forward over the "
      "same windows; LFCC-GMM segment scores < 10 % over the plain file score"),
+    ("bench_service.py", [], "HTTP scoring service",
+     "issue 19: requests/s and p50/p95 latency with 1, 4 and 16 clients; overhead over the bare scorer call "
+     "≤ 10 % at 1 client"),
 ]
 
 

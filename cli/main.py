@@ -27,6 +27,7 @@ from .features import lfcc_command
 from .reporting import calibrate, compare, fuse
 from .robustness import robustness
 from .scoring import score, scorers
+from .serve import serve
 from .training import train
 
 #: Errors that mean "your data or files are wrong", reported in one line with exit code 1.
@@ -92,6 +93,7 @@ main.add_command(demo)
 main.add_command(evaluate)
 main.add_command(score)
 main.add_command(scorers)
+main.add_command(serve)
 main.add_command(train)
 train.add_command(train_rawnet2)
 train.add_command(train_aasist)

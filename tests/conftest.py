@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Helper modules with fixtures that test modules load as plugins: their asserts are rewritten as the tests' are.
+pytest.register_assert_rewrite("service_process")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("ANTISPOOF_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference"))
 
