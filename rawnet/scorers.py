@@ -418,8 +418,8 @@ class AASISTScorer(RawWaveformScorer):
     Runtime without torch, faster on the CPU (``benchmarks/bench_aasist.py``). This scorer does not switch to it
     by timing as its fast paths do: graph pooling keeps the top-k of sigmoid node scores, and where scores tie or
     nearly tie (saturated sigmoids, e.g. the ASVspoof 5 weights on a synthetic chirp) one rounding difference
-    changes which nodes are kept, so the two runtimes may differ there by more than float32 rounding (0.04 on a
-    logit of 40), and this scorer's outputs would depend on timings.
+    changes which nodes are kept, so the two runtimes may differ there by more than float32 rounding (up to
+    0.1 on logits of 40 to 50), and this scorer's outputs would depend on timings.
     """
 
     name: ClassVar[str] = "aasist"

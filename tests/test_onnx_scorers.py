@@ -288,3 +288,14 @@ def test_scorers_lists_both():
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert rows["aasist-onnx"]["available"] and rows["rawnet2-onnx"]["available"]
     assert "without torch" in rows["aasist-onnx"]["description"]
+
+
+def test_readme_onnx_snippet_runs_as_written(monkeypatch, capsys):
+    from tests.test_readme import python_blocks, run_blocks
+
+    (block,) = [b for b in python_blocks() if 'load_scorer("aasist-onnx"' in b]
+    clip = REPO_ROOT / "data" / "demo" / "flac" / DEMO_CLIPS[0]
+    namespace = run_blocks([block.replace('"clip.wav"', repr(str(clip)))], monkeypatch)
+    assert namespace["scorer"].training_summary_["weights"] == "aasist-l"
+    assert namespace["scorer"].session_.get_session_options().intra_op_num_threads == 2
+    assert "'verdict': " in capsys.readouterr().out
