@@ -31,7 +31,7 @@ from lfcc_gmm.scorers import ScorerOptionError
 from lfcc_gmm.verdicts import Threshold
 from rawnet.onnx_format import BONAFIDE_INDEX, INPUT_NAME, OUTPUT_NAME, ONNXFormatError, decode_metadata
 from rawnet.thresholds import aasist_threshold, output_threshold
-from rawnet.weights import AASIST_ENV, KNOWN_WEIGHTS, WeightsNotFoundError, bundled_onnx_file, identify
+from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
 from rawnet.windows import DEFAULT_BATCH_SIZE, WindowScorer, check_crop
 
 
@@ -186,7 +186,7 @@ class ONNXScorer(WindowScorer):
         if options:
             raise ScorerOptionError(f"the {cls.name} scorer takes no {', '.join(sorted(options))}: the ONNX file "
                                     "describes its network")
-        model_path = cls._default_model() if path is None else cls._resolve(path)
+        model_path = cls._default_model() if path is None else resolve_weights(path, onnx=True)
         scorer = cls(batch_size=batch_size, crop=check_crop(crop), threads=threads)
         scorer._install(model_path.read_bytes(), str(model_path))
         published = identify(model_path)
@@ -194,17 +194,6 @@ class ONNXScorer(WindowScorer):
             entry = KNOWN_WEIGHTS[published]
             scorer.training_summary_ = {"weights": published, "trained_on": entry.trained_on, "source": entry.source}
         return scorer
-
-    @classmethod
-    def _resolve(cls, value: str | os.PathLike) -> Path:
-        """An existing file, else the bundled graph of a weights name."""
-        path = Path(value)
-        if path.is_file():
-            return path
-        if str(value) in KNOWN_WEIGHTS:
-            return bundled_onnx_file(str(value))
-        raise WeightsNotFoundError(f"{value}: no such ONNX file, and not a weights name (bundled graphs: "
-                                   f"{', '.join(n for n, e in KNOWN_WEIGHTS.items() if e.bundled_onnx)})")
 
     def _install(self, model: bytes, source: str) -> None:
         session = inference_session(model, self.threads, source)
@@ -244,13 +233,7 @@ class AASISTONNXScorer(ONNXScorer):
 
     @classmethod
     def _default_model(cls) -> Path:
-        configured = os.environ.get(AASIST_ENV)
-        if configured:
-            try:
-                return cls._resolve(configured)
-            except WeightsNotFoundError as exc:
-                raise WeightsNotFoundError(f"{AASIST_ENV}={configured}: {exc}") from None
-        return bundled_onnx_file("aasist")
+        return default_aasist_weights(onnx=True)
 
     def threshold(self) -> Threshold:
         """As :meth:`rawnet.scorers.AASISTScorer.threshold` (:func:`rawnet.thresholds.aasist_threshold`)."""

@@ -334,20 +334,22 @@ def weights_file(name: str) -> Path:
     return cached
 
 
-def resolve_weights(value: str | os.PathLike) -> Path:
+def resolve_weights(value: str | os.PathLike, onnx: bool = False) -> Path:
     """What ``--weights VALUE`` means: an existing file, else a name of :data:`KNOWN_WEIGHTS` (see
-    :func:`weights_file`); a clear error listing the names otherwise."""
+    :func:`weights_file`; with ``onnx``, the name's bundled ONNX graph, :func:`bundled_onnx_file`); a clear error
+    listing the names otherwise."""
     path = Path(value)
     if path.is_file():
         return path
     if str(value) in KNOWN_WEIGHTS:
-        return weights_file(str(value))
-    raise WeightsNotFoundError(f"{value}: no such weights file, and not a weights name "
+        return bundled_onnx_file(str(value)) if onnx else weights_file(str(value))
+    raise WeightsNotFoundError(f"{value}: no such {'ONNX' if onnx else 'weights'} file, and not a weights name "
                                f"(known: {', '.join(KNOWN_WEIGHTS)})")
 
 
-def default_aasist_weights(variant: str | None = None) -> Path:
-    """The weights the AASIST scorer reads when given none.
+def default_aasist_weights(variant: str | None = None, onnx: bool = False) -> Path:
+    """The weights the AASIST scorer reads when given none (with ``onnx``, the graph the ``aasist-onnx`` scorer
+    reads).
 
     ``variant`` (``"aasist"``, ``"aasist-l"``) names them; without it ``$ANTISPOOF_AASIST_WEIGHTS`` (a file
     or a name) when set, else the bundled ``aasist``.
@@ -356,10 +358,11 @@ def default_aasist_weights(variant: str | None = None) -> Path:
         configured = os.environ.get(AASIST_ENV)
         if configured:
             try:
-                return resolve_weights(configured)
+                return resolve_weights(configured, onnx)
             except WeightsNotFoundError as exc:
                 raise WeightsNotFoundError(f"{AASIST_ENV}={configured}: {exc}") from None
-    return weights_file(variant or "aasist")
+    name = variant or "aasist"
+    return bundled_onnx_file(name) if onnx else weights_file(name)
 
 
 def identify(path: str | os.PathLike) -> str | None:

@@ -269,7 +269,7 @@ def test_wrong_files_and_missing_models_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.AASIST_ENV, "aasist-l")
     assert AASISTONNXScorer.load().training_summary_["weights"] == "aasist-l"
     monkeypatch.setenv(weights.AASIST_ENV, str(tmp_path / "missing.onnx"))
-    with pytest.raises(FileNotFoundError, match="ANTISPOOF_AASIST_WEIGHTS=.*missing.onnx: no such ONNX file"):
+    with pytest.raises(FileNotFoundError, match="AASIST_WEIGHTS=.*missing.onnx: no such ONNX file, and not a"):
         AASISTONNXScorer.load()
 
     runner = CliRunner()
