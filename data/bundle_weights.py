@@ -17,9 +17,10 @@ Run from the repository root::
     .venv/bin/python data/bundle_weights.py --reference DIR --out /tmp/check
     .venv/bin/python data/bundle_weights.py --no-onnx             # the safetensors files only (seconds)
 
-The safetensors files are deterministic (a rerun writes identical bytes). The ONNX graphs are too for the same
-torch, onnxscript and antispoof versions on the same CPU; their metadata records those versions and the check's
-measured difference, so a rebuild elsewhere may differ in those bytes. The script prints each file's SHA-256 and
+The safetensors files are deterministic (a rerun writes identical bytes; a test rebuilds them). The ONNX graphs'
+bytes also hold the torch and antispoof versions and the check's measured difference, which depend on the
+installation and the CPU: a rebuild elsewhere may differ in those bytes (a byte-for-byte rerun of the graphs has not
+been tested; the tests check what they compute instead). The script prints each file's SHA-256 and
 exits 1 if one differs from the registry, which then needs updating (a new official file, a new safetensors
 layout, a new exporter).
 """
