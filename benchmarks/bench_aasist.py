@@ -6,12 +6,12 @@ applies it with a direct ``conv1d`` (the official ``CONV`` builds the bank once,
 tensors, separate batch norms, ``max_pool2d``, and evaluates the discarded pre-activation ``bn1``/SELU of every
 residual block. Beside it: the module with its measured fast paths off (*plain*: the official order of
 operations, what :func:`rawnet.tuning.fast_paths_off` runs), the default (*ours*: the fused or the official encoder
-and the graph layers on one thread or torch's count, whichever is faster as timed on the calls), and the model
-exported to ONNX (:mod:`rawnet.export`) run by ONNX Runtime on as many threads (*onnxruntime*; needs the
-``export`` extra). The plain module is timed twice: *A/A*, plain against plain again, is what noise alone makes of
-a ratio, the band against which *vs plain* (plain / ours) is read. All get the same padded reference clips; their
-logits must agree to 1e-4 with the official outputs before any timing is printed. Medians of interleaved runs,
-threads fixed (2 by default).
+and the graph layers on one thread or torch's count, whichever is faster as timed on the calls), the ``aasist-onnx``
+scorer (the bundled ONNX graph of the same weights run by ONNX Runtime on as many threads, what
+``--scorer aasist-onnx`` runs; needs the ``onnx`` extra). The plain module is timed twice: *A/A*, plain against
+plain again, is what noise alone makes of a ratio, the band against which *vs plain* (plain / ours) is read. All
+get the same padded reference clips; their logits must agree to 1e-4 with the official outputs before any timing
+is printed. Medians of interleaved runs, threads fixed (2 by default).
 
 Run from the repository root: ``python benchmarks/bench_aasist.py [--quick]``. Needs ``../shared/reference``
 (or ``ANTISPOOF_REFERENCE_DIR``); without it the script says so and exits.
@@ -20,6 +20,7 @@ Run from the repository root: ``python benchmarks/bench_aasist.py [--quick]``. N
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -42,6 +43,8 @@ TOLERANCE = 1e-4
 #: Calls before the timing: the measured choice's warm-up, every candidate timed `rounds` times (two per fast path).
 WARM_UP_CALLS = 2 * FastestChoice().rounds
 CLIPS = ("LA_T_1272637.flac", "espeak_en.wav", "chirp_noise.wav", "short_1377.wav")
+#: The bundled weights (and ONNX graphs) equal to each official file.
+BUNDLED = {"AASIST.pth": "aasist", "AASIST-L.pth": "aasist-l"}
 
 State = dict[str, torch.Tensor]
 
@@ -147,20 +150,15 @@ def timed(fn: Callable[..., object], *args: object) -> float:
     return time.perf_counter() - start
 
 
-def onnx_runner(model: AASIST, nb_samp: int, threads: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """A function running ``model`` exported to ONNX through onnxruntime, or None without the export extra."""
-    try:
-        import onnxruntime
-
-        from rawnet.export import onnx_program
-        from rawnet.onnx_format import INPUT_NAME
-    except ImportError:
+def onnx_runner(weights: str, threads: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The ``aasist-onnx`` scorer of the bundled ``weights`` (its ONNX graph run by ONNX Runtime on ``threads``
+    intra-op threads) as a function of a batch; None without onnxruntime (the ``onnx`` extra)."""
+    if importlib.util.find_spec("onnxruntime") is None:
         return None
-    exported = onnx_program(model, torch.zeros(2, nb_samp))
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(exported.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+    from rawnet.onnx_scorers import AASISTONNXScorer
+
+    graph = AASISTONNXScorer.load(BUNDLED[weights], batch_size=64, threads=threads)
+    return lambda x: torch.from_numpy(graph.outputs(x.numpy()))
 
 
 def main() -> None:
@@ -206,9 +204,9 @@ def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int, thr
         "ours": model,
         "plain again": lambda x: plain(model, x),
     }
-    onnx = onnx_runner(model, config["nb_samp"], threads)
+    onnx = onnx_runner(weights, threads)
     if onnx is not None:
-        runners["onnxruntime"] = onnx
+        runners["aasist-onnx"] = onnx
     for batch in batches:
         x = torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])).float()
         want = torch.tensor([expected[CLIPS[i % len(CLIPS)]]["logits"] for i in range(batch)])

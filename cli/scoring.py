@@ -122,14 +122,17 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (lfcc-gmm).")
 @device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Model windows per forward pass (deep scorers).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="ONNX Runtime intra-op threads (aasist-onnx, rawnet2-onnx; default: every core this process may "
+                   "use).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from OUTPUT.partial.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even if some files could not be scored.")
 @click.option("--chunk-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Files scored per call and per flush of the partial file.")
 @backend_options
 def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_path, fmt, output, crop, full_length,
-          segment_s, hop_s, plot_dir, threshold, jobs, device, batch_size, resume, allow_failures, chunk_size,
-          client) -> None:
+          segment_s, hop_s, plot_dir, threshold, jobs, device, batch_size, threads, resume, allow_failures,
+          chunk_size, client) -> None:
     """Score recordings with any installed scorer and say what each one is: bona fide, spoof or no speech.
 
     \b
@@ -148,6 +151,7 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
     Examples:
       antispoof score --scorer aasist clip.wav            # bundled official AASIST
       antispoof score --scorer aasist --weights aasist-asvspoof5 clip.wav
+      antispoof score --scorer aasist-onnx clip.wav       # the same without torch
       antispoof score --scorer aasist recordings/ --format json > results.json
       cat clip.flac | antispoof score --scorer aasist - --plot figures/
       antispoof score --scorer lfcc-gmm --model model.npz \\
@@ -159,7 +163,7 @@ def score(audio, protocol, audio_dir, file_list, extensions, scorer_name, model_
         raise click.UsageError("--full-length (the whole file) and --crop official contradict each other")
     stdin = _reads_stdin(audio, output)
     scorer = load_scorer(scorer_name, model_path, client=client, jobs=jobs, device=device, batch_size=batch_size,
-                         crop=crop)
+                         threads=threads, crop=crop)
     grid = SegmentGrid.from_options(segment_s, hop_s, default=scorer.default_grid())
     given = None if threshold is None else Threshold(threshold, "given with --threshold")
     if stdin:

@@ -67,6 +67,7 @@ def export_metadata(scorer: RawWaveformScorer) -> dict[str, Any]:
         "default_threshold": scorer.default_threshold,
         "epoch": scorer.info_.get("epoch"),
         "source": scorer.info_.get("source"),
+        "weights_fingerprint": scorer.info_.get("fingerprint"),
         "torch_version": torch.__version__,
         "antispoof_version": __version__,
     }

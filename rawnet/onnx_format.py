@@ -19,6 +19,8 @@ The metadata is one entry of the model's ``metadata_props``, key :data:`METADATA
 ``default_threshold``   the scorer's decision threshold on the score
 ``input``, ``output``   the same in words
 ``epoch``, ``source``   where the weights came from
+``weights_fingerprint`` :func:`rawnet.checkpoint.state_fingerprint` of the weights: how a scorer knows the
+                        official AASIST weights, whose measured threshold it then uses
 ``torch_version``       and ``antispoof_version`` of the export
 ``check``               ``max_abs_difference`` of ONNX Runtime against torch on ``audio`` at ``batch_sizes``,
                         within ``tolerance``

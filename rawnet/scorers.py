@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from lfcc_gmm.augment import Augmenter
-from lfcc_gmm.cards import official_aasist_threshold
 from lfcc_gmm.protocols import Trial
 from lfcc_gmm.scorers import ScorerOptionError
 from lfcc_gmm.verdicts import Threshold
@@ -39,12 +38,11 @@ from rawnet.checkpoint import CheckpointError, read_weights_file, state_fingerpr
 from rawnet.data import Augment
 from rawnet.rawnet2 import DEFAULT_THRESHOLDS, SCORE_OUTPUTS, RawNet2, scoring_network
 from rawnet.spec import ConfigSource, ModelSpec, model_config
+from rawnet.thresholds import aasist_threshold, output_threshold
 from rawnet.training import resolve_device, train
 from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
-from rawnet.windows import WindowScorer, check_crop
+from rawnet.windows import DEFAULT_BATCH_SIZE, WindowScorer, check_crop
 
-#: Windows per forward pass unless ``batch_size`` says otherwise.
-DEFAULT_BATCH_SIZE = 8
 _RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
 
 
@@ -349,12 +347,9 @@ class RawNet2Scorer(RawWaveformScorer):
         return scoring_network(cast(RawNet2, model))
 
     def threshold(self) -> Threshold:
-        """log 0.5 for a log-softmax output (the network's posterior of bona fide is one half), else 0 (the sign of
-        the bona fide logit); neither is calibrated."""
-        if self.output_kind == "log-softmax":
-            return Threshold(self.default_threshold, "log 0.5, where the network's posterior of bona fide is one "
-                                                     "half (not calibrated)")
-        return Threshold(self.default_threshold, "0, the sign of the bona fide logit (not calibrated)")
+        """log 0.5 for a log-softmax output, 0.5 for a softmax (the network's posterior of bona fide is one half),
+        else 0 (the sign of the bona fide logit); none is calibrated (:func:`rawnet.thresholds.output_threshold`)."""
+        return output_threshold(self.output_kind, self.default_threshold)
 
     def _spec(self, nb_samp: int | None = None) -> ModelSpec:
         return ModelSpec.create(self.architecture, self.variant, self.config, self.sinc_scale, nb_samp)
@@ -418,6 +413,13 @@ class AASISTScorer(RawWaveformScorer):
     ``variant=``; with neither, ``$ANTISPOOF_AASIST_WEIGHTS`` (a file or a name) or the bundled ``aasist``. Names
     load the copies bundled with the package (SHA-256 checked), or the cached official files where an
     installation lacks them (see :mod:`rawnet.weights`).
+
+    ``aasist-onnx`` (:class:`rawnet.onnx_scorers.AASISTONNXScorer`) runs the same bundled weights through ONNX
+    Runtime without torch, faster on the CPU (``benchmarks/bench_aasist.py``). This scorer does not switch to it
+    by timing as its fast paths do: graph pooling keeps the top-k of sigmoid node scores, and where scores tie or
+    nearly tie (saturated sigmoids, e.g. the ASVspoof 5 weights on a synthetic chirp) one rounding difference
+    changes which nodes are kept, so the two runtimes may differ there by more than float32 rounding (up to
+    0.1 on logits of 40 to 50), and this scorer's outputs would depend on timings.
     """
 
     name: ClassVar[str] = "aasist"
@@ -445,10 +447,7 @@ class AASISTScorer(RawWaveformScorer):
         """For the official AASIST or AASIST-L weights, their equal error rate point on the demo dev split (whole
         file, measured: :func:`lfcc_gmm.cards.official_aasist_threshold`); for any other weights 0, the sign of the
         bona fide logit."""
-        info = getattr(self, "info_", {})
-        return official_aasist_threshold(info.get("fingerprint")) or Threshold(
-            self.default_threshold, "0, the sign of the bona fide logit (not calibrated; these are not the official "
-                                    "weights, whose measured threshold applies only to them)")
+        return aasist_threshold(getattr(self, "info_", {}).get("fingerprint"), self.default_threshold)
 
     @classmethod
     def _default_weights(

@@ -77,6 +77,9 @@ class KnownWeights:
     remote_name : file name at the official source when it differs from ``filename``.
     bundled : file name of the bundled safetensors copy in :data:`PRETRAINED_DIR`; None when not bundled.
     bundled_sha256 : hex digest of that file (written by ``data/bundle_weights.py``, checked at every load).
+    bundled_onnx : file name of the bundled ONNX graph of the same weights in :data:`PRETRAINED_DIR` (what the
+        torch-free ``aasist-onnx`` scorer runs); None when there is none.
+    bundled_onnx_sha256 : hex digest of that graph (written by ``data/bundle_weights.py``, checked at every load).
     licence : SPDX identifier of the weights' licence.
     licence_files : the licence texts in :data:`PRETRAINED_DIR` that must travel with the weights.
     source : the project that published the weights.
@@ -93,6 +96,8 @@ class KnownWeights:
     remote_name: str | None = None
     bundled: str | None = None
     bundled_sha256: str | None = None
+    bundled_onnx: str | None = None
+    bundled_onnx_sha256: str | None = None
     licence: str = ""
     licence_files: tuple[str, ...] = ()
     source: str = ""
@@ -133,6 +138,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         "51d2d9cf0738172f61e2a384ec50a54a55363240f67c971ed55a92435bc1a1c0",
         "AASIST (clovaai, MIT), ASVspoof 2019 LA train; 2019 LA eval EER 0.83 %",
         bundled="aasist.safetensors",
+        bundled_onnx="aasist.onnx",
+        bundled_onnx_sha256="2d0f4f318e457e8a575d22eadc45d9fe32b375b7df5a57be81d8ca8d88a38dc5",
         bundled_sha256="4ee7fce500095fc436bba5b7e9f24471e54ba3e04dff30c1445e3db56da7431c",
         **_CLOVAAI, config=_AASIST_CONFIG,
     ),
@@ -141,6 +148,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         "814331d088032bb4c3fa61cc014789eadeed464209dd094ab3a2dd6ffbdce27a",
         "AASIST-L (clovaai, MIT), 85k parameters; 2019 LA eval EER 0.99 %",
         bundled="aasist-l.safetensors",
+        bundled_onnx="aasist-l.onnx",
+        bundled_onnx_sha256="f6079c0bc6b9d26a7c0a9a1be2a07ec6b5e2f05a0c4b301e74ee679c04ada6f2",
         bundled_sha256="05d370fbe0dd332b884d22a1245f309bef2d75f6263334ab7cf46a2fa15eab21",
         **_CLOVAAI, config=_AASIST_L_CONFIG,
     ),
@@ -150,6 +159,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         "AASIST, ASVspoof 5 organisers' baseline (MIT, NAVER), ASVspoof 5 train; generalises poorly elsewhere",
         remote_name="best.pth",
         bundled="aasist-asvspoof5.safetensors",
+        bundled_onnx="aasist-asvspoof5.onnx",
+        bundled_onnx_sha256="8b167b80f6bf4b3d5eb3fdc222fe7e2a1054f26707ac2deda6c6d04aab04934c",
         bundled_sha256="26c958b2e37b5eeb06d0867e74bbc06edbc09194c92171bfd628200146a5a924",
         licence="MIT", licence_files=("LICENSE-AASIST-ASVspoof5.txt", "NOTICE-AASIST-ASVspoof5.txt"),
         source="https://github.com/asvspoof-challenge/asvspoof5 (Baseline-AASIST)",
@@ -249,6 +260,29 @@ def bundled_file(name: str) -> Path | None:
                      f"with `python data/bundle_weights.py` from the official {entry.filename}")
 
 
+def bundled_onnx_file(name: str) -> Path:
+    """The verified bundled ONNX graph of the weights ``name`` (for ONNX Runtime, without torch).
+
+    Raises
+    ------
+    WeightsNotFoundError
+        ``name`` has no bundled graph, or the installation lacks it (says how to make one).
+    WeightsError
+        unknown name, or a graph whose SHA-256 is not the one recorded in :data:`KNOWN_WEIGHTS` (never used).
+    """
+    entry = known(name)
+    path = None if entry.bundled_onnx is None else _verified(
+        PRETRAINED_DIR / entry.bundled_onnx, entry.bundled_onnx_sha256,
+        f"bundled {entry.bundled_onnx_sha256}: the file is damaged; reinstall antispoof, or rebuild it with "
+        f"`python data/bundle_weights.py`")
+    if path is None:
+        with_graphs = ", ".join(n for n, e in KNOWN_WEIGHTS.items() if e.bundled_onnx) or "none"
+        raise WeightsNotFoundError(
+            f"no bundled ONNX graph of {name} in {PRETRAINED_DIR} (bundled graphs: {with_graphs}); export one with "
+            f"`antispoof export --scorer {entry.architecture} --weights {name} --format onnx -o {name}.onnx`")
+    return path
+
+
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """The NumPy arrays of a safetensors file and its antispoof description (``{}`` if it has none).
 
@@ -300,20 +334,22 @@ def weights_file(name: str) -> Path:
     return cached
 
 
-def resolve_weights(value: str | os.PathLike) -> Path:
+def resolve_weights(value: str | os.PathLike, onnx: bool = False) -> Path:
     """What ``--weights VALUE`` means: an existing file, else a name of :data:`KNOWN_WEIGHTS` (see
-    :func:`weights_file`); a clear error listing the names otherwise."""
+    :func:`weights_file`; with ``onnx``, the name's bundled ONNX graph, :func:`bundled_onnx_file`); a clear error
+    listing the names otherwise."""
     path = Path(value)
     if path.is_file():
         return path
     if str(value) in KNOWN_WEIGHTS:
-        return weights_file(str(value))
-    raise WeightsNotFoundError(f"{value}: no such weights file, and not a weights name "
+        return bundled_onnx_file(str(value)) if onnx else weights_file(str(value))
+    raise WeightsNotFoundError(f"{value}: no such {'ONNX' if onnx else 'weights'} file, and not a weights name "
                                f"(known: {', '.join(KNOWN_WEIGHTS)})")
 
 
-def default_aasist_weights(variant: str | None = None) -> Path:
-    """The weights the AASIST scorer reads when given none.
+def default_aasist_weights(variant: str | None = None, onnx: bool = False) -> Path:
+    """The weights the AASIST scorer reads when given none (with ``onnx``, the graph the ``aasist-onnx`` scorer
+    reads).
 
     ``variant`` (``"aasist"``, ``"aasist-l"``) names them; without it ``$ANTISPOOF_AASIST_WEIGHTS`` (a file
     or a name) when set, else the bundled ``aasist``.
@@ -322,18 +358,19 @@ def default_aasist_weights(variant: str | None = None) -> Path:
         configured = os.environ.get(AASIST_ENV)
         if configured:
             try:
-                return resolve_weights(configured)
+                return resolve_weights(configured, onnx)
             except WeightsNotFoundError as exc:
                 raise WeightsNotFoundError(f"{AASIST_ENV}={configured}: {exc}") from None
-    return weights_file(variant or "aasist")
+    name = variant or "aasist"
+    return bundled_onnx_file(name) if onnx else weights_file(name)
 
 
 def identify(path: str | os.PathLike) -> str | None:
-    """The name of the published weights ``path`` holds (their bundled copy or official file, by SHA-256), or None
-    for any other file."""
+    """The name of the published weights ``path`` holds (their official file, bundled copy or bundled ONNX graph, by
+    SHA-256), or None for any other file."""
     digest = file_sha256(path)
-    return next((name for name, entry in KNOWN_WEIGHTS.items() if digest in (entry.sha256, entry.bundled_sha256)),
-                None)
+    return next((name for name, entry in KNOWN_WEIGHTS.items()
+                 if digest in (entry.sha256, entry.bundled_sha256, entry.bundled_onnx_sha256)), None)
 
 
 def weights_status(name: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ from rawnet.catalog import CROPS
 from rawnet.functional import pad_or_truncate, sliding_windows
 
 SAMPLE_RATE = 16000
+#: Windows per forward pass unless ``batch_size`` says otherwise.
+DEFAULT_BATCH_SIZE = 8
 
 
 def check_crop(crop: str) -> str:
