@@ -140,8 +140,10 @@ def choices(model: RawNet2, x: torch.Tensor) -> str:
     """The GRU, sinc and front-end candidates the timing ranks first for ``x`` (e.g. ``split/2t, fft``)."""
     ranked = {**first_ranked(model._choice, x.shape[0]), **first_ranked(model.sinc_conv._choice, x.shape[0])}
     gru = next(c for c in ranked.values() if isinstance(c, tuple))
-    sinc = next(c for c in ranked.values() if c in ("direct", "fft"))
     front = [c for c in ranked.values() if c in ("batch", "items")]
+    if front == ["items"]:  # the front end ran clip by clip: its sinc timings are those of batch 1
+        ranked.update(first_ranked(model.sinc_conv._choice, 1))
+    sinc = next((c for c in ranked.values() if c in ("direct", "fft")), "sinc not timed")
     return f"{gru[0]}/{gru[1]}t, {sinc}" + (f", {front[0]}" if front else "")
 
 
