@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from common import REFERENCE_DIR, competing_processes, machine_summary, paired_ratio
 
 from rawnet.aasist import AASIST
+from rawnet.checkpoint import read_torch_file
 from rawnet.functional import pad_or_truncate
 from rawnet.sinc import band_edges, sinc_filters
 from rawnet.tuning import FastestChoice, fast_paths_off
@@ -193,7 +194,7 @@ def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int, thr
     folder = path.parent
     audio = REFERENCE_DIR / "lfcc" / "audio"
     config = json.loads((folder / weights.replace(".pth", ".json")).read_text())
-    state = torch.load(folder / weights, map_location="cpu", weights_only=True)
+    state = read_torch_file(folder / weights)
     model = AASIST.from_pretrained(folder / weights)
     kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
     band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from lfcc_gmm.baseline import LFCCGMMScorer
 from lfcc_gmm.gmm import DiagonalGMM
 from lfcc_gmm.segments import SegmentGrid
+from rawnet.checkpoint import read_torch_file
 from rawnet.scorers import AASISTScorer
 from rawnet.sinc import band_edges, sinc_filters
 
@@ -63,7 +64,7 @@ def aasist_part(folder: Path, runs: int) -> None:
     scorer = AASISTScorer.load(weights, device="cpu", batch_size=8)
     signal = sf.read(path, dtype="float64")[0]
     windows = scorer.model_inputs(signal)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = read_torch_file(weights)
     config = scorer.spec_.config
     kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
     band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cli.deep import EXPORT_CHECK_CLIPS  # noqa: E402
 from lfcc_gmm.atomic import atomic_write  # noqa: E402
+from rawnet.checkpoint import read_torch_file  # noqa: E402
 from rawnet.weights import KNOWN_WEIGHTS, METADATA_KEY, PRETRAINED_DIR, file_sha256  # noqa: E402
 
 #: The clips each ONNX graph is checked on against torch (those of `antispoof export`: a bona fide and a spoof of
@@ -79,14 +80,13 @@ def description(name: str) -> dict:
 
 def convert(name: str, source: Path) -> bytes:
     """The safetensors bytes of the official state_dict ``source`` (its SHA-256 checked first)."""
-    import torch
     from safetensors.numpy import save
 
     expected = KNOWN_WEIGHTS[name].sha256
     got = file_sha256(source)
     if got != expected:
         raise SystemExit(f"{source}: SHA-256 {got} is not the official {expected}")
-    state = torch.load(source, map_location="cpu", weights_only=True)
+    state = read_torch_file(source)
     # .contiguous() rather than np.ascontiguousarray, which would turn the 0-d num_batches_tracked into 1-d
     tensors = {key: value.detach().contiguous().numpy() for key, value in state.items()}
     # One header entry holding canonical JSON: safetensors writes several entries in a random order.
