@@ -78,7 +78,10 @@ class FastestChoice:
     so no single timing decides anything:
 
     1. Warm-up: every candidate is timed ``rounds`` times, the candidates taken in turn (a, b, a, b, ...) so that a
-       change of load falls on all of them alike.
+       change of load falls on all of them alike. A candidate whose every call so far took at least
+       ``clear_margin`` times another's fastest call is set aside after one call: more warm-up calls of a path
+       three times slower (AASIST's official encoder beside the fused one) would cost a one-file user more than
+       the whole answer; a wrong call is undone by the re-timings below.
     2. Ranking: by each candidate's second-fastest time among its last ``window`` calls. Noise only adds time, so
        a low order statistic sees through slow outliers; taking the second-fastest rather than the fastest means
        a candidate ranks first only if two of its recent calls were that fast, so one lucky call cannot pick it.
@@ -96,6 +99,8 @@ class FastestChoice:
     rounds : timings of every candidate before the ranking is trusted.
     window : recent timings kept per candidate; older ones are forgotten, so the ranking follows the load.
     explore_every, max_explore_every : the first and the longest interval, in calls, between re-timings.
+    clear_margin : how many times slower than another candidate's fastest call a candidate's fastest call must be
+        for it to be set aside in the warm-up; None times every candidate ``rounds`` times.
     clock : seconds for :meth:`timed` (``time.perf_counter``; tests pass a fake).
 
     Attributes
@@ -110,12 +115,14 @@ class FastestChoice:
         window: int = 6,
         explore_every: int = 8,
         max_explore_every: int = 128,
+        clear_margin: float | None = 2.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.rounds = rounds
         self.window = window
         self.explore_every = explore_every
         self.max_explore_every = max_explore_every
+        self.clear_margin = clear_margin
         self.clock = clock
         self.samples: dict[Hashable, dict[Hashable, deque[float]]] = {}
         self._calls: dict[Hashable, int] = {}  # since the last re-timing
@@ -130,11 +137,22 @@ class FastestChoice:
         times = sorted(self.samples[key][candidate])
         return times[min(1, len(times) - 1)]
 
-    def ranking(self, key: Hashable, candidates: Sequence[Candidate]) -> list[Candidate] | None:
-        """``candidates`` fastest first, or None while one of them has fewer than ``rounds`` timings."""
+    def _warming_up(self, key: Hashable, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates that still need warm-up calls: fewer than ``rounds`` timings and not clearly slower."""
         timed = self.samples.get(key, {})
+        fastest = {c: min(timed[c]) for c in candidates if timed.get(c)}
+
+        def clearly_slower(c: Candidate) -> bool:
+            others = [t for other, t in fastest.items() if other != c]
+            return self.clear_margin is not None and c in fastest and bool(others) and (
+                fastest[c] >= self.clear_margin * min(others))
+
+        return [c for c in candidates if len(timed.get(c, ())) < self.rounds and not clearly_slower(c)]
+
+    def ranking(self, key: Hashable, candidates: Sequence[Candidate]) -> list[Candidate] | None:
+        """``candidates`` fastest first, or None while one of them is still in its warm-up."""
         unique = list(dict.fromkeys(candidates))
-        if any(len(timed.get(c, ())) < self.rounds for c in unique):
+        if self._warming_up(key, unique):
             return None
         return sorted(unique, key=lambda c: self.statistic(key, c))  # stable: ties keep the given order
 
@@ -147,9 +165,9 @@ class FastestChoice:
         """The candidate to run for this call (and count the call)."""
         unique = list(dict.fromkeys(candidates))
         ranked = self.ranking(key, unique)
-        if ranked is None:  # warm-up: the least-timed candidate, the first given on ties
+        if ranked is None:  # warm-up: the least-timed candidate still warming up, the first given on ties
             timed = self.samples.get(key, {})
-            return min(unique, key=lambda c: len(timed.get(c, ())))
+            return min(self._warming_up(key, unique), key=lambda c: len(timed.get(c, ())))
         if len(ranked) == 1:
             return ranked[0]
         if self._leader.get(key, ranked[0]) != ranked[0]:

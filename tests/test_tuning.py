@@ -23,7 +23,7 @@ def drive(choice: FastestChoice, key, candidates, seconds, calls: int) -> list:
 
 
 def test_warm_up_times_every_candidate_several_times_in_turn():
-    choice = FastestChoice(rounds=3)
+    choice = FastestChoice(rounds=3, clear_margin=None)
     candidates = ("a", "b", "c")
     chosen = drive(choice, "k", candidates, lambda c, i: {"a": 3.0, "b": 1.0, "c": 2.0}[c], 9)
     # Interleaved, so that a change of load during the warm-up falls on every candidate alike.
@@ -55,7 +55,7 @@ def test_ranked_by_the_second_fastest_recent_time():
 
 
 def test_one_outlier_never_picks_a_path():
-    choice = FastestChoice(rounds=3, explore_every=4)
+    choice = FastestChoice(rounds=3, explore_every=4, clear_margin=None)
     times = {"plain": 2.0, "fast": 1.0}
     # During the warm-up the truly fast candidate has one very slow call, the plain one a very lucky one.
     outliers = {(1, "fast"): 50.0, (2, "plain"): 0.01}
@@ -64,15 +64,43 @@ def test_one_outlier_never_picks_a_path():
     assert choice.fastest("k", ("plain", "fast")) == "fast"
     # Later a re-timing of the slower candidate is lucky once: it is timed again at the next call, is slow again,
     # and the fastest keeps running.
-    choice = FastestChoice(rounds=3, explore_every=4)
+    choice = FastestChoice(rounds=3, explore_every=4, clear_margin=None)
     drive(choice, "k", ("plain", "fast"), lambda c, i: times[c], 6)
     chosen = drive(choice, "k", ("plain", "fast"), lambda c, i: 0.01 if (i, c) == (3, "plain") else times[c], 10)
     assert chosen == ["fast"] * 3 + ["plain", "plain"] + ["fast"] * 3 + ["plain"] + ["fast"]
     assert choice.fastest("k", ("plain", "fast")) == "fast"
 
 
+def test_a_clearly_slower_candidate_is_set_aside_after_one_call():
+    choice = FastestChoice(rounds=3, explore_every=4)
+    candidates = ("fused", "official", "other")
+    seconds = {"fused": 1.0, "official": 3.5, "other": 1.5}
+    chosen = drive(choice, "k", candidates, lambda c, i: seconds[c], 8)
+    # "official" took 3.5 times the fastest call: one call only; the two close candidates are warmed up in turn.
+    assert chosen[:7] == ["fused", "official", "other", "fused", "other", "fused", "other"]
+    assert choice.ranking("k", candidates) == ["fused", "other", "official"]
+    # Within the margin nobody is set aside; from exactly twice the fastest call on, a candidate is.
+    near = FastestChoice(rounds=2)
+    assert drive(near, "k", ("a", "b"), lambda c, i: {"a": 1.0, "b": 1.9}[c], 4) == ["a", "b", "a", "b"]
+    twice = FastestChoice(rounds=2)
+    assert drive(twice, "k", ("a", "b"), lambda c, i: {"a": 1.0, "b": 2.0}[c], 4) == ["a", "b", "a", "a"]
+
+
+def test_a_candidate_set_aside_by_an_unlucky_first_call_wins_at_its_re_timing():
+    choice = FastestChoice(rounds=3, explore_every=4)
+    times = {"plain": 2.0, "fast": 1.0}
+    # The truly fast candidate's first call is very slow (a cold start): it is set aside ...
+    chosen = drive(choice, "k", ("plain", "fast"), lambda c, i: 50.0 if (i, c) == (1, "fast") else times[c], 4)
+    assert chosen == ["plain", "fast", "plain", "plain"]
+    assert choice.fastest("k", ("plain", "fast")) == "plain"
+    # ... until its first re-timing, which is faster than the leader, is repeated at once and takes over.
+    chosen = drive(choice, "k", ("plain", "fast"), lambda c, i: times[c], 8)
+    assert chosen == ["plain"] * 3 + ["fast", "fast"] + ["fast"] * 3
+    assert choice.fastest("k", ("plain", "fast")) == "fast"
+
+
 def test_slower_candidates_are_re_timed_less_and_less_often_and_in_turn():
-    choice = FastestChoice(rounds=2, explore_every=4, max_explore_every=16)
+    choice = FastestChoice(rounds=2, explore_every=4, max_explore_every=16, clear_margin=None)
     candidates = ("nn.GRU/2", "split/2", "nn.GRU/1", "split/1")
     seconds = dict(zip(candidates, (4.0, 1.0, 3.0, 2.0), strict=True))
     chosen = drive(choice, "k", candidates, lambda c, i: seconds[c], 80)
@@ -84,7 +112,7 @@ def test_slower_candidates_are_re_timed_less_and_less_often_and_in_turn():
 
 
 def test_a_change_of_load_is_followed_both_ways():
-    choice = FastestChoice(rounds=2, window=4, explore_every=2, max_explore_every=64)
+    choice = FastestChoice(rounds=2, window=4, explore_every=2, max_explore_every=64, clear_margin=None)
     drive(choice, "k", ("one thread", "two threads"), lambda c, i: {"one thread": 2.0, "two threads": 1.0}[c], 4)
     assert choice.fastest("k", ("one thread", "two threads")) == "two threads"
     # Another process takes a core: two threads now cost 5 s. Once three of its last four calls were slow (its
