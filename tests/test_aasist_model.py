@@ -159,6 +159,31 @@ def test_inference_path_equals_official_order(small_model, small_model_tolerance
     torch.testing.assert_close(fast, reference, rtol=0, atol=small_model_tolerance["encode"])
 
 
+@pytest.mark.parametrize("shape", [(2, 70, 3000), (1, 70, 3001), (1, 20, 302), (3, 71, 300)])
+def test_abs_max_pool_is_the_official_pooling(shape):
+    y = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    # A maximum does not round: equal bit for bit, for channel and step counts that are not multiples of 3 too.
+    assert torch.equal(aasist.abs_max_pool(y), torch.nn.functional.max_pool2d(y.abs().unsqueeze(1), (3, 3)))
+
+
+@pytest.mark.parametrize(("kernel", "pad_freq"), [((2, 3), 1), ((1, 3), 0), ((2, 3), 0)])
+def test_one_channel_convolution_channels_last(kernel, pad_freq):
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 1, 23, 400, generator=generator)
+    weight = torch.randn(32, 1, *kernel, generator=generator).contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(32, generator=generator)
+    out = aasist.conv2d_channels_last(x, weight, bias, pad_freq=pad_freq)
+    exact = torch.nn.functional.conv2d(x.double(), weight.double(), bias.double(), padding=(pad_freq, 0))
+    assert out.shape == exact.shape and out.is_contiguous(memory_format=torch.channels_last)
+    # A sum of kh * kw products and the bias in float32, any order: Higham's gamma(n + 1) times the sum of |terms|.
+    taps = kernel[0] * kernel[1]
+    u = 2.0**-24
+    magnitude = torch.nn.functional.conv2d(x.double().abs(), weight.double().abs(), bias.double().abs(),
+                                           padding=(pad_freq, 0))
+    bound = (taps + 1) * u / (1 - (taps + 1) * u) * magnitude
+    assert ((out.double() - exact).abs() <= bound).all()
+
+
 def test_input_checks(small_model):
     with pytest.raises(ValueError, match="at least|>= 2315"):
         small_model(torch.zeros(1, 2314))
@@ -242,30 +267,40 @@ def test_cpu_inference_times_every_candidate_and_runs_the_fastest(small_model, m
         reference = model(x)
         outputs = [model(x) for _ in range(3)]
     timed = {(key[0], candidate) for key, timings in model._choice.samples.items() for candidate in timings}
-    assert timed == {("encoder", "official"), ("encoder", "fused"), ("graph", threads), ("graph", 1)}
+    counts = tuple(dict.fromkeys((threads, 1)))
+    encoder = {("fused", n) for n in counts} | {("official", threads)}
+    assert timed == {("encoder", c) for c in encoder} | {("graph", n) for n in counts}
     assert torch.get_num_threads() == threads
     for output in outputs:
         torch.testing.assert_close(output, reference, rtol=0, atol=tolerance)
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a slower candidate ran")
-
     choice = model._choice
-    for official_fastest in (True, False):
+    for fastest in sorted(encoder):
         for timings in choice.samples.values():
             for candidate in timings:
-                seconds = 0.0 if candidate in ("official" if official_fastest else "fused", threads) else 1.0
+                seconds = 0.0 if candidate in (fastest, threads) else 1.0
                 timings[candidate] = deque([seconds] * choice.rounds, maxlen=choice.window)
-        monkeypatch.setattr(model, "_infer_encoder" if official_fastest else "_official_encoder", fail)
+        ran: list[tuple[str, int]] = []
+
+        def record(name, original, ran=ran):
+            def run(*args, **kwargs):
+                ran.append((name, torch.get_num_threads()))
+                return original(*args, **kwargs)
+            return run
+
+        monkeypatch.setattr(model, "_infer_encoder", record("fused", model._infer_encoder))
+        monkeypatch.setattr(model, "_official_encoder", record("official", model._official_encoder))
         with torch.inference_mode():
             model(x)
         monkeypatch.undo()
+        assert ran == [fastest] * x.shape[0]  # every item on the fastest path, on its thread count
+        assert torch.get_num_threads() == threads
 
 
-def test_graph_threads_option(small_model):
-    with pytest.raises(ValueError, match="graph_threads"):
-        AASIST(CONFIGS["AASIST-L"], graph_threads=0)
-    model = AASIST(CONFIGS["AASIST-L"], graph_threads=None).eval()
+def test_threads_option(small_model):
+    with pytest.raises(ValueError, match="threads must"):
+        AASIST(CONFIGS["AASIST-L"], threads=0)
+    model = AASIST(CONFIGS["AASIST-L"], threads=None).eval()
     with torch.inference_mode():
         model(0.1 * torch.randn(1, 2400))
     assert {key[0] for key in model._choice.samples} == {"encoder"}  # the graph layers were not timed
