@@ -131,20 +131,20 @@ def first_ranked(choice: FastestChoice, batch: int) -> dict[object, object]:
     """The candidate ``choice`` ranks first, by key, for the keys of a batch of ``batch``."""
     ranked = {}
     for key, timings in choice.samples.items():
-        if key[0] == batch or key[:2] == ("front end", batch):
+        if key[0] == batch or (isinstance(key[0], str) and key[1] == batch):  # ("front end", batch, ...)
             ranked[key] = choice.fastest(key, list(timings))
     return ranked
 
 
 def choices(model: RawNet2, x: torch.Tensor) -> str:
-    """The GRU, sinc and front-end candidates the timing ranks first for ``x`` (e.g. ``split/2t, fft``)."""
+    """The GRU, sinc, front-end and block candidates the timing ranks first for ``x`` (e.g. ``split/2t, fft,
+    chunked, nwc``)."""
     ranked = {**first_ranked(model._choice, x.shape[0]), **first_ranked(model.sinc_conv._choice, x.shape[0])}
     gru = next(c for c in ranked.values() if isinstance(c, tuple))
-    front = [c for c in ranked.values() if c in ("batch", "items")]
-    if front == ["items"]:  # the front end ran clip by clip: its sinc timings are those of batch 1
-        ranked.update(first_ranked(model.sinc_conv._choice, 1))
+    front = [c for c in ranked.values() if c in ("batch", "chunked")]
+    blocks = [c for c in ranked.values() if c in ("ncw", "nwc")]
     sinc = next((c for c in ranked.values() if c in ("direct", "fft")), "sinc not timed")
-    return f"{gru[0]}/{gru[1]}t, {sinc}" + (f", {front[0]}" if front else "")
+    return f"{gru[0]}/{gru[1]}t, {sinc}" + "".join(f", {c}" for c in front + blocks)
 
 
 def run(batches: tuple[int, ...], repeats: dict[int, int], competing: int) -> None:
@@ -157,7 +157,8 @@ def run(batches: tuple[int, ...], repeats: dict[int, int], competing: int) -> No
         "*as scored*: the same with autograd on, as the official main.py scores (it calls the model without "
         "torch.no_grad); *plain*: the module with its measured fast paths off (fixed filters, FFT sinc, nn.GRU on "
         "torch's threads); *ours*: the default, every fast path the fastest of its candidates (sinc: FFT or "
-        "direct; at batch > 1 the front end batched or item by item; GRU: nn.GRU or the split recurrence, on "
+        "direct; the front end whole or in stretches of time; the blocks in (batch, channels, time) or "
+        "channels-last; GRU: nn.GRU or the split recurrence, on "
         f"torch's count or one thread) as timed on the calls, after its {WARM_UP_CALLS} warm-up calls; *mean* "
         "includes its re-timings of slower candidates. Speed-up = official / ours (without autograd on both sides), "
         "of the medians and of the best times (the best times suffer less from other load on a shared machine); "

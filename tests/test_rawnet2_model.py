@@ -298,6 +298,43 @@ def test_recurrent_threads_leave_outputs_and_thread_setting_unchanged(batch):
     assert torch.get_num_threads() == threads
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_channels_last_blocks_compute_the_module_blocks(variant):
+    """The measured channels-last path (bn2 folded into conv1, (1, 3) conv2d) against the modules themselves."""
+    torch.manual_seed(0)
+    model = RawNet2(SMALL, variant).eval()
+    _randomize_batchnorm(model)
+    for module in model.modules():  # BN gains and shifts away from 1 and 0, so a wrong fold shows
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    x = 0.1 * torch.randn(3, 4000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = model._front_end(x)
+        plain, fast = model._blocks_plain(features), model._blocks_channels_last(features)
+    tolerance = order_tolerance(model, features, call=lambda m, f: m._blocks_plain(f))
+    assert fast.shape == plain.shape
+    torch.testing.assert_close(fast, plain, rtol=0, atol=tolerance)
+    assert plain.abs().max() > 1000 * tolerance  # the outputs are not all near zero
+
+
+@pytest.mark.parametrize(("variant", "chunk_elements"), [("asvspoof2021", 1), ("icassp2021", 1 << 20)])
+def test_chunked_front_end_computes_the_module_front_end(variant, chunk_elements, monkeypatch):
+    """Stretch by stretch in place (one FFT block per stretch, or many) against the module order of operations."""
+    monkeypatch.setattr("rawnet.rawnet2.FRONT_END_CHUNK_ELEMENTS", chunk_elements)
+    torch.manual_seed(0)
+    model = RawNet2({**SMALL, "first_conv": 64}, variant).eval()
+    _randomize_batchnorm(model)
+    model.first_bn.weight.data.uniform_(0.5, 1.5)
+    model.first_bn.bias.data.uniform_(-0.2, 0.2)
+    x = 0.1 * torch.randn(2, 4001, generator=torch.Generator().manual_seed(2))  # 4001 - 65 + 1 = 3937: not 3 n
+    with torch.no_grad():
+        plain, chunked = model._front_end_batch(x), model._front_end_chunked(x)
+    assert chunked.shape == plain.shape == (2, 8, 1312)
+    tolerance = order_tolerance(model, x, call=lambda m, v: m._front_end_batch(v))
+    torch.testing.assert_close(chunked, plain, rtol=0, atol=tolerance)
+
+
 def _prefer_gru_path(model: RawNet2, x: torch.Tensor, path: str) -> None:
     """Time every GRU candidate on inputs like ``x``, then make ``path`` ("nn.GRU" or "split") the fastest."""
     choice = model._choice
@@ -335,9 +372,7 @@ def test_every_gru_candidate_is_timed_and_the_fastest_runs(batch, monkeypatch):
     with torch.no_grad():
         reference = model(x)  # the first untimed candidate: plain nn.GRU on torch's count
         outputs = [model(x) for _ in range(4)]
-    expected = {("nn.GRU", threads), ("split", threads), ("nn.GRU", 1), ("split", 1)}
-    if batch > 1:  # the front end, batched or item by item
-        expected |= {"batch", "items"}
+    expected = {("nn.GRU", threads), ("split", threads), ("nn.GRU", 1), ("split", 1), "ncw", "nwc", "batch", "chunked"}
     assert {candidate for timings in model._choice.samples.values() for candidate in timings} == expected
     assert torch.get_num_threads() == threads
     for output in outputs:
