@@ -83,3 +83,24 @@ def synthetic_corpus(folder: Path, n_per_class: int = 4, seconds: float = 1.0, s
 def tiny_corpus(tmp_path):
     """Eight labelled 1-s WAV trials under ``tmp_path/audio`` (see :func:`synthetic_corpus`)."""
     return synthetic_corpus(tmp_path / "audio")
+
+
+@pytest.fixture
+def damage_bundled(tmp_path, monkeypatch):
+    """``damage_bundled(filename)`` installs a copy of the bundled weights folder (``rawnet/pretrained``) in which
+    ``filename`` has one flipped byte, and returns that file's path."""
+
+    def damage(filename: str) -> Path:
+        import shutil
+
+        from rawnet import weights
+
+        folder = tmp_path / "pretrained"
+        shutil.copytree(weights.PRETRAINED_DIR, folder)
+        data = bytearray((folder / filename).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (folder / filename).write_bytes(bytes(data))
+        monkeypatch.setattr(weights, "PRETRAINED_DIR", folder)
+        return folder / filename
+
+    return damage

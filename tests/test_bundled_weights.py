@@ -44,15 +44,9 @@ LOGIT_TOLERANCE = 1e-4
 
 
 @pytest.fixture
-def damaged(tmp_path, monkeypatch):
+def damaged(damage_bundled):
     """A copy of the bundled folder whose aasist file has one flipped byte, installed in its place."""
-    folder = tmp_path / "pretrained"
-    shutil.copytree(weights.PRETRAINED_DIR, folder)
-    data = bytearray((folder / "aasist.safetensors").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (folder / "aasist.safetensors").write_bytes(bytes(data))
-    monkeypatch.setattr(weights, "PRETRAINED_DIR", folder)
-    return folder / "aasist.safetensors"
+    return damage_bundled("aasist.safetensors")
 
 
 def test_every_bundled_file_is_there_with_its_recorded_hash():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -166,13 +165,8 @@ def test_bundled_graphs_are_recorded_and_describe_their_weights():
         assert scorer.training_summary_ == {"weights": name, "trained_on": entry.trained_on, "source": entry.source}
 
 
-def test_a_damaged_bundled_graph_is_refused(tmp_path, monkeypatch):
-    folder = tmp_path / "pretrained"
-    shutil.copytree(weights.PRETRAINED_DIR, folder)
-    data = bytearray((folder / "aasist.onnx").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (folder / "aasist.onnx").write_bytes(bytes(data))
-    monkeypatch.setattr(weights, "PRETRAINED_DIR", folder)
+def test_a_damaged_bundled_graph_is_refused(damage_bundled, monkeypatch):
+    damage_bundled("aasist.onnx")
     monkeypatch.delenv(weights.AASIST_ENV, raising=False)
     with pytest.raises(WeightsError, match=r"aasist\.onnx: SHA-256 [0-9a-f]{64} is not the bundled .* damaged"):
         AASISTONNXScorer.load()
