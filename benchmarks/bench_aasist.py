@@ -103,6 +103,12 @@ def official_pool(h: torch.Tensor, sd: State, prefix: str, ratio: float) -> torc
     return torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(2)))
 
 
+def official_band_pass(config: dict) -> torch.Tensor:
+    """The band-pass filters the official ``CONV`` builds for ``config`` (it makes an even kernel length odd)."""
+    kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)
+    return torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
+
+
 def official_forward(sd: State, config: dict, band_pass: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The official eval-mode forward, (batch, samples) → logits (batch, 2)."""
     ratios, temps = config["pool_ratios"], config["temperatures"]
@@ -196,8 +202,7 @@ def compare(path: Path, expected: dict, batches: tuple[int, ...], runs: int, thr
     config = json.loads((folder / weights.replace(".pth", ".json")).read_text())
     state = read_torch_file(folder / weights)
     model = AASIST.from_pretrained(folder / weights)
-    kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
-    band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
+    band_pass = official_band_pass(config)
     clips = [pad_or_truncate(sf.read(audio / name, dtype="float64")[0], config["nb_samp"]) for name in CLIPS]
     runners: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "official": lambda x: official_forward(state, config, band_pass, x),

@@ -4,6 +4,7 @@
    64,600 samples with 50 % overlap, batches of 8, the speech-weighted mean), beside the official single-window
    forward (the transcription in ``bench_aasist.py``) repeated over the same 29 windows in the same batches. The
    window scores must agree to 1e-4 before anything is timed. Target: at least 12× real time (≤ 5 s) on 2 cores.
+   With the ``onnx`` extra, ``--scorer aasist-onnx`` (the bundled ONNX graph by ONNX Runtime) on the same file too.
 2. LFCC-GMM: ``score_timelines`` of 3-4 s and 60 s signals with the default segment grid against the same without
    segments (the plain file score), with 512-component GMMs. Target: segments cost less than 10 % more.
 
@@ -15,6 +16,7 @@ Medians of interleaved runs; torch and BLAS threads fixed (2 by default). Run fr
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from bench_aasist import official_forward
+from bench_aasist import official_band_pass, official_forward
 from common import REFERENCE_DIR, speech_like
 from threadpoolctl import threadpool_limits
 
@@ -32,7 +34,6 @@ from lfcc_gmm.gmm import DiagonalGMM
 from lfcc_gmm.segments import SegmentGrid
 from rawnet.checkpoint import read_torch_file
 from rawnet.scorers import AASISTScorer
-from rawnet.sinc import band_edges, sinc_filters
 
 SECONDS = 60.0
 TARGET_REAL_TIME = 12.0
@@ -66,8 +67,7 @@ def aasist_part(folder: Path, runs: int) -> None:
     windows = scorer.model_inputs(signal)
     state = read_torch_file(weights)
     config = scorer.spec_.config
-    kernel = config["first_conv"] + (config["first_conv"] % 2 == 0)  # the official CONV makes it odd
-    band_pass = torch.from_numpy(sinc_filters(band_edges(config["filts"][0]), kernel)).float()
+    band_pass = official_band_pass(config)
     batches = [torch.from_numpy(windows[i : i + 8]) for i in range(0, windows.shape[0], 8)]
 
     def official() -> np.ndarray:
@@ -78,7 +78,13 @@ def aasist_part(folder: Path, runs: int) -> None:
     gap = float(np.max(np.abs(official() - ours)))
     if gap > TOLERANCE:
         raise SystemExit(f"window scores differ from the official forward by {gap:.2e} > {TOLERANCE}")
-    medians = interleaved({"ours": lambda: scorer.score_files([path]), "official": official}, runs)
+    fns = {"ours": lambda: scorer.score_files([path]), "official": official}
+    if importlib.util.find_spec("onnxruntime") is not None:  # the onnx extra: the same scoring by ONNX Runtime
+        from rawnet.onnx_scorers import AASISTONNXScorer
+
+        graph = AASISTONNXScorer.load("aasist", batch_size=8, threads=torch.get_num_threads())
+        fns["onnx"] = lambda: graph.score_files([path])
+    medians = interleaved(fns, runs)
     real_time = SECONDS / medians["ours"]
     print(f"AASIST, whole file: a {SECONDS:.0f} s FLAC, {windows.shape[0]} windows of 64,600 samples (50 % overlap), "
           f"batches of 8, {torch.get_num_threads()} torch threads; window scores equal the official forward's to "
@@ -87,6 +93,10 @@ def aasist_part(folder: Path, runs: int) -> None:
     print("|---|---:|---:|---|")
     print(f"| `score_files` (decode, speech detection, windows, aggregation) | {medians['ours']:.2f} | "
           f"{real_time:.1f} | {'≥' if real_time >= TARGET_REAL_TIME else '<'} {TARGET_REAL_TIME:g}× |")
+    if "onnx" in medians:
+        onnx_real_time = SECONDS / medians["onnx"]
+        print(f"| `score_files` of `--scorer aasist-onnx` (the same, by ONNX Runtime) | {medians['onnx']:.2f} | "
+              f"{onnx_real_time:.1f} | {'≥' if onnx_real_time >= TARGET_REAL_TIME else '<'} {TARGET_REAL_TIME:g}× |")
     print(f"| official forward over the same windows (network only) | {medians['official']:.2f} | "
           f"{SECONDS / medians['official']:.1f} | |")
     print(f"\nRatio official / ours: {medians['official'] / medians['ours']:.2f}.\n")
