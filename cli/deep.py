@@ -83,7 +83,8 @@ def list_command(as_json: bool) -> None:
 
     \b
     JSON fields: name, description, bundled (verified | damaged | absent | null
-    when not bundled), bundled_path, status (the cache: cached | missing |
+    when not bundled), bundled_path, onnx and onnx_path (the same for the
+    bundled ONNX graph --scorer aasist-onnx runs), status (the cache: cached | missing |
     corrupt), path (in the cache), sha256 and url (the official file),
     licence, licence_files, trained_on, source, loads_from (the file
     `--weights NAME` reads, or null).
@@ -100,6 +101,7 @@ def list_command(as_json: bool) -> None:
                    f"{'':<17} trained on {row['trained_on']}\n"
                    f"{'':<17} licence {row['licence']} ({', '.join(Path(f).name for f in row['licence_files'])})\n"
                    f"{'':<17} loads from {row['loads_from'] or '(nothing: fetch it)'}\n"
+                   + (f"{'':<17} ONNX graph ({row['onnx']}) {row['onnx_path']}\n" if row["onnx"] else "") +
                    f"{'':<17} official {row['url']}\n{'':<17} sha256 {row['sha256']}")
 
 

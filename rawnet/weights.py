@@ -377,17 +377,14 @@ def weights_status(name: str) -> dict[str, Any]:
     """What ``antispoof weights list`` shows for ``name``: bundled copy, cache, source, licence, training data.
 
     ``bundled`` is ``"verified"``, ``"damaged"`` (wrong SHA-256), ``"absent"`` (an installation without its
-    package data) or None (not bundled); ``status`` is the cache's: ``"cached"``, ``"missing"`` or
-    ``"corrupt"``; ``loads_from`` is the file ``--weights NAME`` reads (None: neither is usable).
+    package data) or None (not bundled); ``onnx`` is the same for the bundled ONNX graph that ``aasist-onnx``
+    runs; ``status`` is the cache's: ``"cached"``, ``"missing"`` or ``"corrupt"``; ``loads_from`` is the file
+    ``--weights NAME`` reads (None: neither is usable).
     """
     entry = known(name)
     bundled_path = PRETRAINED_DIR / entry.bundled if entry.bundled else None
-    bundled: str | None = None
-    if bundled_path is not None:
-        if not bundled_path.is_file():
-            bundled = "absent"
-        else:
-            bundled = "verified" if file_sha256(bundled_path) == entry.bundled_sha256 else "damaged"
+    bundled = _bundled_state(bundled_path, entry.bundled_sha256)
+    onnx_path = PRETRAINED_DIR / entry.bundled_onnx if entry.bundled_onnx else None
     cached = cache_dir() / entry.filename
     status = "missing"
     if cached.is_file():
@@ -397,11 +394,21 @@ def weights_status(name: str) -> dict[str, Any]:
         "name": name, "description": entry.description,
         "bundled": bundled, "bundled_path": None if bundled_path is None else str(bundled_path),
         "bundled_sha256": entry.bundled_sha256,
+        "onnx": _bundled_state(onnx_path, entry.bundled_onnx_sha256),
+        "onnx_path": None if onnx_path is None else str(onnx_path),
         "status": status, "path": str(cached), "sha256": entry.sha256, "url": source_url(name),
         "licence": entry.licence, "licence_files": [str(PRETRAINED_DIR / f) for f in entry.licence_files],
         "trained_on": entry.trained_on, "source": entry.source,
         "loads_from": None if loads_from is None else str(loads_from),
     }
+
+
+def _bundled_state(path: Path | None, sha256: str | None) -> str | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        return "absent"
+    return "verified" if file_sha256(path) == sha256 else "damaged"
 
 
 def _how_to_get(name: str) -> str:

@@ -135,6 +135,19 @@ def test_a_damaged_bundled_file_is_refused_with_a_clear_error(damaged):
     rows = {row["name"]: row for row in json.loads(CliRunner().invoke(main, ["weights", "list", "--json"]).stdout)}
     assert (rows["aasist"]["bundled"], rows["aasist"]["loads_from"]) == ("damaged", None)
     assert rows["aasist-l"]["bundled"] == "verified"
+    # The ONNX graphs are checked on their own: the damaged safetensors file leaves aasist's graph usable.
+    assert (rows["aasist"]["onnx"], rows["aasist-l"]["onnx"]) == ("verified", "verified")
+    assert rows["aasist"]["onnx_path"] == str(damaged.with_suffix(".onnx"))
+
+
+def test_weights_list_reports_a_damaged_onnx_graph(damage_bundled):
+    damaged = damage_bundled("aasist-l.onnx")
+    listing = CliRunner().invoke(main, ["weights", "list"])
+    assert listing.exit_code == 0
+    assert f"ONNX graph (damaged) {damaged}" in listing.output
+    rows = {row["name"]: row for row in json.loads(CliRunner().invoke(main, ["weights", "list", "--json"]).stdout)}
+    assert (rows["aasist-l"]["onnx"], rows["aasist-l"]["bundled"], rows["aasist"]["onnx"]) == (
+        "damaged", "verified", "verified")
 
 
 def test_cli_reports_a_damaged_bundled_file_as_a_data_error(damaged, tmp_path):
