@@ -37,7 +37,7 @@ from lfcc_gmm.scorers import Scorer, load_scorer
 from .admission import Admission
 from .errors import ServiceError, bad_parameter, error_body
 from .metrics import ServiceMetrics
-from .results import SAMPLE_RATE, ScoreOptions, check_upload, score_file, score_window, scores_windows, stream_grid
+from .results import SAMPLE_RATE, ScoreOptions, check_upload, score_upload, score_window, scores_windows, stream_grid
 from .settings import ServiceSettings
 from .streaming import WAV_SUBTYPES, StreamBuffer, StreamError, StreamFormat
 from .uploads import Upload, spool_body, spool_signal
@@ -81,11 +81,8 @@ class ServiceState:
                 self.scorers[spec.name] = load_scorer(spec.name, spec.model, **spec.options)
         noise = 0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
         warm_up = spool_signal(noise, "FLOAT", self.settings.upload_dir, "warm-up")
-        try:
-            for scorer in self.scorers.values():
-                score_file(scorer, warm_up.path, warm_up.filename)
-        finally:
-            warm_up.remove()
+        for scorer in self.scorers.values():
+            score_upload(scorer, warm_up)
         self.ready = True
 
     def scorer(self, name: str | None) -> Scorer:
@@ -167,9 +164,9 @@ def _error_response(error: ServiceError) -> JSONResponse:
 def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions,
                   max_duration_s: float) -> tuple[dict[str, Any], float]:
     """The result of an upload and the seconds its decoding and scoring took (the bare call the CLI makes)."""
-    check_upload(upload.path, upload.filename, max_duration_s)
+    check_upload(upload, max_duration_s)
     start = time.perf_counter()
-    return score_file(scorer, upload.path, upload.filename, options), time.perf_counter() - start
+    return score_upload(scorer, upload, options), time.perf_counter() - start
 
 
 def _describe(name: str, scorer: Scorer, default: bool) -> dict[str, Any]:
@@ -192,12 +189,8 @@ def _describe(name: str, scorer: Scorer, default: bool) -> dict[str, Any]:
 
 def _score_stream(scorer: Scorer, signal: np.ndarray, subtype: str, directory: str,
                   options: ScoreOptions) -> dict[str, Any]:
-    """The result of a finished stream: its samples spooled as a WAV file and scored as an upload of it is."""
-    spooled = spool_signal(signal, subtype, directory, STREAM_NAME)
-    try:
-        return score_file(scorer, spooled.path, STREAM_NAME, options)
-    finally:
-        spooled.remove()
+    """The result of a finished stream: its samples as a WAV file, scored as an upload of it is."""
+    return score_upload(scorer, spool_signal(signal, subtype, directory, STREAM_NAME), options)
 
 
 #: The request body of POST /v1/score, for the OpenAPI schema (the route reads the body itself, streaming).
