@@ -59,14 +59,16 @@ def check_upload(upload: Upload, max_duration_s: float) -> None:
     """
     name = upload.filename
     try:
-        info = sf.info(upload.source())
+        # The header alone (sf.info would also format every description of the file: a quarter more time).
+        with sf.SoundFile(upload.source()) as header:
+            frames, duration = header.frames, header.frames / header.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
         raise bad_audio(name, f"not audio this service can decode ({cause})") from exc
-    if info.frames == 0:
+    if frames == 0:
         raise bad_audio(name, "the audio holds no samples", empty=True)
-    if info.duration > max_duration_s:
-        raise ServiceError(413, "too-long", f"{name}: {info.duration:.1f} s of audio is longer than this service's "
+    if duration > max_duration_s:
+        raise ServiceError(413, "too-long", f"{name}: {duration:.1f} s of audio is longer than this service's "
                                             f"limit of {max_duration_s:g} s (--max-duration-s)")
 
 
