@@ -1,8 +1,8 @@
 """The one adapter from (scorer, audio, options) to the result object the service answers with.
 
 Everything the service returns for a recording comes from :func:`score_upload` (an upload, and a finished stream
-as a WAV file), which calls the functions behind ``antispoof score --format json``
-(:func:`lfcc_gmm.analysis.analyse_bytes` for the bytes of an upload held in memory, as the command scores standard
+as a WAV file), which calls the functions behind ``antispoof score --format json`` (:func:`analyse_upload`:
+:func:`lfcc_gmm.analysis.analyse_bytes` for the bytes of an upload held in memory, as the command scores standard
 input; :func:`lfcc_gmm.analysis.analyse_files` for one spooled to a file), and :func:`score_window` (a live segment
 of a stream, on the same grid as the segments of an upload).
 """
@@ -20,7 +20,7 @@ import soundfile as sf
 from lfcc_gmm.analysis import analyse_bytes, analyse_files
 from lfcc_gmm.scorers import Scorer
 from lfcc_gmm.speech import detect_speech
-from lfcc_gmm.verdicts import Threshold
+from lfcc_gmm.verdicts import FileResult, Threshold
 
 from .errors import ServiceError, bad_audio, bad_parameter
 from .uploads import Upload
@@ -42,6 +42,17 @@ class ScoreOptions:
     def __post_init__(self) -> None:
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise bad_parameter(f"threshold must be a finite number, got {self.threshold}")
+
+    @classmethod
+    def from_query(cls, threshold: str | None) -> ScoreOptions:
+        """The options of ``POST /v1/score`` from its query parameters' text (None: absent)."""
+        if threshold is None:
+            return cls()
+        try:
+            value = float(threshold)
+        except ValueError:
+            raise bad_parameter(f"threshold must be a number, got {threshold!r}") from None
+        return cls(threshold=value)
 
     def verdict_threshold(self) -> Threshold | None:
         """The :class:`~lfcc_gmm.verdicts.Threshold` to decide with; None: the scorer's own."""
@@ -72,27 +83,37 @@ def check_upload(upload: Upload, max_duration_s: float) -> None:
                                             f"limit of {max_duration_s:g} s (--max-duration-s)")
 
 
-def score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
-    """The result object of a finished upload, its ``file`` the upload's name: what ``antispoof score --format
-    json`` prints for that file, from the same functions. An upload held in memory is decoded from its bytes
-    (:func:`lfcc_gmm.analysis.analyse_bytes`); one spooled to a file, or any upload for a scorer that reads files
-    only, is scored as the file (:func:`lfcc_gmm.analysis.analyse_files`).
+def analyse_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> FileResult:
+    """The library call that decodes and scores a finished upload, as ``antispoof score`` does a file (the bare
+    call the service's overhead is measured against). An upload held in memory is decoded from its bytes
+    (:func:`lfcc_gmm.analysis.analyse_bytes`, as the command reads standard input); one spooled to a file, or any
+    upload for a scorer that reads files only, is scored as the file (:func:`lfcc_gmm.analysis.analyse_files`)."""
+    threshold = options.verdict_threshold()
+    if upload.data is not None and scores_windows(scorer):
+        return analyse_bytes(scorer, upload.data, upload.filename, threshold=threshold)
+    with upload.on_disk() as path:
+        (result,) = analyse_files(scorer, [path], threshold=threshold)
+    return result
+
+
+def result_object(result: FileResult, name: str) -> dict[str, Any]:
+    """The object ``antispoof score --format json`` prints for a result, its ``file`` being ``name``.
 
     Raises
     ------
     ServiceError
-        400 (``unscorable-audio``) when the file cannot be decoded or scored, with the reason the command line
-        gives in the result's ``error``, naming the upload.
+        400 (``unscorable-audio``) for a result that holds the reason the file could not be decoded or scored (the
+        command line's ``error``), naming ``name``.
     """
-    threshold = options.verdict_threshold()
-    if upload.data is not None and scores_windows(scorer):
-        result = analyse_bytes(scorer, upload.data, upload.filename, threshold=threshold)
-    else:
-        with upload.on_disk() as path:
-            (result,) = analyse_files(scorer, [path], threshold=threshold)
     if result.error is not None:
-        raise ServiceError(400, "unscorable-audio", f"{upload.filename}: {result.error}")
-    return dataclasses.replace(result, file=upload.filename).to_dict()
+        raise ServiceError(400, "unscorable-audio", f"{name}: {result.error}")
+    return dataclasses.replace(result, file=name).to_dict()
+
+
+def score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
+    """The result object of a finished upload, named as the upload: :func:`analyse_upload`, then
+    :func:`result_object` (400 when the file cannot be decoded or scored)."""
+    return result_object(analyse_upload(scorer, upload, options), upload.filename)
 
 
 def stream_grid(scorer: Scorer) -> tuple[int, int]:
