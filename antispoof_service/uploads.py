@@ -66,8 +66,7 @@ class Upload:
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self._file is None and self.size > self.memory_limit:
-            handle, name = tempfile.mkstemp(prefix="antispoof-upload-", suffix=".audio", dir=self.directory)
-            self.path, self._file = Path(name), os.fdopen(handle, "wb")
+            self.path, self._file = _temporary_file(self.directory)
             self._file.writelines(self._chunks)
             self._chunks = []
         if self._file is not None:
@@ -94,13 +93,13 @@ class Upload:
         if self.path is not None:
             yield self.path
             return
-        handle, name = tempfile.mkstemp(prefix="antispoof-upload-", suffix=".audio", dir=self.directory)
+        path, out = _temporary_file(self.directory)
         try:
-            with os.fdopen(handle, "wb") as out:
+            with out:
                 out.write(self.data or b"")
-            yield Path(name)
+            yield path
         finally:
-            os.unlink(name)
+            path.unlink()
 
     def remove(self) -> None:
         """Delete the spooled file (if any) and drop the bytes; safe to call more than once."""
@@ -109,6 +108,11 @@ class Upload:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
         self._chunks, self.data = [], None
+
+
+def _temporary_file(directory: str | os.PathLike) -> tuple[Path, BinaryIO]:
+    handle, name = tempfile.mkstemp(prefix="antispoof-upload-", suffix=".audio", dir=directory)
+    return Path(name), os.fdopen(handle, "wb")
 
 
 def accepts_audio(content_type: str) -> bool:
