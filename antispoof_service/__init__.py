@@ -1,7 +1,7 @@
 """``antispoof serve``: an HTTP scoring service and a web page over any installed scorer.
 
 The service answers ``POST /v1/score`` with the same JSON object as ``antispoof score --format json`` for the same
-file (one function, :func:`antispoof_service.results.score_file`, makes both), streams segment results over a
+file (one function, :func:`antispoof_service.results.score_upload`, makes both), streams segment results over a
 websocket (``/v1/stream``), and serves a single page that needs nothing from the internet. The modules:
 
 :mod:`~antispoof_service.settings`
@@ -11,7 +11,8 @@ websocket (``/v1/stream``), and serves a single page that needs nothing from the
 :mod:`~antispoof_service.admission`
     The bounded inference slots and the bounded waiting queue (503 beyond it).
 :mod:`~antispoof_service.uploads`
-    Spooling a request body or a multipart field to a temporary file under a size cap checked while streaming.
+    Receiving a request body or a multipart field under a size cap checked while streaming: in memory while
+    small, spooled to a temporary file beyond.
 :mod:`~antispoof_service.streaming`
     Windows of a live PCM stream, scored as soon as each is complete.
 :mod:`~antispoof_service.metrics`

@@ -1,28 +1,29 @@
 """The one adapter from (scorer, audio, options) to the result object the service answers with.
 
-Everything the service returns for a recording comes from :func:`score_file` (an upload, and a finished stream
-spooled as a WAV file), which calls the function behind ``antispoof score --format json``
-(:func:`lfcc_gmm.analysis.analyse_files`), and :func:`score_window` (a live segment of a stream, on the same grid
-as the segments of an upload).
+Everything the service returns for a recording comes from :func:`score_upload` (an upload, and a finished stream
+as a WAV file), which calls the functions behind ``antispoof score --format json`` (:func:`analyse_upload`:
+:func:`lfcc_gmm.analysis.analyse_bytes` for the bytes of an upload held in memory, as the command scores standard
+input; :func:`lfcc_gmm.analysis.analyse_files` for one spooled to a file), and :func:`score_window` (a live segment
+of a stream, on the same grid as the segments of an upload).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from lfcc_gmm.analysis import analyse_files
+from lfcc_gmm.analysis import analyse_bytes, analyse_files
 from lfcc_gmm.scorers import Scorer
 from lfcc_gmm.speech import detect_speech
-from lfcc_gmm.verdicts import Threshold
+from lfcc_gmm.verdicts import FileResult, Threshold
 
 from .errors import ServiceError, bad_audio, bad_parameter
+from .uploads import Upload
 
 SAMPLE_RATE = 16000
 
@@ -42,47 +43,77 @@ class ScoreOptions:
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise bad_parameter(f"threshold must be a finite number, got {self.threshold}")
 
+    @classmethod
+    def from_query(cls, threshold: str | None) -> ScoreOptions:
+        """The options of ``POST /v1/score`` from its query parameters' text (None: absent)."""
+        if threshold is None:
+            return cls()
+        try:
+            value = float(threshold)
+        except ValueError:
+            raise bad_parameter(f"threshold must be a number, got {threshold!r}") from None
+        return cls(threshold=value)
+
     def verdict_threshold(self) -> Threshold | None:
         """The :class:`~lfcc_gmm.verdicts.Threshold` to decide with; None: the scorer's own."""
         return None if self.threshold is None else Threshold(self.threshold, "given with the request")
 
 
-def check_upload(path: str | os.PathLike, name: str, max_duration_s: float) -> None:
-    """Refuse an uploaded file from its header, before any sample is decoded.
+def check_upload(upload: Upload, max_duration_s: float) -> None:
+    """Refuse a finished upload from its header, before any sample is decoded.
 
     Raises
     ------
     ServiceError
         400 (``empty-audio``, ``undecodable-audio``) for a file that is not audio or holds no samples, naming the
-        upload ``name``; 413 (``too-long``) for a recording over ``max_duration_s``.
+        upload; 413 (``too-long``) for a recording over ``max_duration_s``.
     """
+    name = upload.filename
     try:
-        info = sf.info(str(path))
+        # The header alone (sf.info would also format every description of the file: a quarter more time).
+        with sf.SoundFile(upload.source()) as header:
+            frames, duration = header.frames, header.frames / header.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
         raise bad_audio(name, f"not audio this service can decode ({cause})") from exc
-    if info.frames == 0:
+    if frames == 0:
         raise bad_audio(name, "the audio holds no samples", empty=True)
-    if info.duration > max_duration_s:
-        raise ServiceError(413, "too-long", f"{name}: {info.duration:.1f} s of audio is longer than this service's "
+    if duration > max_duration_s:
+        raise ServiceError(413, "too-long", f"{name}: {duration:.1f} s of audio is longer than this service's "
                                             f"limit of {max_duration_s:g} s (--max-duration-s)")
 
 
-def score_file(scorer: Scorer, path: str | os.PathLike, name: str,
-               options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
-    """The result object of the audio file at ``path``, named ``name`` (its ``file``): what ``antispoof score
-    --format json`` prints for that file, from the same function (:func:`lfcc_gmm.analysis.analyse_files`).
+def analyse_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> FileResult:
+    """The library call that decodes and scores a finished upload, as ``antispoof score`` does a file (the bare
+    call the service's overhead is measured against). An upload held in memory is decoded from its bytes
+    (:func:`lfcc_gmm.analysis.analyse_bytes`, as the command reads standard input); one spooled to a file, or any
+    upload for a scorer that reads files only, is scored as the file (:func:`lfcc_gmm.analysis.analyse_files`)."""
+    threshold = options.verdict_threshold()
+    if upload.data is not None and scores_windows(scorer):
+        return analyse_bytes(scorer, upload.data, upload.filename, threshold=threshold)
+    with upload.on_disk() as path:
+        (result,) = analyse_files(scorer, [path], threshold=threshold)
+    return result
+
+
+def result_object(result: FileResult, name: str) -> dict[str, Any]:
+    """The object ``antispoof score --format json`` prints for a result, its ``file`` being ``name``.
 
     Raises
     ------
     ServiceError
-        400 (``unscorable-audio``) when the file cannot be decoded or scored, with the reason the command line
-        gives in the result's ``error``, naming ``name``.
+        400 (``unscorable-audio``) for a result that holds the reason the file could not be decoded or scored (the
+        command line's ``error``), naming ``name``.
     """
-    (result,) = analyse_files(scorer, [path], threshold=options.verdict_threshold())
     if result.error is not None:
         raise ServiceError(400, "unscorable-audio", f"{name}: {result.error}")
     return dataclasses.replace(result, file=name).to_dict()
+
+
+def score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
+    """The result object of a finished upload, named as the upload: :func:`analyse_upload`, then
+    :func:`result_object` (400 when the file cannot be decoded or scored)."""
+    return result_object(analyse_upload(scorer, upload, options), upload.filename)
 
 
 def stream_grid(scorer: Scorer) -> tuple[int, int]:
@@ -92,8 +123,9 @@ def stream_grid(scorer: Scorer) -> tuple[int, int]:
 
 
 def scores_windows(scorer: Scorer) -> bool:
-    """Whether ``scorer`` can score a stream's windows as they arrive: it scores in-memory signals (a plug-in may
-    score files only; its stream then gets the file-level result alone)."""
+    """Whether ``scorer`` scores in-memory signals, and so a stream's windows as they arrive and an upload from its
+    bytes (a plug-in may score files only; its stream then gets the file-level result alone, its uploads are
+    written to a file)."""
     return type(scorer).score_signals is not Scorer.score_signals
 
 

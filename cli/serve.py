@@ -55,7 +55,8 @@ class PairedModels(click.Command):
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes sharing the port, each with its own scorers, slots and metrics.")
 @click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where uploads are spooled while scored (default: the system's temporary folder).")
+              help="Where uploads over 1 MiB are spooled while scored; smaller ones stay in memory (default: the "
+                   "system's temporary folder).")
 @click.option("--shutdown-timeout-s", default=30.0, show_default=True, type=click.FloatRange(min=0),
               help="On SIGTERM, how long in-flight requests may take to finish.")
 def serve(host, port, scorer_names, models, max_upload_mb, max_duration_s, max_concurrency, queue, api_key_env,

@@ -65,6 +65,7 @@ def test_health_readiness_scorers_and_openapi(service, service_files):
     schema = json.loads(service.get("/openapi.json")[2])
     assert {"/v1/score", "/v1/scorers", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/v1/score"]["post"]["requestBody"]["content"]
+    assert [p["name"] for p in schema["paths"]["/v1/score"]["post"]["parameters"]] == ["scorer", "threshold"]
     # The interactive docs would load Swagger UI from a CDN: they are off, and say so as JSON.
     status, _, body = service.get("/docs")
     assert status == 404 and json.loads(body)["error"]["code"] == "not-found"
@@ -100,6 +101,17 @@ def test_score_is_the_result_object(service, service_files):
     assert status == 200 and any("converted on load" in w for w in converted["warnings"])
 
 
+def test_threshold_of_the_request_decides_the_verdict(service, service_files):
+    """?threshold=X replaces the scorer's threshold: bona fide at or above it, spoof below (lfcc_gmm.verdicts)."""
+    status, plain = service.score(service_files["demo0"])
+    assert status == 200 and plain["verdict"] in ("bona fide", "spoof")
+    for threshold, verdict in ((plain["score"], "bona fide"), (plain["score"] + 0.5, "spoof")):
+        status, result = service.score(service_files["demo0"], query=f"threshold={threshold!r}")
+        assert status == 200, result
+        assert (result["verdict"], result["threshold"]) == (verdict, threshold)
+        assert result["score"] == plain["score"]
+
+
 def test_metrics_count_what_was_answered(service, service_files):
     def count(text: str, status: int) -> float:
         match = re.search(rf'antispoof_requests_total{{route="/v1/score",status="{status}"}} (\d+)', text)
@@ -122,6 +134,7 @@ def test_metrics_count_what_was_answered(service, service_files):
     ("text body", 415, "unsupported-type"),
     ("unknown scorer", 422, "bad-parameter"),
     ("bad threshold", 422, "bad-parameter"),
+    ("infinite threshold", 422, "bad-parameter"),
     ("no file field", 422, "bad-parameter"),
     ("no key", 401, "unauthorized"),
     ("wrong key", 401, "unauthorized"),
@@ -141,6 +154,8 @@ def test_bad_requests_get_json_errors_and_disturb_nothing(service, service_files
         query = "?scorer=no-such-scorer"
     elif case == "bad threshold":
         query = "?threshold=high"
+    elif case == "infinite threshold":
+        query = "?threshold=inf"
     elif case == "no file field":
         body, form = multipart({"audio": ("a.wav", service_files["demo1"].read_bytes(), "audio/wav")})
         headers = {"Content-Type": form}

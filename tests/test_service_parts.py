@@ -18,7 +18,7 @@ from antispoof_service.errors import ServiceError  # noqa: E402
 from antispoof_service.metrics import Histogram, ServiceMetrics  # noqa: E402
 from antispoof_service.settings import ScorerSpec, ServiceSettings  # noqa: E402
 from antispoof_service.streaming import StreamBuffer, StreamError, StreamFormat  # noqa: E402
-from antispoof_service.uploads import spool_body  # noqa: E402
+from antispoof_service.uploads import MEMORY_LIMIT, spool_body  # noqa: E402
 
 
 async def _chunks(data: bytes, size: int):
@@ -27,8 +27,13 @@ async def _chunks(data: bytes, size: int):
 
 
 def _spool(data: bytes, content_type: str, folder, limit: int = 1 << 20, chunk: int = 7,
-           length: int | None = None):
-    return asyncio.run(spool_body(_chunks(data, chunk), content_type, length, folder, limit))
+           length: int | None = None, memory_limit: int = MEMORY_LIMIT):
+    return asyncio.run(spool_body(_chunks(data, chunk), content_type, length, folder, limit, memory_limit))
+
+
+def _received(upload) -> bytes:
+    """The bytes of a finished upload, from memory or from its spooled file."""
+    return upload.data if upload.path is None else upload.path.read_bytes()
 
 
 # -- streams ----------------------------------------------------------------------------------------------------
@@ -75,17 +80,22 @@ def test_stream_limits_and_formats():
 
 
 # -- uploads ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("memory_limit", [MEMORY_LIMIT, 1000, 0])
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64, 10_000])
-def test_multipart_file_field_is_spooled_byte_for_byte(tmp_path, chunk):
-    """The push parser sees the body cut at every position (chunk 1) and still writes exactly the file's bytes,
-    ignoring other fields, under the client's file name (directory parts dropped)."""
+def test_multipart_file_field_is_spooled_byte_for_byte(tmp_path, chunk, memory_limit):
+    """The push parser sees the body cut at every position (chunk 1) and still receives exactly the file's bytes,
+    ignoring other fields, under the client's file name (directory parts dropped): held in memory under the
+    memory limit, else spooled to a file from the part that passes it (at 1000 the file's 1,814 bytes roll over
+    midway, at every possible byte with chunk 1)."""
     audio = bytes(range(256)) * 7 + b"\r\n--not-the-boundary\r\n"
     body, content_type = multipart({"note": ("n.txt", b"hello", "text/plain"),
                                     "file": ("../dir/clip.wav", audio, "audio/wav")})
-    upload = _spool(body, content_type, tmp_path, chunk=chunk)
+    upload = _spool(body, content_type, tmp_path, chunk=chunk, memory_limit=memory_limit)
     try:
-        assert upload.path.read_bytes() == audio
+        assert _received(upload) == audio
         assert (upload.filename, upload.size) == ("clip.wav", len(audio))
+        assert (upload.path is None) == (len(audio) <= memory_limit)
+        assert list(tmp_path.iterdir()) == ([] if upload.path is None else [upload.path])
     finally:
         upload.remove()
     assert list(tmp_path.iterdir()) == []
@@ -117,17 +127,28 @@ def test_bad_bodies_are_refused_and_leave_nothing(tmp_path, case, status, code):
     elif case == "raw text body":
         content_type = "text/plain"
     limit = 1000 if case.startswith("over limit") else 1 << 20
-    with pytest.raises(ServiceError) as caught:
-        _spool(body, content_type, tmp_path, limit=limit, length=length)
+    with pytest.raises(ServiceError) as caught:  # spooled to a file from the first byte: the file must go too
+        _spool(body, content_type, tmp_path, limit=limit, length=length, memory_limit=0)
     assert (caught.value.status, caught.value.code) == (status, code)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_raw_body_is_spooled_and_named_like_stdin(tmp_path):
+@pytest.mark.parametrize("memory_limit", [MEMORY_LIMIT, 500])
+def test_raw_body_is_received_and_named_like_stdin(tmp_path, memory_limit):
     data = bytes(range(256)) * 3
-    upload = _spool(data, "audio/flac", tmp_path, chunk=100)
-    assert (upload.path.read_bytes(), upload.filename) == (data, "-")
+    upload = _spool(data, "audio/flac", tmp_path, chunk=100, memory_limit=memory_limit)
+    assert (_received(upload), upload.filename, upload.size) == (data, "-", len(data))
+    assert (upload.path is None) == (memory_limit == MEMORY_LIMIT)
     upload.remove()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_in_memory_is_written_to_a_file_only_while_a_file_is_needed(tmp_path):
+    """For a scorer that reads files only: the bytes held in memory, as a file, removed afterwards."""
+    upload = _spool(b"RIFF" + bytes(100), "audio/wav", tmp_path)
+    with upload.on_disk() as path:
+        assert path.parent == tmp_path and path.read_bytes() == b"RIFF" + bytes(100)
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- admission --------------------------------------------------------------------------------------------------
