@@ -19,6 +19,7 @@ import copy
 import itertools
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -160,6 +161,18 @@ def conv2d_channels_last(x: Tensor, weight: Tensor, bias: Tensor, pad_freq: int 
     by_row = weight.reshape(out_channels, kh, 1, kw).contiguous(memory_format=torch.channels_last)
     out = F.conv2d(stacked, by_row, bias)  # (n rows, out, 1, width - kw + 1), channels-last
     return out.permute(0, 2, 3, 1).reshape(n, rows, -1, out_channels).permute(0, 3, 1, 2)
+
+
+_WORKERS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _encoder_workers(count: int) -> ThreadPoolExecutor:
+    """A pool of ``count`` threads for :meth:`AASIST._encode_parallel`, one per process (a forked child's copy of
+    its parent's pool has no threads)."""
+    key = (os.getpid(), count)
+    if key not in _WORKERS:
+        _WORKERS[key] = ThreadPoolExecutor(count, thread_name_prefix="aasist-encoder")
+    return _WORKERS[key]
 
 
 def graph_pool(h: Tensor, scores: Tensor, ratio: float) -> Tensor:
@@ -459,10 +472,31 @@ class AASIST(nn.Module):
             raise ValueError(f"AASIST expects waveforms of shape (batch, >= {shortest} samples), got {tuple(x.shape)}")
         if not cpu_inference(self, x):
             return self._official_encoder(x)
-        # CPU inference, one item at a time on either path: every intermediate stays small enough to be reused, not
+        # CPU inference, one item at a time on any path: every intermediate stays small enough to be reused, not
         # re-faulted, and trying the official path on a large batch cannot exhaust the memory. Timed per item, so
         # that every batch size shares one warm-up.
+        if x.shape[0] > 1 and self.threads == "auto" and torch.get_num_threads() > 1:
+            with self._choice.timed(("encoder batch", *x.shape), ("items", "parallel")) as how:
+                if how == "parallel":
+                    return self._encode_parallel(x)
+                return torch.cat([self._encode_item(x[i : i + 1]) for i in range(x.shape[0])])
         return torch.cat([self._encode_item(x[i : i + 1]) for i in range(x.shape[0])])
+
+    def _encode_parallel(self, x: Tensor) -> Tensor:
+        """The fused encoder of torch's thread count of items at once, each on one thread.
+
+        No synchronisation between threads at each of the encoder's few hundred operations, and each item's
+        working set in its own core's cache: at batch 8 on 2 idle cores, 147 ms an item against 174 ms for the
+        items one after another on two threads.
+        """
+        # The sinc layer's measured choice is made by one thread at a time: the workers take its fixed method.
+        method = self.conv_time.resolved_method
+        items = [x[i : i + 1] for i in range(x.shape[0])]
+        workers = _encoder_workers(torch.get_num_threads())
+        with intra_op_threads(1):
+            encoded = list(workers.map(
+                lambda item: self._infer_encoder(item, method), items))
+        return torch.cat(encoded)
 
     def _encode_item(self, x: Tensor) -> Tensor:
         counts = self._thread_counts()
@@ -483,12 +517,13 @@ class AASIST(nn.Module):
         return self.encoder(F.selu(self.first_bn(self._front_end(x))))
 
     @torch.no_grad()
-    def _infer_encoder(self, x: Tensor) -> Tensor:
+    def _infer_encoder(self, x: Tensor, sinc_method: str | None = None) -> Tensor:
         """Eval-mode encoder: the front end in a few chunks, then the blocks pulled backwards in time segments.
 
         A segment of n steps of block i reads 3 n + 4 steps of stage i - 1, computed on demand (the few
         overlapping steps are recomputed), so no block output is ever held whole; all intermediates stay near
-        ``INFERENCE_CHUNK_ELEMENTS`` values.
+        ``INFERENCE_CHUNK_ELEMENTS`` values. ``sinc_method`` applies the sinc layer by that method rather than by
+        its measured choice.
         """
         kernel, n_sinc = self.conv_time.kernel_size, self.conv_time.out_channels
         lengths = [(x.shape[-1] - kernel + 1) // 3]
@@ -512,7 +547,8 @@ class AASIST(nn.Module):
         shift = bn.bias - running_mean * gain
         front = x.new_empty(x.shape[0], 1, n_sinc // 3, lengths[0])
         for a, b in split(0, lengths[0], chunks[0]):
-            y = self.conv_time(x[:, None, 3 * a : 3 * b + kernel - 1])
+            segment = x[:, None, 3 * a : 3 * b + kernel - 1]
+            y = self.conv_time(segment) if sinc_method is None else self.conv_time.correlate(segment, sinc_method)
             front[..., a:b] = torch.selu_(abs_max_pool(y).mul_(gain).add_(shift))
 
         def stage(level: int, start: int, stop: int) -> Tensor:

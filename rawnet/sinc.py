@@ -231,10 +231,12 @@ class SincConv(nn.Module):
             return F.conv1d(x, self.filters)
         if self.method == "auto" and cpu_inference(self, x):
             with self._choice.timed(tuple(x.shape), ("direct", "fft")) as method:
-                return self._correlate(x, method)
-        return self._correlate(x, self.resolved_method)
+                return self.correlate(x, method)
+        return self.correlate(x, self.resolved_method)
 
-    def _correlate(self, x: torch.Tensor, method: str) -> torch.Tensor:
+    def correlate(self, x: torch.Tensor, method: str) -> torch.Tensor:
+        """The layer's output by ``method`` (``"direct"`` or ``"fft"``), without any measured choice (which one
+        Python thread at a time may make)."""
         if method == "direct":
             return F.conv1d(x, self.filters)
         block = fft_block_length(self.kernel_size)

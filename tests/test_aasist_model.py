@@ -269,7 +269,8 @@ def test_cpu_inference_times_every_candidate_and_runs_the_fastest(small_model, m
     timed = {(key[0], candidate) for key, timings in model._choice.samples.items() for candidate in timings}
     counts = tuple(dict.fromkeys((threads, 1)))
     encoder = {("fused", n) for n in counts} | {("official", threads)}
-    assert timed == {("encoder", c) for c in encoder} | {("graph", n) for n in counts}
+    batch = {("encoder batch", c) for c in ("items", "parallel")} if threads > 1 else set()
+    assert timed == {("encoder", c) for c in encoder} | {("graph", n) for n in counts} | batch
     assert torch.get_num_threads() == threads
     for output in outputs:
         torch.testing.assert_close(output, reference, rtol=0, atol=tolerance)
@@ -295,6 +296,34 @@ def test_cpu_inference_times_every_candidate_and_runs_the_fastest(small_model, m
         monkeypatch.undo()
         assert ran == [fastest] * x.shape[0]  # every item on the fastest path, on its thread count
         assert torch.get_num_threads() == threads
+
+
+def test_items_encoded_in_parallel_equal_the_items_one_by_one(small_model, monkeypatch):
+    model = small_model.eval()
+    x = 0.1 * torch.randn(5, 2400, generator=torch.Generator().manual_seed(4))
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        one_by_one = torch.cat([model._infer_encoder(x[i : i + 1]) for i in range(x.shape[0])])
+        parallel = model._encode_parallel(x)
+    torch.testing.assert_close(parallel, one_by_one, rtol=0,
+                               atol=order_tolerance(model, x, call=lambda m, v: m.encode(v)))
+    assert torch.get_num_threads() == threads
+    if threads < 2:
+        return  # the parallel candidate needs two threads
+    # At batch > 1 both candidates are timed; when "parallel" ranks first, the items never run one by one.
+    with torch.inference_mode():
+        for _ in range(2 * model._choice.rounds):
+            model(x)
+    choice = model._choice
+    key = ("encoder batch", *x.shape)
+    assert set(choice.samples[key]) == {"items", "parallel"}
+    for candidate in choice.samples[key]:
+        seconds = 0.0 if candidate == "parallel" else 1.0
+        choice.samples[key][candidate] = deque([seconds] * choice.rounds, maxlen=choice.window)
+    monkeypatch.setattr(model, "_encode_item", lambda *a: pytest.fail("an item was encoded alone"))
+    with torch.inference_mode():
+        model(x)
+    assert torch.get_num_threads() == threads
 
 
 def test_threads_option(small_model):
