@@ -24,7 +24,7 @@ from torch import nn
 
 from rawnet.catalog import RAWNET2_VARIANTS as VARIANTS
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
-from rawnet.gru import GRULayer, gru_last_output, gru_layers
+from rawnet.gru import GRULayer, KeptLayers, gru_last_output
 from rawnet.sinc import SincConv, fft_block_length
 from rawnet.threads import intra_op_threads
 from rawnet.tuning import FastestChoice, cpu_inference
@@ -256,7 +256,7 @@ class RawNet2(nn.Module):
         self.variant = variant
         self.recurrent_threads = recurrent_threads
         self._choice = FastestChoice()
-        self._packed_gru: tuple[tuple, list[GRULayer]] | None = None
+        self._kept_gru = KeptLayers()
         cfg = self.config
         filts = cfg["filts"]
         self.sinc_conv = SincConv(
@@ -372,15 +372,7 @@ class RawNet2(nn.Module):
 
     def _gru_layers(self) -> list[GRULayer]:
         """The GRU weights laid out for inference, rebuilt whenever a weight is replaced or changed in place."""
-        parameters = list(self.gru.parameters())
-        if any(p.is_inference() for p in parameters):
-            # Weights made under torch.inference_mode keep no version counter, so a kept copy could not notice an
-            # in-place change: lay them out afresh (its cost is timed with the candidate).
-            return gru_layers(self.gru)
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in parameters)
-        if self._packed_gru is None or self._packed_gru[0] != key:
-            self._packed_gru = (key, gru_layers(self.gru))
-        return self._packed_gru[1]
+        return self._kept_gru.of(self.gru)
 
 
 def score_head(variant: str) -> nn.Module:

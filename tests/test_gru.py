@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rawnet.gru import gru_last_output, gru_layers
+from rawnet.gru import KeptLayers, gru_last_output, gru_layers
 from rawnet.precision import order_tolerance
 
 
@@ -89,3 +89,43 @@ def test_unsupported_grus_and_inputs_are_refused():
         gru_last_output(torch.zeros(1, 0, 5), layers)
     with pytest.raises(ValueError, match=r"\(batch, time >= 1, features\)"):
         gru_last_output(torch.zeros(10, 5), layers)
+
+
+def test_packed_recurrent_product_at_batch_above_one():
+    gru = _gru(16, 48, 2)
+    x = torch.randn(4, 9, 16)
+    layers = gru_layers(gru)
+    if not torch.backends.mkldnn.is_available():
+        assert all(layer.weight_hh_packed is None for layer in layers)
+        return
+    assert all(layer.weight_hh_packed is not None for layer in layers)
+    unpacked = [layer._replace(weight_hh_packed=None) for layer in layers]
+    with torch.no_grad():
+        packed, plain, expected = gru_last_output(x, layers), gru_last_output(x, unpacked), gru(x)[0][:, -1]
+    tolerance = order_tolerance(gru, x, _last_output)
+    torch.testing.assert_close(packed, expected, rtol=0, atol=tolerance)
+    torch.testing.assert_close(plain, expected, rtol=0, atol=tolerance)
+    # float64 weights are never packed (oneDNN's product is float32): the matrix product runs instead.
+    assert all(layer.weight_hh_packed is None for layer in gru_layers(_gru(16, 48, 2).double()))
+
+
+def test_kept_layers_follow_the_weights_and_are_not_copied():
+    import copy
+    import io
+    import pickle
+
+    gru = _gru(16, 48, 2)
+    kept = KeptLayers()
+    first = kept.of(gru)
+    assert kept.of(gru) is first  # same weights: kept
+    with torch.no_grad():
+        gru.weight_hh_l0.mul_(0.5)  # in place: a new version
+    second = kept.of(gru)
+    assert second is not first and torch.equal(second[0].weight_hh_t, gru.weight_hh_l0.t())
+    # oneDNN's packed tensors can be neither copied nor pickled: a copy starts empty and lays them out again.
+    holder = torch.nn.Module()
+    holder.kept = kept
+    twin = copy.deepcopy(holder)
+    assert twin.kept is not kept and twin.kept._layers is None
+    assert pickle.loads(pickle.dumps(kept))._layers is None
+    torch.save(holder, io.BytesIO())
