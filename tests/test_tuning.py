@@ -111,6 +111,20 @@ def test_slower_candidates_are_re_timed_less_and_less_often_and_in_turn():
     assert retimed == [(4, "split/1"), (12, "nn.GRU/1"), (28, "nn.GRU/2"), (44, "split/1"), (60, "nn.GRU/1")]
 
 
+def test_a_far_slower_candidate_is_re_timed_four_times_less_often_each_time():
+    choice = FastestChoice(rounds=2, explore_every=4, max_explore_every=64)
+    seconds = {"fft": 1.0, "direct": 10.0}
+    chosen = drive(choice, "k", ("direct", "fft"), lambda c, i: seconds[c], 100)
+    retimed = [i for i, c in enumerate(chosen) if c == "direct"]
+    # One warm-up call (set aside: ten times slower) and fft's two; re-timed 4 calls after the warm-up, then 16
+    # and 64 (the cap) calls after the previous re-timing.
+    assert retimed == [0, 6, 22, 86]
+    # A candidate within the margin is re-timed twice as rarely each time instead: 4, 8, 16, 32, 64 calls apart.
+    near = FastestChoice(rounds=2, explore_every=4, max_explore_every=64)
+    chosen = drive(near, "k", ("b", "a"), lambda c, i: {"a": 1.0, "b": 1.5}[c], 140)
+    assert [i for i, c in enumerate(chosen) if c == "b"] == [0, 2, 7, 15, 31, 63, 127]
+
+
 def test_a_change_of_load_is_followed_both_ways():
     choice = FastestChoice(rounds=2, window=4, explore_every=2, max_explore_every=64, clear_margin=None)
     drive(choice, "k", ("one thread", "two threads"), lambda c, i: {"one thread": 2.0, "two threads": 1.0}[c], 4)
