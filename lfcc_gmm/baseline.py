@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .atomic import atomic_write
 from .audio import AudioConversionWarning, AudioError, probe_conversions, resample
 from .augment import Augmenter
+from .blas import single_blas_thread
 from .extraction import augmented_features, extract_features, iter_file_lfcc
 from .features import get_config, iter_lfcc, lfcc
 from .gmm import Design, DiagonalGMM, GMMParams, design, log_likelihood
@@ -71,11 +71,9 @@ def file_score(path: str | os.PathLike, bonafide: GMMParams | Design, spoof: GMM
 
 
 def _score_group(paths: Sequence[str | os.PathLike], bonafide: Design, spoof: Design, preset: str) -> list[float]:
-    # One file's products are small (hundreds of frames): a second BLAS thread only adds wake-ups, and
-    # under load it made them many times slower. Parallelism comes from ``jobs`` (one file per core).
-    # Conversions are reported by score_files in the caller's process; a worker's warnings would reach the
-    # terminal raw, beside the caller's own report.
-    with threadpool_limits(1), warnings.catch_warnings():
+    # Parallelism comes from ``jobs`` (one file per core), not from BLAS threads. Conversions are reported by
+    # score_files in the caller's process; a worker's warnings would reach the terminal raw, beside its own report.
+    with single_blas_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore", AudioConversionWarning)
         return [file_score(p, bonafide, spoof, preset) for p in paths]
 
@@ -288,7 +286,7 @@ class LFCCGMMScorer(Scorer):
         """Mean frame log-likelihood ratio of in-memory signals (resampled to 16 kHz if needed)."""
         bonafide, spoof = self._designs()
         scores = []
-        with threadpool_limits(1):  # as in score_files: small products, and the same rounding
+        with single_blas_thread():  # as in score_files: small products, and the same rounding
             for signal in signals:
                 x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
                 scores.append(frames_llr([lfcc(x, preset=self.preset, dtype=np.float32)], bonafide, spoof))
@@ -314,7 +312,7 @@ class LFCCGMMScorer(Scorer):
         length, hop = config.frame_lengths(16000)
         block = int(_BLOCK_SECONDS * 16000)
         timelines = []
-        with threadpool_limits(1):  # as in score_files: small products, and the same rounding
+        with single_blas_thread():  # as in score_files: small products, and the same rounding
             for signal in signals:
                 x = resample(np.asarray(signal, dtype=np.float64), sample_rate, 16000)
                 blocks = (x[start : start + block] for start in range(0, x.shape[0], block))

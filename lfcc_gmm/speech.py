@@ -67,7 +67,8 @@ import scipy.fft
 from numpy.typing import ArrayLike
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import butter, sosfiltfilt
-from threadpoolctl import ThreadpoolController
+
+from .blas import single_blas_thread
 
 #: Below this much detected speech (seconds) a file's verdict is "no speech".
 MIN_SPEECH_S = 0.5
@@ -344,7 +345,7 @@ def _frame_features(x: np.ndarray, plan: _Plan, n_frames: int) -> tuple[np.ndarr
     band_power = np.empty(n_frames, np.float32)
     margin = plan.smooth_frames
     batch = max(1, _BATCH_SAMPLES // plan.n_fft)
-    with _single_blas_thread():
+    with single_blas_thread():  # on a busy machine a second thread made the detector three times slower
         for start in range(0, n_frames, batch):
             stop = min(start + batch, n_frames)
             # Each batch reads ``margin`` frames beyond its ends so the time smoothing sees across batches.
@@ -407,15 +408,6 @@ def _smooth_scores(scores: np.ndarray, f0_steps: int, frames: int) -> np.ndarray
     return scores
 
 
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def _single_blas_thread() -> Any:
-    # The products are small (hundreds of frames): a second BLAS thread only adds wake-ups, and on a busy
-    # machine it made the whole detector three times slower.
-    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _contrast(power: np.ndarray, half_width: int, clip_db: float) -> np.ndarray:
