@@ -163,6 +163,13 @@ def conv2d_channels_last(x: Tensor, weight: Tensor, bias: Tensor, pad_freq: int 
     return out.permute(0, 2, 3, 1).reshape(n, rows, -1, out_channels).permute(0, 3, 1, 2)
 
 
+def _autocast_on(x: Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if x.device.type == "cpu" else torch.is_autocast_enabled()
+
+
 _WORKERS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
@@ -475,7 +482,8 @@ class AASIST(nn.Module):
         # CPU inference, one item at a time on any path: every intermediate stays small enough to be reused, not
         # re-faulted, and trying the official path on a large batch cannot exhaust the memory. Timed per item, so
         # that every batch size shares one warm-up.
-        if x.shape[0] > 1 and self.threads == "auto" and torch.get_num_threads() > 1:
+        # Autocast is a per-thread setting that the worker threads of the parallel candidate would not share.
+        if x.shape[0] > 1 and self.threads == "auto" and torch.get_num_threads() > 1 and not _autocast_on(x):
             with self._choice.timed(("encoder batch", *x.shape), ("items", "parallel")) as how:
                 if how == "parallel":
                     return self._encode_parallel(x)

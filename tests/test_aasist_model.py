@@ -326,6 +326,16 @@ def test_items_encoded_in_parallel_equal_the_items_one_by_one(small_model, monke
     assert torch.get_num_threads() == threads
 
 
+def test_no_parallel_items_under_autocast(small_model):
+    # Autocast is per thread: worker threads would encode in float32 what the caller asked in bfloat16.
+    model = small_model.eval()
+    x = 0.1 * torch.randn(3, 2400, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(4):
+            model(x)
+    assert not any(key[0] == "encoder batch" for key in model._choice.samples)
+
+
 def test_threads_option(small_model):
     with pytest.raises(ValueError, match="threads must"):
         AASIST(CONFIGS["AASIST-L"], threads=0)
