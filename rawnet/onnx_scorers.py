@@ -29,7 +29,7 @@ import numpy as np
 from lfcc_gmm.atomic import atomic_write
 from lfcc_gmm.scorers import ScorerOptionError
 from lfcc_gmm.verdicts import Threshold
-from rawnet.onnx_format import BONAFIDE_INDEX, INPUT_NAME, OUTPUT_NAME, ONNXFormatError, decode_metadata
+from rawnet.onnx_format import INPUT_NAME, OUTPUT_NAME, ONNXFormatError, decode_metadata
 from rawnet.thresholds import aasist_threshold, output_threshold
 from rawnet.weights import KNOWN_WEIGHTS, default_aasist_weights, identify, resolve_weights
 from rawnet.windows import DEFAULT_BATCH_SIZE, WindowScorer, check_crop
@@ -125,19 +125,7 @@ class ONNXScorer(WindowScorer):
             raise ValueError(f"this {self.name} scorer has no model yet: call {type(self).__name__}.load()")
 
     # -- scoring ------------------------------------------------------------------------------------------------
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Output :data:`~rawnet.onnx_format.BONAFIDE_INDEX` of the graph for each float32 row, in one run."""
-        return self._run(windows)[:, BONAFIDE_INDEX].astype(np.float64)
-
-    def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        """The graph's (n, 2) float32 outputs for (n, nb_samp) inputs, in batches of ``batch_size``."""
-        self.ready()
-        inputs = np.asarray(inputs, dtype=np.float32)
-        parts = [self._run(inputs[start : start + self.batch_size])
-                 for start in range(0, inputs.shape[0], self.batch_size)]
-        return np.concatenate(parts) if parts else np.empty((0, 2), np.float32)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _batch_outputs(self, batch: np.ndarray) -> np.ndarray:
         self.ready()
         rows = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session_.run([OUTPUT_NAME], {INPUT_NAME: rows})[0]

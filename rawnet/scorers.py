@@ -170,19 +170,7 @@ class RawWaveformScorer(WindowScorer):
         self.info_ = {**info, "fingerprint": state_fingerprint(state)}
 
     # -- scoring ------------------------------------------------------------------------------------------------
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Output index 1 (bona fide) of the network for each float32 row, in one forward pass."""
-        return self._forward(np.asarray(windows, dtype=np.float32))[:, 1].astype(np.float64)
-
-    def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        """The network's (n, 2) float32 outputs for (n, nb_samp) inputs, in batches of ``batch_size``."""
-        self._fitted()
-        inputs = np.asarray(inputs, dtype=np.float32)
-        parts = [self._forward(inputs[start : start + self.batch_size])
-                 for start in range(0, inputs.shape[0], self.batch_size)]
-        return np.concatenate(parts) if parts else np.empty((0, 2), np.float32)
-
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
+    def _batch_outputs(self, batch: np.ndarray) -> np.ndarray:
         self._fitted()
         with torch.inference_mode():
             out = self.network_(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_))

@@ -44,6 +44,7 @@ from lfcc_gmm.speech import SpeechActivity, detect_speech
 from lfcc_gmm.verdicts import OFFICIAL_CROP, WHOLE_FILE
 from rawnet.catalog import CROPS
 from rawnet.functional import pad_or_truncate, sliding_windows
+from rawnet.onnx_format import BONAFIDE_INDEX
 
 SAMPLE_RATE = 16000
 #: Windows per forward pass unless ``batch_size`` says otherwise.
@@ -60,8 +61,8 @@ def check_crop(crop: str) -> str:
 class WindowScorer(Scorer):
     """Base of the scorers whose model reads windows of :attr:`nb_samp` samples (module docstring).
 
-    Subclasses provide :attr:`nb_samp` and :meth:`score_windows`, and set ``crop`` and ``batch_size`` in their
-    constructor.
+    Subclasses provide :attr:`nb_samp` and :meth:`_batch_outputs` (their model's outputs for one batch), and set
+    ``crop`` and ``batch_size`` in their constructor.
     """
 
     crop: str
@@ -74,7 +75,20 @@ class WindowScorer(Scorer):
         raise NotImplementedError
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """One score (float64, higher = more bona fide) per float32 row of ``nb_samp`` samples."""
+        """One score (float64, higher = more bona fide) per float32 row of ``nb_samp`` samples, in one model run:
+        output :data:`~rawnet.onnx_format.BONAFIDE_INDEX` of the model."""
+        return self._batch_outputs(np.asarray(windows, dtype=np.float32))[:, BONAFIDE_INDEX].astype(np.float64)
+
+    def outputs(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's (n, 2) float32 outputs for (n, nb_samp) inputs, in batches of ``batch_size``."""
+        self.ready()
+        inputs = np.asarray(inputs, dtype=np.float32)
+        parts = [self._batch_outputs(inputs[start : start + self.batch_size])
+                 for start in range(0, inputs.shape[0], self.batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0, 2), np.float32)
+
+    def _batch_outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The model's (n, 2) float32 outputs for one batch of float32 rows."""
         raise NotImplementedError
 
     def ready(self) -> None:
