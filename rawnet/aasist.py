@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rawnet.batchnorm import batchnorm_affine, conv_bias, fold_batchnorm
 from rawnet.checkpoint import ConfigError, load_state_dict_file, read_config_file, require_keys
 from rawnet.sinc import SincConv
 from rawnet.threads import intra_op_threads
@@ -100,26 +101,6 @@ def frequency_mask(n_channels: int, generator: torch.Generator | None = None) ->
     mask = torch.ones(n_channels, 1)
     mask[start : start + width] = 0
     return mask
-
-
-def _running_stats(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError(f"{bn} keeps no running statistics (track_running_stats=False)")
-    return bn.running_mean, bn.running_var
-
-
-def _conv_bias(conv: nn.Conv2d) -> Tensor:
-    # Every convolution of AASIST has a bias.
-    if conv.bias is None:
-        raise ValueError(f"{conv} has no bias")
-    return conv.bias
-
-
-def fold_batchnorm(weight: Tensor, bias: Tensor, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-    """Weight and bias of ``bn(conv(x))`` as one convolution, with ``bn`` in eval mode (running statistics)."""
-    running_mean, running_var = _running_stats(bn)
-    gain = bn.weight / torch.sqrt(running_var + bn.eps)
-    return weight * gain.view(-1, 1, 1, 1), (bias - running_mean) * gain + bn.bias
 
 
 def max_pool_time(x: Tensor, size: int = 3) -> Tensor:
@@ -326,10 +307,10 @@ class ResidualBlock(nn.Module):
         Returns (conv1 weight, conv1 bias, conv2 weight, conv2 bias, (downsample weight, downsample bias)); the
         last is None without ``conv_downsample``.
         """
-        w1, b1 = fold_batchnorm(self.conv1.weight, _conv_bias(self.conv1), self.bn2)
+        w1, b1 = fold_batchnorm(self.conv1.weight, conv_bias(self.conv1), self.bn2)
         ds = self.conv_downsample
-        downsample = None if ds is None else (_channels_last(ds.weight), _conv_bias(ds))
-        return _channels_last(w1), b1, _channels_last(self.conv2.weight), _conv_bias(self.conv2), downsample
+        downsample = None if ds is None else (_channels_last(ds.weight), conv_bias(ds))
+        return _channels_last(w1), b1, _channels_last(self.conv2.weight), conv_bias(self.conv2), downsample
 
 
 def residual_block_segment(seg: Tensor, weights: FusedWeights, signal_start: bool, signal_end: bool) -> Tensor:
@@ -549,10 +530,7 @@ class AASIST(nn.Module):
             n_parts = max(1, round((hi - lo) / chunk))
             return list(itertools.pairwise(lo + (hi - lo) * k // n_parts for k in range(n_parts + 1)))
 
-        bn = self.first_bn
-        running_mean, running_var = _running_stats(bn)
-        gain = bn.weight / torch.sqrt(running_var + bn.eps)
-        shift = bn.bias - running_mean * gain
+        gain, shift = batchnorm_affine(self.first_bn)
         front = x.new_empty(x.shape[0], 1, n_sinc // 3, lengths[0])
         for a, b in split(0, lengths[0], chunks[0]):
             segment = x[:, None, 3 * a : 3 * b + kernel - 1]

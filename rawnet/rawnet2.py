@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawnet.batchnorm import batchnorm_affine, conv_bias, fold_batchnorm, running_stats
 from rawnet.catalog import RAWNET2_VARIANTS as VARIANTS
 from rawnet.checkpoint import ConfigError, read_config_file, require_keys
 from rawnet.gru import GRULayer, KeptLayers, gru_last_output
@@ -175,36 +176,20 @@ class ResidualBlock(nn.Module):
         out = x
         if not (self.first or self.conv_reads_input):
             out = F.leaky_relu(_batch_norm(x, self.bn1), 0.3)
-        running_mean, running_var = _running_stats(self.bn2)
-        gain = self.bn2.weight / torch.sqrt(running_var + self.bn2.eps)
-        weight = _conv_weight_2d(self.conv1.weight * gain[:, None, None])
-        bias = (_conv_bias(self.conv1) - running_mean) * gain + self.bn2.bias
-        out = F.leaky_relu_(F.conv2d(out, weight, bias, padding=(0, 1)), 0.3)
-        out = F.conv2d(out, _conv_weight_2d(self.conv2.weight), _conv_bias(self.conv2), padding=(0, 1))
+        weight, bias = fold_batchnorm(self.conv1.weight, conv_bias(self.conv1), self.bn2)
+        out = F.leaky_relu_(F.conv2d(out, _conv_weight_2d(weight), bias, padding=(0, 1)), 0.3)
+        out = F.conv2d(out, _conv_weight_2d(self.conv2.weight), conv_bias(self.conv2), padding=(0, 1))
         if hasattr(self, "conv_downsample"):
-            out += F.conv2d(x, _conv_weight_2d(self.conv_downsample.weight), _conv_bias(self.conv_downsample))
+            out += F.conv2d(x, _conv_weight_2d(self.conv_downsample.weight), conv_bias(self.conv_downsample))
         else:
             out += x
         return F.max_pool2d(out, (1, 3))
 
 
-def _running_stats(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError(f"{bn} keeps no running statistics (track_running_stats=False)")
-    return bn.running_mean, bn.running_var
-
-
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
     """Eval-mode ``bn`` on a tensor of any rank (``nn.BatchNorm1d`` refuses four dimensions)."""
-    running_mean, running_var = _running_stats(bn)
+    running_mean, running_var = running_stats(bn)
     return F.batch_norm(x, running_mean, running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-
-
-def _conv_bias(conv: nn.Conv1d) -> torch.Tensor:
-    # Every convolution of RawNet2 has a bias.
-    if conv.bias is None:
-        raise ValueError(f"{conv} has no bias")
-    return conv.bias
 
 
 def _conv_weight_2d(weight: torch.Tensor) -> torch.Tensor:
@@ -314,10 +299,7 @@ class RawNet2(nn.Module):
         sinc = self.sinc_conv
         kernel, channels = sinc.kernel_size, sinc.out_channels
         steps = (x.shape[1] - kernel + 1) // 3
-        running_mean, running_var = _running_stats(self.first_bn)
-        gain = self.first_bn.weight / torch.sqrt(running_var + self.first_bn.eps)
-        shift = (self.first_bn.bias - running_mean * gain)[:, None]
-        gain = gain[:, None]
+        gain, shift = (v[:, None] for v in batchnorm_affine(self.first_bn))
         # Stretches of whole overlap-save blocks, so that no FFT block is padded and half thrown away.
         hop = (fft_block_length(kernel) - kernel + 1) // 3
         chunk = hop * max(1, round(FRONT_END_CHUNK_ELEMENTS / (3 * x.shape[0] * channels * hop)))
