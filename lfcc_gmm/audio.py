@@ -40,6 +40,21 @@ def failure_reason(exc: Exception) -> str:
     return exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
 
 
+class EmptyAudioError(AudioError):
+    """A file that holds no audio: 0 bytes, or a header and zero samples."""
+
+
+class AudioTooLongError(AudioError):
+    """A recording longer than the caller's limit, refused from its header before any sample is decoded."""
+
+    def __init__(self, path: str | os.PathLike, duration: float, limit: float):
+        self.duration, self.limit = duration, limit
+        super().__init__(path, f"{duration:.1f} s of audio is longer than the limit of {limit:g} s")
+
+    def __reduce__(self) -> tuple[type[AudioError], tuple[str, float, float]]:  # type: ignore[override]
+        return (type(self), (self.path, self.duration, self.limit))
+
+
 class AudioConversionWarning(UserWarning):
     """Emitted when a file is resampled or down-mixed on load."""
 
@@ -98,7 +113,7 @@ def to_mono(signal: np.ndarray) -> np.ndarray:
 def check_signal(signal: np.ndarray, path: str | os.PathLike) -> None:
     """Raise :class:`AudioError` if ``signal`` is empty or holds NaN/Inf samples."""
     if signal.shape[0] == 0:
-        raise AudioError(path, "contains zero samples")
+        raise EmptyAudioError(path, "contains zero samples")
     finite = np.isfinite(signal)
     if not finite.all():
         bad = int(signal.size - np.count_nonzero(finite))
@@ -114,21 +129,23 @@ def _open_error(path: Path) -> AudioError | None:
     if not os.access(path, os.R_OK):
         return AudioError(path, "permission denied (file is not readable)")
     if path.stat().st_size == 0:
-        return AudioError(path, "is an empty file (0 bytes)")
+        return EmptyAudioError(path, "is an empty file (0 bytes)")
     return None
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    error = _open_error(path)
-    if error is not None:
-        raise error
+def _decode(source: str | io.BytesIO, name: str | os.PathLike,
+            max_duration_s: float | None) -> tuple[np.ndarray, int]:
+    """All samples of a file or a file's bytes (float64, always 2-D) and its rate; a recording over
+    ``max_duration_s`` is refused from its header, before its samples are decoded."""
     try:
-        data, rate = sf.read(path, dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        with sf.SoundFile(source) as file:
+            if max_duration_s is not None and file.frames > max_duration_s * file.samplerate:
+                raise AudioTooLongError(name, file.frames / file.samplerate, max_duration_s)
+            return file.read(dtype="float64", always_2d=True), int(file.samplerate)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         # libsndfile's own message starts "Error opening '<path>': "; the AudioError names the file once.
         cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
-        raise AudioError(path, f"not a readable audio file or corrupt ({cause})") from exc
-    return data, int(rate)
+        raise AudioError(name, f"not a readable audio file or corrupt ({cause})") from exc
 
 
 def describe_conversions(source_rate: int, channels: int, target_rate: int) -> tuple[str, ...]:
@@ -151,7 +168,11 @@ def probe_conversions(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, *, warn: bool = True
+    path: str | os.PathLike,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    *,
+    warn: bool = True,
+    max_duration_s: float | None = None,
 ) -> Audio:
     """Read a file into float64 mono at ``sample_rate``.
 
@@ -163,19 +184,30 @@ def load_audio(
         Rate of the returned signal; other rates are resampled.
     warn : bool
         Emit an :class:`AudioConversionWarning` when a conversion was applied.
+    max_duration_s : float, optional
+        Refuse a longer recording (:class:`AudioTooLongError`) from its header, before decoding it.
 
     Raises
     ------
     AudioError
-        Missing, unreadable, not audio / corrupt, zero samples, or non-finite samples.
+        Missing, unreadable, not audio / corrupt, or non-finite samples; :class:`EmptyAudioError` for an empty
+        file or zero samples; :class:`AudioTooLongError` over ``max_duration_s``.
     """
     path = Path(path)
-    data, source_rate = _read(path)
+    error = _open_error(path)
+    if error is not None:
+        raise error
+    data, source_rate = _decode(str(path), path, max_duration_s)
     return _as_audio(data, source_rate, path, sample_rate, warn)
 
 
 def decode_audio(
-    data: bytes, name: str = "-", sample_rate: int = DEFAULT_SAMPLE_RATE, *, warn: bool = True
+    data: bytes,
+    name: str = "-",
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    *,
+    warn: bool = True,
+    max_duration_s: float | None = None,
 ) -> Audio:
     """:func:`load_audio` of a file's bytes held in memory (an upload, standard input); ``name`` stands for the
     file in messages.
@@ -183,16 +215,13 @@ def decode_audio(
     Raises
     ------
     AudioError
-        Empty, not audio / corrupt, zero samples, or non-finite samples.
+        Not audio / corrupt, or non-finite samples; :class:`EmptyAudioError` for no bytes or zero samples;
+        :class:`AudioTooLongError` over ``max_duration_s``.
     """
     if not data:
-        raise AudioError(name, "is empty (0 bytes)")
-    try:
-        decoded, source_rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
-        raise AudioError(name, f"not a readable audio file or corrupt ({cause})") from exc
-    return _as_audio(decoded, int(source_rate), name, sample_rate, warn)
+        raise EmptyAudioError(name, "is empty (0 bytes)")
+    decoded, source_rate = _decode(io.BytesIO(data), name, max_duration_s)
+    return _as_audio(decoded, source_rate, name, sample_rate, warn)
 
 
 def _as_audio(data: np.ndarray, source_rate: int, name: str | os.PathLike, sample_rate: int, warn: bool) -> Audio:
@@ -303,4 +332,4 @@ def iter_blocks(
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(path, f"corrupt after {produced} samples ({exc})") from exc
     if produced == 0:
-        raise AudioError(path, "contains zero samples")
+        raise EmptyAudioError(path, "contains zero samples")

@@ -12,6 +12,8 @@ import soundfile as sf
 from lfcc_gmm.audio import (
     AudioConversionWarning,
     AudioError,
+    AudioTooLongError,
+    EmptyAudioError,
     decode_audio,
     expand_audio_paths,
     find_audio_files,
@@ -198,3 +200,43 @@ def test_audio_files_below_a_folder(tmp_path):
         tmp_path / "readme.txt", empty, tmp_path / "b" / "two.FLAC"]
     with pytest.raises(AudioError, match="is not a directory"):
         find_audio_files(tmp_path / "a.wav")
+
+
+def test_a_duration_limit_refuses_from_the_header_before_any_sample_is_decoded(tmp_path, monkeypatch):
+    """5 s at 22.05 kHz (110,250 frames): refused under a 4.99 s limit with its duration, by load_audio and
+    decode_audio alike, without reading a sample; at exactly 5 s it loads."""
+    import pickle
+
+    path = tmp_path / "five.flac"
+    sf.write(path, tone(5.0, 22050), 22050, subtype="PCM_16")
+    data = path.read_bytes()
+    assert load_audio(path, warn=False, max_duration_s=5.0).signal.shape == (80_000,)
+    assert decode_audio(data, "upload", warn=False, max_duration_s=5.0).signal.shape == (80_000,)
+
+    def no_samples(*args, **kwargs):
+        raise AssertionError("samples were decoded")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_samples)
+    for name, load in ((str(path), lambda: load_audio(path, max_duration_s=4.99)),
+                       ("upload", lambda: decode_audio(data, "upload", max_duration_s=4.99))):
+        with pytest.raises(AudioTooLongError) as caught:
+            load()
+        assert (caught.value.path, caught.value.duration, caught.value.limit) == (name, 5.0, 4.99)
+        assert str(caught.value) == f"{name}: 5.0 s of audio is longer than the limit of 4.99 s"
+        again = pickle.loads(pickle.dumps(caught.value))
+        assert (type(again), again.duration, again.limit, str(again)) == (AudioTooLongError, 5.0, 4.99,
+                                                                          str(caught.value))
+
+
+def test_no_audio_at_all_is_an_empty_audio_error(tmp_path):
+    """0 bytes, or a header and zero samples: EmptyAudioError (an AudioError), which bytes that are not audio are
+    not."""
+    sf.write(tmp_path / "none.wav", np.zeros(0), 16000)
+    (tmp_path / "zero.wav").write_bytes(b"")
+    for load in (lambda: load_audio(tmp_path / "none.wav"), lambda: load_audio(tmp_path / "zero.wav"),
+                 lambda: decode_audio((tmp_path / "none.wav").read_bytes()), lambda: decode_audio(b"")):
+        with pytest.raises(EmptyAudioError):
+            load()
+    with pytest.raises(AudioError) as caught:
+        decode_audio(b"RIFF not really")
+    assert not isinstance(caught.value, EmptyAudioError)
