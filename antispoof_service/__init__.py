@@ -22,5 +22,5 @@ websocket (``/v1/stream``), and serves a single page that needs nothing from the
 :mod:`~antispoof_service.server`
     Running it under uvicorn with one or several worker processes and a graceful shutdown.
 
-FastAPI, uvicorn, python-multipart and websockets are the ``[serve]`` extra; only ``app`` and ``server`` import them.
+FastAPI, uvicorn and websockets are the ``[serve]`` extra; only ``app`` and ``server`` import them.
 """

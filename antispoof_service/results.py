@@ -1,10 +1,10 @@
 """The one adapter from (scorer, audio, options) to the result object the service answers with.
 
 Everything the service returns for a recording comes from :func:`score_upload` (an upload, and a finished stream
-as a WAV file), which calls the functions behind ``antispoof score --format json`` (:func:`analyse_upload`:
-:func:`lfcc_gmm.analysis.analyse_bytes` for the bytes of an upload held in memory, as the command scores standard
-input; :func:`lfcc_gmm.analysis.analyse_files` for one spooled to a file), and :func:`score_window` (a live segment
-of a stream, on the same grid as the segments of an upload).
+as a WAV file), which calls the functions behind ``antispoof score --format json`` (:func:`analyse_upload`: the
+upload decoded from its bytes as the command decodes standard input, or from its spooled file, then
+:func:`lfcc_gmm.analysis.analyse_audio`), and :func:`score_window` (a live segment of a stream, on the same grid as
+the segments of an upload).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from lfcc_gmm.analysis import analyse_bytes, analyse_files
+from lfcc_gmm.analysis import analyse_audio, analyse_files
+from lfcc_gmm.audio import Audio, AudioError, AudioTooLongError, EmptyAudioError, decode_audio, load_audio
 from lfcc_gmm.scorers import Scorer
 from lfcc_gmm.speech import detect_speech
 from lfcc_gmm.verdicts import FileResult, Threshold
@@ -59,14 +60,42 @@ class ScoreOptions:
         return None if self.threshold is None else Threshold(self.threshold, "given with the request")
 
 
-def check_upload(upload: Upload, max_duration_s: float) -> None:
-    """Refuse a finished upload from its header, before any sample is decoded.
+def too_long(name: str, duration: float, max_duration_s: float) -> ServiceError:
+    """413 (``too-long``): a recording over the service's ``--max-duration-s``."""
+    return ServiceError(413, "too-long", f"{name}: {duration:.1f} s of audio is longer than this service's limit "
+                                         f"of {max_duration_s:g} s (--max-duration-s)")
+
+
+def decode_upload(upload: Upload, max_duration_s: float = math.inf) -> Audio:
+    """The audio of a finished upload as ``antispoof score`` loads a file (float64 mono at 16 kHz): decoded from its
+    bytes when held in memory (:func:`lfcc_gmm.audio.decode_audio`, as the command reads standard input), else
+    from its spooled file; a recording over ``max_duration_s`` is refused from its header, before any sample is
+    decoded.
 
     Raises
     ------
     ServiceError
-        400 (``empty-audio``, ``undecodable-audio``) for a file that is not audio or holds no samples, naming the
-        upload; 413 (``too-long``) for a recording over ``max_duration_s``.
+        400 (``empty-audio``, ``undecodable-audio``) for an upload that holds no samples or is not audio, naming
+        the upload; 413 (``too-long``) over ``max_duration_s``.
+    """
+    name = upload.filename
+    try:
+        if upload.path is not None:
+            return load_audio(upload.path, warn=False, max_duration_s=max_duration_s)
+        return decode_audio(upload.data or b"", name, warn=False, max_duration_s=max_duration_s)
+    except AudioTooLongError as exc:
+        raise too_long(name, exc.duration, max_duration_s) from exc
+    except AudioError as exc:
+        raise bad_audio(name, exc.reason, empty=isinstance(exc, EmptyAudioError)) from exc
+
+
+def check_upload(upload: Upload, max_duration_s: float) -> None:
+    """Refuse a finished upload from its header, without decoding it (for a scorer that reads files itself).
+
+    Raises
+    ------
+    ServiceError
+        As :func:`decode_upload`.
     """
     name = upload.filename
     try:
@@ -75,45 +104,55 @@ def check_upload(upload: Upload, max_duration_s: float) -> None:
             frames, duration = header.frames, header.frames / header.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
-        raise bad_audio(name, f"not audio this service can decode ({cause})") from exc
+        raise bad_audio(name, f"not a readable audio file or corrupt ({cause})") from exc
     if frames == 0:
-        raise bad_audio(name, "the audio holds no samples", empty=True)
+        raise bad_audio(name, "contains zero samples", empty=True)
     if duration > max_duration_s:
-        raise ServiceError(413, "too-long", f"{name}: {duration:.1f} s of audio is longer than this service's "
-                                            f"limit of {max_duration_s:g} s (--max-duration-s)")
+        raise too_long(name, duration, max_duration_s)
 
 
-def analyse_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> FileResult:
-    """The library call that decodes and scores a finished upload, as ``antispoof score`` does a file (the bare
-    call the service's overhead is measured against). An upload held in memory is decoded from its bytes
-    (:func:`lfcc_gmm.analysis.analyse_bytes`, as the command reads standard input); one spooled to a file, or any
-    upload for a scorer that reads files only, is scored as the file (:func:`lfcc_gmm.analysis.analyse_files`)."""
+def analyse_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions(),
+                   max_duration_s: float = math.inf) -> FileResult:
+    """The result of a finished upload, named as the upload: the library calls that decode and score it, as
+    ``antispoof score`` does a file (the bare
+    call the service's overhead is measured against): :func:`decode_upload`, then
+    :func:`lfcc_gmm.analysis.analyse_audio` (what :func:`lfcc_gmm.analysis.analyse_bytes` does for standard
+    input). A scorer that reads files only gets the upload as a file (:func:`lfcc_gmm.analysis.analyse_files`),
+    refused from its header first (:func:`check_upload`).
+
+    Raises
+    ------
+    ServiceError
+        As :func:`decode_upload`.
+    """
     threshold = options.verdict_threshold()
-    if upload.data is not None and scores_windows(scorer):
-        return analyse_bytes(scorer, upload.data, upload.filename, threshold=threshold)
+    if scores_windows(scorer):
+        return analyse_audio(scorer, decode_upload(upload, max_duration_s), upload.filename, threshold=threshold)
+    check_upload(upload, max_duration_s)
     with upload.on_disk() as path:
         (result,) = analyse_files(scorer, [path], threshold=threshold)
-    return result
+    return dataclasses.replace(result, file=upload.filename)
 
 
-def result_object(result: FileResult, name: str) -> dict[str, Any]:
-    """The object ``antispoof score --format json`` prints for a result, its ``file`` being ``name``.
+def result_object(result: FileResult) -> dict[str, Any]:
+    """The object ``antispoof score --format json`` prints for a result.
 
     Raises
     ------
     ServiceError
         400 (``unscorable-audio``) for a result that holds the reason the file could not be decoded or scored (the
-        command line's ``error``), naming ``name``.
+        command line's ``error``), naming the file.
     """
     if result.error is not None:
-        raise ServiceError(400, "unscorable-audio", f"{name}: {result.error}")
-    return dataclasses.replace(result, file=name).to_dict()
+        raise ServiceError(400, "unscorable-audio", f"{result.file}: {result.error}")
+    return result.to_dict()
 
 
-def score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions()) -> dict[str, Any]:
+def score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions(),
+                 max_duration_s: float = math.inf) -> dict[str, Any]:
     """The result object of a finished upload, named as the upload: :func:`analyse_upload`, then
-    :func:`result_object` (400 when the file cannot be decoded or scored)."""
-    return result_object(analyse_upload(scorer, upload, options), upload.filename)
+    :func:`result_object` (errors as they raise)."""
+    return result_object(analyse_upload(scorer, upload, options, max_duration_s))
 
 
 def stream_grid(scorer: Scorer) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 A body is either the raw audio file (any ``audio/*`` type or ``application/octet-stream``) or
 ``multipart/form-data`` with the audio in the field ``file``; the multipart form is parsed incrementally
-(python-multipart's push parser). An upload stays in memory up to :data:`MEMORY_LIMIT` bytes and is spooled to a
+(:mod:`antispoof_service.multipart`). An upload stays in memory up to :data:`MEMORY_LIMIT` bytes and is spooled to a
 temporary file beyond (as :class:`tempfile.SpooledTemporaryFile` does), so that a clip of a few seconds costs no
 file system calls and a body of tens of megabytes no memory. A spooled file is removed here on any failure and by
 the caller (:meth:`Upload.remove`) after the request, whatever happened.
@@ -11,12 +11,10 @@ the caller (:meth:`Upload.remove`) after the request, whatever happened.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import ServiceError, bad_audio, bad_parameter
+from .multipart import MultipartError, MultipartReader
 
 #: Name of the multipart field that holds the audio.
 FILE_FIELD = "file"
@@ -186,78 +185,36 @@ async def spool_body(
         raise
 
 
-@dataclass
-class _Parts:
-    """What the multipart callbacks have seen so far."""
-
-    field: bytes = b""
-    value: bytes = b""
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    writing: bool = False
-    found: bool = False
-    ended: bool = False
-    error: ServiceError | None = None
-
-
 async def _spool_multipart(chunks: AsyncIterator[bytes], boundary: str, upload: Upload, limit: int) -> None:
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import MultipartParser
+    found = False
 
-    parts = _Parts()
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        parts.field += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        parts.value += data[start:end]
-
-    def on_header_end() -> None:
-        parts.headers[parts.field.decode("latin-1").strip().lower()] = parts.value.decode("utf-8", "replace")
-        parts.field = parts.value = b""
-
-    def on_headers_finished() -> None:
-        headers, parts.headers = parts.headers, {}
+    def on_part(headers: dict[str, str]) -> bool:
+        nonlocal found
         disposition = _disposition(headers.get("content-disposition", ""))
-        if disposition.get("name") != FILE_FIELD or parts.found:
-            return
+        if disposition.get("name") != FILE_FIELD or found:
+            return False
         part_type = _media_type(headers.get("content-type", "application/octet-stream"))[0]
         filename = os.path.basename(disposition.get("filename", "").replace("\\", "/")) or RAW_BODY_NAME
         if not accepts_audio(part_type):
-            parts.error = ServiceError(415, "unsupported-type", f"{filename}: content type {part_type!r} is not audio")
-            return
+            raise ServiceError(415, "unsupported-type", f"{filename}: content type {part_type!r} is not audio")
         upload.filename = filename
-        parts.found = parts.writing = True
+        found = True
+        return True
 
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if parts.writing and end > start:
-            upload.write(data[start:end])
-
-    def on_part_end() -> None:
-        parts.writing = False
-
-    def on_end() -> None:
-        parts.ended = True
-
-    parser = MultipartParser(boundary, {
-        "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
-        "on_end": on_end,
-    })
     received = 0
     try:
+        reader = MultipartReader(boundary.encode("latin-1"), on_part, upload.write)
         async for chunk in chunks:
             received += len(chunk)
             if received > limit:
                 raise too_large(limit)
-            parser.write(chunk)
-            if parts.error is not None:
-                raise parts.error
-    except MultipartParseError as exc:
+            reader.feed(chunk)
+    except (MultipartError, UnicodeEncodeError) as exc:
         raise ServiceError(400, "malformed-body", f"malformed multipart body: {exc}") from exc
-    if not parts.ended:
+    if not reader.finished:
         raise ServiceError(400, "truncated-body", f"the multipart body ended before its closing boundary "
                                                   f"({received:,} bytes received): the upload was cut short")
-    if not parts.found:
+    if not found:
         raise bad_parameter(f"the multipart body has no field {FILE_FIELD!r} holding the audio")
 
 

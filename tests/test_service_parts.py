@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="the service's extra is not installed: pip install 'antispoof[serve]'")
 
@@ -16,9 +18,12 @@ from service_process import multipart  # noqa: E402
 from antispoof_service.admission import Admission  # noqa: E402
 from antispoof_service.errors import ServiceError  # noqa: E402
 from antispoof_service.metrics import Histogram, ServiceMetrics  # noqa: E402
+from antispoof_service.multipart import MAX_HEADER_BYTES, MultipartError, MultipartReader  # noqa: E402
+from antispoof_service.results import decode_upload  # noqa: E402
 from antispoof_service.settings import ScorerSpec, ServiceSettings  # noqa: E402
 from antispoof_service.streaming import StreamBuffer, StreamError, StreamFormat  # noqa: E402
-from antispoof_service.uploads import MEMORY_LIMIT, spool_body  # noqa: E402
+from antispoof_service.uploads import MEMORY_LIMIT, Upload, spool_body  # noqa: E402
+from lfcc_gmm.audio import load_audio  # noqa: E402
 
 
 async def _chunks(data: bytes, size: int):
@@ -151,6 +156,129 @@ def test_an_upload_in_memory_is_written_to_a_file_only_while_a_file_is_needed(tm
     assert list(tmp_path.iterdir()) == []
 
 
+# -- the multipart reader -------------------------------------------------------------------------------------
+#: A body written by hand (RFC 2046): a preamble, a part without headers, a part whose data holds CRLF and a
+#: near-delimiter, a part with spaces after its delimiter and headers in mixed case, and an epilogue.
+BOUNDARY = b"b0undary"
+HAND_BODY = (b"preamble to ignore\r\n--b0undary\r\n\r\nno headers\r\n--b0undary\r\n"
+             b'content-disposition: form-data; name="a"\r\n\r\nline\r\n--b0undar\r\n-b0undary no\r\n'
+             b"--b0undary  \t\r\nContent-Type:  audio/wav \r\nX-Other: \xc3\xa9\r\n\r\n\r\n"
+             b"--b0undary--\r\nepilogue --b0undary\r\n")
+HAND_PARTS = [({}, b"no headers"),
+              ({"content-disposition": 'form-data; name="a"'}, b"line\r\n--b0undar\r\n-b0undary no"),
+              ({"content-type": "audio/wav", "x-other": "\u00e9"}, b"")]
+
+
+def _read_parts(body: bytes, cuts: list[int], boundary: bytes = BOUNDARY) -> tuple[list, bool]:
+    parts: list[tuple[dict, bytes]] = []
+
+    def on_part(headers: dict[str, str]) -> bool:
+        parts.append((headers, b""))
+        return True
+
+    def on_data(data: bytes) -> None:
+        parts[-1] = (parts[-1][0], parts[-1][1] + data)
+
+    reader = MultipartReader(boundary, on_part, on_data)
+    for start, stop in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        reader.feed(body[start:stop])
+    return parts, reader.finished
+
+
+def test_multipart_reader_finds_every_part_wherever_the_body_is_cut():
+    """Cut once at every position and twice at every pair of positions 7 bytes apart: the same parts, headers
+    and data as the body read whole, and the closing delimiter seen (a cut body is not finished)."""
+    assert _read_parts(HAND_BODY, []) == (HAND_PARTS, True)
+    for cut in range(1, len(HAND_BODY)):
+        assert _read_parts(HAND_BODY, [cut]) == (HAND_PARTS, True), cut
+        if cut + 7 < len(HAND_BODY):
+            assert _read_parts(HAND_BODY, [cut, cut + 7]) == (HAND_PARTS, True), cut
+    closing = HAND_BODY.index(b"--b0undary--")
+    assert _read_parts(HAND_BODY[: closing + 11], [])[1] is False
+
+
+#: Part data drawn from bytes that make near-delimiters often (CR, LF, "-", the boundary's letters).
+_PART_DATA = st.binary(max_size=60).map(lambda raw: bytes(b"\r\n-b0udaryx"[byte % 11] for byte in raw))
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.tuples(st.dictionaries(st.sampled_from(["name", "content-type", "x-a"]),
+                                                st.text("abc=; /", max_size=12), max_size=3), _PART_DATA),
+                      max_size=4),
+       cuts=st.lists(st.floats(0, 1), max_size=6))
+def test_multipart_reader_reads_back_any_body_written_by_the_rules(parts, cuts):
+    """Any parts whose data holds no delimiter, written as RFC 2046 says and cut anywhere, are read back as written
+    (header values are written stripped, as they are read)."""
+    parts = [({k: v.strip() for k, v in headers.items()}, data) for headers, data in parts]
+    parts = [(headers, data) for headers, data in parts if b"\r\n--b0undary" not in b"\r\n" + data + b"\r\n"]
+    body = b"".join(b"--b0undary\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
+                    + data + b"\r\n" for headers, data in parts) + b"--b0undary--\r\n"
+    at = sorted({int(cut * len(body)) for cut in cuts} - {0, len(body)})
+    assert _read_parts(body, at) == (parts, True)
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"--b0undary\r\nno colon here\r\n\r\ndata\r\n--b0undary--", "malformed part header"),
+    (b"--b0undary\r\n: no name\r\n\r\ndata\r\n--b0undary--", "malformed part header"),
+    (b"--b0undary junk\r\n\r\ndata\r\n--b0undary--", "unexpected bytes after a boundary"),
+    (b"--b0undary" + b" " * 2000, "no line end after a boundary"),
+    (b"--b0undary\r\nX: " + b"y" * MAX_HEADER_BYTES, "headers are longer than"),
+])
+def test_multipart_reader_refuses_broken_framing(body, problem):
+    with pytest.raises(MultipartError, match=problem):
+        _read_parts(body, [])
+    with pytest.raises(MultipartError, match="1 to 70"):
+        MultipartReader(b"x" * 71, lambda headers: True, lambda data: None)
+
+
+def test_unwanted_parts_are_skipped_without_holding_them():
+    """Data of parts the caller does not want never reaches the sink, however long (only a delimiter's length of
+    it is kept between chunks)."""
+    big = bytes(range(256)) * 4096
+    body = (b"--b0undary\r\nName: skip\r\n\r\n" + big + b"\r\n--b0undary\r\nName: keep\r\n\r\nwanted"
+            b"\r\n--b0undary--")
+    received = []
+    reader = MultipartReader(BOUNDARY, lambda headers: headers["name"] == "keep", received.append)
+    for start in range(0, len(body), 65536):
+        reader.feed(body[start : start + 65536])
+        assert len(reader._buffer) < len(BOUNDARY) + 4
+    assert b"".join(received) == b"wanted" and reader.finished
+
+
+# -- decoding an upload -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("memory_limit", [MEMORY_LIMIT, 0])
+def test_an_upload_decodes_as_the_file_would_load_and_its_problems_are_answers(tmp_path, memory_limit):
+    """In memory or spooled to a file: the audio load_audio reads from the file; 413 over the duration limit, 400
+    empty-audio for a header without samples, 400 undecodable-audio for bytes that are not audio, each naming the
+    upload."""
+    def upload_of(data: bytes, name: str) -> Upload:
+        upload = Upload(tmp_path / "spool", name, memory_limit)
+        upload.write(data)
+        upload.finish()
+        return upload
+
+    (tmp_path / "spool").mkdir()
+    sf.write(tmp_path / "two.flac", np.sin(np.arange(32_000) / 9), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "none.wav", np.zeros(0), 16000)
+    upload = upload_of((tmp_path / "two.flac").read_bytes(), "two.flac")
+    np.testing.assert_array_equal(decode_upload(upload, max_duration_s=2.0).signal,
+                                  load_audio(tmp_path / "two.flac").signal)
+    upload.remove()
+    for data, name, limit, (status, code) in (
+        ((tmp_path / "two.flac").read_bytes(), "two.flac", 1.5, (413, "too-long")),
+        ((tmp_path / "none.wav").read_bytes(), "none.wav", 10.0, (400, "empty-audio")),
+        (b"hello, not audio", "text.wav", 10.0, (400, "undecodable-audio")),
+    ):
+        upload = upload_of(data, name)
+        assert (upload.path is None) == (memory_limit > 0)
+        with pytest.raises(ServiceError) as caught:
+            decode_upload(upload, limit)
+        assert (caught.value.status, caught.value.code) == (status, code)
+        assert caught.value.message.startswith(f"{name}: ")
+        upload.remove()
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
 # -- admission --------------------------------------------------------------------------------------------------
 def test_admission_refuses_beyond_slots_plus_queue_then_recovers():
     """2 slots and a queue of 3: of 8 simultaneous requests 5 are admitted and 3 get 503; once they are done a new
@@ -192,6 +320,49 @@ def test_admission_refuses_beyond_slots_plus_queue_then_recovers():
     outcomes, peak, waiting, running = asyncio.run(main())
     assert outcomes == [200] * 5 + [503] * 3
     assert peak <= 2 and (waiting, running) == (0, 0)
+
+
+def test_a_failing_job_fails_its_request_only_and_close_waits_for_running_jobs():
+    """An exception in a slot's thread is raised in the request that awaited it, and the slot serves the next
+    job; close() lets a running job finish, cancels the jobs not started, and stops the threads."""
+    import threading
+    import time
+
+    async def main():
+        admission = Admission(slots=1, queue=4)
+
+        def fail():
+            raise ValueError("bad file")
+
+        async with admission.admit():
+            with pytest.raises(ValueError, match="bad file"):
+                await admission.run(fail)
+        async with admission.admit():
+            assert await admission.run(lambda: 42) == 42
+        started, finished = threading.Event(), []
+
+        def slow():
+            started.set()
+            time.sleep(0.2)
+            finished.append(True)
+
+        async def request(job):
+            async with admission.admit():
+                return await admission.run(job)
+
+        running = asyncio.create_task(request(slow))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait)
+        queued = asyncio.create_task(request(lambda: finished.append(False)))
+        await asyncio.sleep(0.01)
+        threads = list(admission._threads)
+        admission.close()  # returns once the running job is done
+        assert finished == [True] and not any(thread.is_alive() for thread in threads)
+        await running
+        with pytest.raises(ServiceError) as caught:
+            await queued
+        assert (caught.value.status, caught.value.code, finished) == (503, "shutting-down", [True])
+
+    asyncio.run(main())
 
 
 # -- metrics ----------------------------------------------------------------------------------------------------
