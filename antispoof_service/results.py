@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from lfcc_gmm.analysis import analyse_audio, analyse_files
+from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE as SAMPLE_RATE
 from lfcc_gmm.audio import Audio, AudioError, AudioTooLongError, EmptyAudioError, decode_audio, load_audio
 from lfcc_gmm.scorers import Scorer
 from lfcc_gmm.speech import detect_speech
@@ -25,8 +26,6 @@ from lfcc_gmm.verdicts import FileResult, Threshold
 
 from .errors import ServiceError, bad_audio, bad_parameter
 from .uploads import Upload
-
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE as SAMPLE_RATE
+
 #: Sample encodings a client may declare, and their NumPy types (little-endian).
 ENCODINGS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
 #: The WAV subtype that holds each encoding's samples exactly (a finished stream is scored as a WAV upload).

@@ -21,6 +21,8 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE as SAMPLE_RATE
+
 from .errors import ServiceError, bad_audio, bad_parameter
 from .multipart import MultipartError, MultipartReader
 
@@ -223,5 +225,5 @@ def spool_signal(signal: np.ndarray, subtype: str, directory: str | os.PathLike,
     ``directory`` is where it is written should a scorer read files only. ``subtype`` ``PCM_16`` for int16 streams
     and ``FLOAT`` for float32 ones: soundfile reads back exactly the samples streamed."""
     buffer = io.BytesIO()
-    sf.write(buffer, signal, 16000, subtype=subtype, format="WAV")
+    sf.write(buffer, signal, SAMPLE_RATE, subtype=subtype, format="WAV")
     return Upload.of_bytes(buffer.getvalue(), name, directory)
