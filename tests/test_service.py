@@ -69,6 +69,8 @@ def test_health_readiness_scorers_and_openapi(service, service_files):
     # The interactive docs would load Swagger UI from a CDN: they are off, and say so as JSON.
     status, _, body = service.get("/docs")
     assert status == 404 and json.loads(body)["error"]["code"] == "not-found"
+    status, headers, body = service.get("/v1/score")
+    assert (status, json.loads(body)["error"]["code"], headers["allow"]) == (405, "method-not-allowed", "POST")
 
 
 def test_page_and_assets_are_served_and_reference_nothing_outside(service):
