@@ -179,10 +179,10 @@ def _score_upload(scorer: Scorer, upload: Upload, options: ScoreOptions,
     start = time.perf_counter()
     result = analyse_upload(scorer, upload, options, max_duration_s)
     seconds = time.perf_counter() - start
-    return json_bytes(result_object(result)), seconds
+    return _json_bytes(result_object(result)), seconds
 
 
-def json_bytes(content: Any) -> bytes:
+def _json_bytes(content: Any) -> bytes:
     """``content`` as JSONResponse renders it (UTF-8, compact, no NaN)."""
     return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 

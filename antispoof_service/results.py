@@ -9,17 +9,26 @@ the segments of an upload).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from lfcc_gmm.analysis import analyse_audio, analyse_files
 from lfcc_gmm.audio import DEFAULT_SAMPLE_RATE as SAMPLE_RATE
-from lfcc_gmm.audio import Audio, AudioError, AudioTooLongError, EmptyAudioError, decode_audio, load_audio
+from lfcc_gmm.audio import (
+    Audio,
+    AudioError,
+    AudioTooLongError,
+    EmptyAudioError,
+    check_header,
+    decode_audio,
+    load_audio,
+)
 from lfcc_gmm.scorers import Scorer
 from lfcc_gmm.speech import detect_speech
 from lfcc_gmm.verdicts import FileResult, Threshold
@@ -77,15 +86,10 @@ def decode_upload(upload: Upload, max_duration_s: float = math.inf) -> Audio:
         400 (``empty-audio``, ``undecodable-audio``) for an upload that holds no samples or is not audio, naming
         the upload; 413 (``too-long``) over ``max_duration_s``.
     """
-    name = upload.filename
-    try:
+    with _audio_errors_answered(upload.filename, max_duration_s):
         if upload.path is not None:
             return load_audio(upload.path, warn=False, max_duration_s=max_duration_s)
-        return decode_audio(upload.data or b"", name, warn=False, max_duration_s=max_duration_s)
-    except AudioTooLongError as exc:
-        raise too_long(name, exc.duration, max_duration_s) from exc
-    except AudioError as exc:
-        raise bad_audio(name, exc.reason, empty=isinstance(exc, EmptyAudioError)) from exc
+        return decode_audio(upload.data or b"", upload.filename, warn=False, max_duration_s=max_duration_s)
 
 
 def check_upload(upload: Upload, max_duration_s: float) -> None:
@@ -96,28 +100,28 @@ def check_upload(upload: Upload, max_duration_s: float) -> None:
     ServiceError
         As :func:`decode_upload`.
     """
-    name = upload.filename
+    with _audio_errors_answered(upload.filename, max_duration_s):
+        check_header(upload.source(), upload.filename, max_duration_s)
+
+
+@contextlib.contextmanager
+def _audio_errors_answered(name: str, max_duration_s: float) -> Iterator[None]:
+    """The library's :class:`~lfcc_gmm.audio.AudioError` family as the service's answers."""
     try:
-        # The header alone (sf.info would also format every description of the file: a quarter more time).
-        with sf.SoundFile(upload.source()) as header:
-            frames, duration = header.frames, header.frames / header.samplerate
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
-        raise bad_audio(name, f"not a readable audio file or corrupt ({cause})") from exc
-    if frames == 0:
-        raise bad_audio(name, "contains zero samples", empty=True)
-    if duration > max_duration_s:
-        raise too_long(name, duration, max_duration_s)
+        yield
+    except AudioTooLongError as exc:
+        raise too_long(name, exc.duration, max_duration_s) from exc
+    except AudioError as exc:
+        raise bad_audio(name, exc.reason, empty=isinstance(exc, EmptyAudioError)) from exc
 
 
 def analyse_upload(scorer: Scorer, upload: Upload, options: ScoreOptions = ScoreOptions(),
                    max_duration_s: float = math.inf) -> FileResult:
     """The result of a finished upload, named as the upload: the library calls that decode and score it, as
-    ``antispoof score`` does a file (the bare
-    call the service's overhead is measured against): :func:`decode_upload`, then
-    :func:`lfcc_gmm.analysis.analyse_audio` (what :func:`lfcc_gmm.analysis.analyse_bytes` does for standard
-    input). A scorer that reads files only gets the upload as a file (:func:`lfcc_gmm.analysis.analyse_files`),
-    refused from its header first (:func:`check_upload`).
+    ``antispoof score`` does a file (the bare call the service's overhead is measured against):
+    :func:`decode_upload`, then :func:`lfcc_gmm.analysis.analyse_audio` (what
+    :func:`lfcc_gmm.analysis.analyse_bytes` does for standard input). A scorer that reads files only gets the
+    upload as a file (:func:`lfcc_gmm.analysis.analyse_files`), refused from its header first (:func:`check_upload`).
 
     Raises
     ------

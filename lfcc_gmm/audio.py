@@ -7,6 +7,7 @@ reported, in :attr:`Audio.conversions` and as an :class:`AudioConversionWarning`
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -133,19 +134,47 @@ def _open_error(path: Path) -> AudioError | None:
     return None
 
 
-def _decode(source: str | io.BytesIO, name: str | os.PathLike,
-            max_duration_s: float | None) -> tuple[np.ndarray, int]:
-    """All samples of a file or a file's bytes (float64, always 2-D) and its rate; a recording over
-    ``max_duration_s`` is refused from its header, before its samples are decoded."""
+@contextlib.contextmanager
+def _reading(source: str | io.BytesIO, name: str | os.PathLike) -> Iterator[sf.SoundFile]:
+    """The file open for reading; libsndfile's errors, opening or reading, as an :class:`AudioError` naming
+    ``name``."""
     try:
         with sf.SoundFile(source) as file:
-            if max_duration_s is not None and file.frames > max_duration_s * file.samplerate:
-                raise AudioTooLongError(name, file.frames / file.samplerate, max_duration_s)
-            return file.read(dtype="float64", always_2d=True), int(file.samplerate)
+            yield file
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         # libsndfile's own message starts "Error opening '<path>': "; the AudioError names the file once.
         cause = exc.error_string if isinstance(exc, sf.LibsndfileError) else exc
         raise AudioError(name, f"not a readable audio file or corrupt ({cause})") from exc
+
+
+def _refuse_longer(file: sf.SoundFile, name: str | os.PathLike, max_duration_s: float | None) -> None:
+    if max_duration_s is not None and file.frames > max_duration_s * file.samplerate:
+        raise AudioTooLongError(name, file.frames / file.samplerate, max_duration_s)
+
+
+def _decode(source: str | io.BytesIO, name: str | os.PathLike,
+            max_duration_s: float | None) -> tuple[np.ndarray, int]:
+    """All samples of a file or a file's bytes (float64, always 2-D) and its rate; a recording over
+    ``max_duration_s`` is refused from its header, before its samples are decoded."""
+    with _reading(source, name) as file:
+        _refuse_longer(file, name, max_duration_s)
+        return file.read(dtype="float64", always_2d=True), int(file.samplerate)
+
+
+def check_header(source: str | os.PathLike | io.BytesIO, name: str | os.PathLike,
+                 max_duration_s: float | None = None) -> None:
+    """Refuse from its header alone what :func:`load_audio` would refuse about a file there (for a reader that
+    decodes the file itself); ``name`` stands for the file in messages.
+
+    Raises
+    ------
+    AudioError
+        Not audio; :class:`EmptyAudioError` for zero samples; :class:`AudioTooLongError` over ``max_duration_s``.
+    """
+    with _reading(source if isinstance(source, io.BytesIO) else str(source), name) as file:
+        if file.frames == 0:
+            raise EmptyAudioError(name, "contains zero samples")
+        _refuse_longer(file, name, max_duration_s)
 
 
 def describe_conversions(source_rate: int, channels: int, target_rate: int) -> tuple[str, ...]:

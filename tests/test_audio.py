@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -14,6 +15,7 @@ from lfcc_gmm.audio import (
     AudioError,
     AudioTooLongError,
     EmptyAudioError,
+    check_header,
     decode_audio,
     expand_audio_paths,
     find_audio_files,
@@ -203,8 +205,8 @@ def test_audio_files_below_a_folder(tmp_path):
 
 
 def test_a_duration_limit_refuses_from_the_header_before_any_sample_is_decoded(tmp_path, monkeypatch):
-    """5 s at 22.05 kHz (110,250 frames): refused under a 4.99 s limit with its duration, by load_audio and
-    decode_audio alike, without reading a sample; at exactly 5 s it loads."""
+    """5 s at 22.05 kHz (110,250 frames): refused under a 4.99 s limit with its duration, by load_audio,
+    decode_audio and check_header alike, without reading a sample; at exactly 5 s it loads (and passes the check)."""
     import pickle
 
     path = tmp_path / "five.flac"
@@ -212,13 +214,16 @@ def test_a_duration_limit_refuses_from_the_header_before_any_sample_is_decoded(t
     data = path.read_bytes()
     assert load_audio(path, warn=False, max_duration_s=5.0).signal.shape == (80_000,)
     assert decode_audio(data, "upload", warn=False, max_duration_s=5.0).signal.shape == (80_000,)
+    check_header(path, str(path), max_duration_s=5.0)
 
     def no_samples(*args, **kwargs):
         raise AssertionError("samples were decoded")
 
     monkeypatch.setattr(sf.SoundFile, "read", no_samples)
     for name, load in ((str(path), lambda: load_audio(path, max_duration_s=4.99)),
-                       ("upload", lambda: decode_audio(data, "upload", max_duration_s=4.99))):
+                       ("upload", lambda: decode_audio(data, "upload", max_duration_s=4.99)),
+                       ("header", lambda: check_header(path, "header", max_duration_s=4.99)),
+                       ("bytes", lambda: check_header(io.BytesIO(data), "bytes", max_duration_s=4.99))):
         with pytest.raises(AudioTooLongError) as caught:
             load()
         assert (caught.value.path, caught.value.duration, caught.value.limit) == (name, 5.0, 4.99)
@@ -230,13 +235,15 @@ def test_a_duration_limit_refuses_from_the_header_before_any_sample_is_decoded(t
 
 def test_no_audio_at_all_is_an_empty_audio_error(tmp_path):
     """0 bytes, or a header and zero samples: EmptyAudioError (an AudioError), which bytes that are not audio are
-    not."""
+    not (check_header sees both from the header)."""
     sf.write(tmp_path / "none.wav", np.zeros(0), 16000)
     (tmp_path / "zero.wav").write_bytes(b"")
     for load in (lambda: load_audio(tmp_path / "none.wav"), lambda: load_audio(tmp_path / "zero.wav"),
-                 lambda: decode_audio((tmp_path / "none.wav").read_bytes()), lambda: decode_audio(b"")):
+                 lambda: decode_audio((tmp_path / "none.wav").read_bytes()), lambda: decode_audio(b""),
+                 lambda: check_header(tmp_path / "none.wav", "none.wav")):
         with pytest.raises(EmptyAudioError):
             load()
-    with pytest.raises(AudioError) as caught:
-        decode_audio(b"RIFF not really")
-    assert not isinstance(caught.value, EmptyAudioError)
+    for load in (lambda: decode_audio(b"RIFF not really"), lambda: check_header(io.BytesIO(b"RIFF not"), "x")):
+        with pytest.raises(AudioError, match="not a readable audio file") as caught:
+            load()
+        assert not isinstance(caught.value, EmptyAudioError)

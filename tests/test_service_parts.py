@@ -19,7 +19,7 @@ from antispoof_service.admission import Admission  # noqa: E402
 from antispoof_service.errors import ServiceError  # noqa: E402
 from antispoof_service.metrics import Histogram, ServiceMetrics  # noqa: E402
 from antispoof_service.multipart import MAX_HEADER_BYTES, MultipartError, MultipartReader  # noqa: E402
-from antispoof_service.results import decode_upload  # noqa: E402
+from antispoof_service.results import check_upload, decode_upload  # noqa: E402
 from antispoof_service.settings import ScorerSpec, ServiceSettings  # noqa: E402
 from antispoof_service.streaming import StreamBuffer, StreamError, StreamFormat  # noqa: E402
 from antispoof_service.uploads import MEMORY_LIMIT, Upload, spool_body  # noqa: E402
@@ -250,7 +250,7 @@ def test_unwanted_parts_are_skipped_without_holding_them():
 def test_an_upload_decodes_as_the_file_would_load_and_its_problems_are_answers(tmp_path, memory_limit):
     """In memory or spooled to a file: the audio load_audio reads from the file; 413 over the duration limit, 400
     empty-audio for a header without samples, 400 undecodable-audio for bytes that are not audio, each naming the
-    upload."""
+    upload; the header check for plug-ins that read files (check_upload) answers the same."""
     def upload_of(data: bytes, name: str) -> Upload:
         upload = Upload(tmp_path / "spool", name, memory_limit)
         upload.write(data)
@@ -263,6 +263,7 @@ def test_an_upload_decodes_as_the_file_would_load_and_its_problems_are_answers(t
     upload = upload_of((tmp_path / "two.flac").read_bytes(), "two.flac")
     np.testing.assert_array_equal(decode_upload(upload, max_duration_s=2.0).signal,
                                   load_audio(tmp_path / "two.flac").signal)
+    check_upload(upload, max_duration_s=2.0)
     upload.remove()
     for data, name, limit, (status, code) in (
         ((tmp_path / "two.flac").read_bytes(), "two.flac", 1.5, (413, "too-long")),
@@ -271,10 +272,11 @@ def test_an_upload_decodes_as_the_file_would_load_and_its_problems_are_answers(t
     ):
         upload = upload_of(data, name)
         assert (upload.path is None) == (memory_limit > 0)
-        with pytest.raises(ServiceError) as caught:
-            decode_upload(upload, limit)
-        assert (caught.value.status, caught.value.code) == (status, code)
-        assert caught.value.message.startswith(f"{name}: ")
+        for check in (decode_upload, check_upload):
+            with pytest.raises(ServiceError) as caught:
+                check(upload, limit)
+            assert (caught.value.status, caught.value.code) == (status, code)
+            assert caught.value.message.startswith(f"{name}: ")
         upload.remove()
     assert list((tmp_path / "spool").iterdir()) == []
 
