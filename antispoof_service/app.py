@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qsl
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -187,26 +186,6 @@ def _json_bytes(content: Any) -> bytes:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
-def _first_headers(scope: Scope, *names: bytes) -> list[str | None]:
-    """The first value of each header named (lower-case), None where absent."""
-    found: dict[bytes, str] = {}
-    for key, value in scope["headers"]:
-        if key in names and key not in found:
-            found[key] = value.decode("latin-1")
-    return [found.get(name) for name in names]
-
-
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The request body as it arrives; :class:`ClientDisconnect` when the client goes away first."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-
-
 class ScoreRoute:
     """ASGI middleware that answers ``/v1/score`` itself, ahead of the exception middleware and the router, and
     passes every other request on.
@@ -234,28 +213,27 @@ class ScoreRoute:
 
     async def _score(self, scope: Scope, receive: Receive, send: Send) -> None:
         state, settings = self.state, self.state.settings
-        authorization, content_type, length = _first_headers(scope, b"authorization", b"content-type",
-                                                            b"content-length")
-        state.authorize(authorization)
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        request = Request(scope, receive)
+        state.authorize(request.headers.get("authorization"))
+        query = request.query_params
         chosen = state.scorer(query.get("scorer"))
-        request_state = scope.setdefault("state", {})
-        request_state["scorer"] = chosen.name
+        request.state.scorer = chosen.name
         options = ScoreOptions.from_query(query.get("threshold"))
+        length = request.headers.get("content-length")
         async with state.admission.admit():
             try:
-                upload = await spool_body(_body_chunks(receive), content_type,
+                upload = await spool_body(request.stream(), request.headers.get("content-type"),
                                           int(length) if length and length.isdigit() else None,
                                           settings.upload_dir, settings.max_upload_bytes)
             except ClientDisconnect:
-                request_state["client_closed"] = True
+                request.state.client_closed = True
                 await send({"type": "http.response.start", "status": CLIENT_CLOSED, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
                 return
             try:
                 body, seconds = await state.admission.run(_score_upload, chosen, upload, options,
                                                           settings.max_duration_s)
-                request_state["score_ms"] = round(1000 * seconds, 2)
+                request.state.score_ms = round(1000 * seconds, 2)
             finally:
                 upload.remove()
         await send({"type": "http.response.start", "status": 200,
