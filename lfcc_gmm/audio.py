@@ -343,22 +343,19 @@ def iter_blocks(
     error = _open_error(path)
     if error is not None:
         raise error
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(path, f"not a readable audio file or corrupt ({exc})") from exc
-    if info.samplerate != sample_rate:
-        raise AudioError(
-            path, f"is {info.samplerate} Hz; streaming needs {sample_rate} Hz (load it whole to resample)"
-        )
     block = max(1, int(block_seconds * sample_rate))
     produced = 0
-    try:
-        for data in sf.blocks(str(path), blocksize=block, dtype="float64", always_2d=True):
-            check_signal(data, path)
-            produced += data.shape[0]
-            yield to_mono(data)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(path, f"corrupt after {produced} samples ({exc})") from exc
+    with _reading(str(path), path) as file:
+        if file.samplerate != sample_rate:
+            raise AudioError(
+                path, f"is {file.samplerate} Hz; streaming needs {sample_rate} Hz (load it whole to resample)"
+            )
+        try:
+            for data in file.blocks(blocksize=block, dtype="float64", always_2d=True):
+                check_signal(data, path)
+                produced += data.shape[0]
+                yield to_mono(data)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(path, f"corrupt after {produced} samples ({exc})") from exc
     if produced == 0:
         raise EmptyAudioError(path, "contains zero samples")

@@ -408,8 +408,6 @@ def _smooth_scores(scores: np.ndarray, f0_steps: int, frames: int) -> np.ndarray
     return scores
 
 
-
-
 def _contrast(power: np.ndarray, half_width: int, clip_db: float) -> np.ndarray:
     """Log power minus its moving average over ±``half_width`` bins (edge bins repeated), clipped to ±``clip_db``."""
     # A floor relative to each frame keeps the result independent of the level (and finite for zeros).
