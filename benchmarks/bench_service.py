@@ -153,21 +153,20 @@ class LeanClient:
 
 def lean_one_client(url: str, scorer: str, paths: list[Path]) -> tuple[list[float], str]:
     """Each file uploaded once by a :class:`LeanClient` at idle CPU priority, in a thread of its own (the policy
-    is a thread's): (latencies, the priority it ran at)."""
-    latencies: list[float] = []
-    priority = ["SCHED_IDLE"]
+    is a thread's; its errors are raised here): (latencies, the priority it ran at)."""
 
-    def run() -> None:
+    def run() -> tuple[list[float], str]:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            priority = "SCHED_IDLE"
         except (AttributeError, OSError):  # not Linux, or refused: the lowest nice value instead
             os.nice(19)
-            priority[0] = "nice 19"
-        client = LeanClient(url)
+            priority = "nice 19"
+        client, latencies = LeanClient(url), []
         try:
             for path in paths:
-                body, content_type = multipart_body(path)
                 start = time.perf_counter()
+                body, content_type = multipart_body(path)
                 status, answer = client.post(f"/v1/score?scorer={scorer}", body, content_type)
                 if status != 200:
                     sys.exit(f"{path}: {status} {answer[:300]!r}")
@@ -175,11 +174,10 @@ def lean_one_client(url: str, scorer: str, paths: list[Path]) -> tuple[list[floa
                 latencies.append(time.perf_counter() - start)
         finally:
             client.close()
+        return latencies, priority
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    return latencies, priority[0]
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 def post(url: str, scorer: str, path: Path) -> float:
